@@ -1,0 +1,423 @@
+//! Command-line commands. `anyhow` lives here (and in `main`), not in the library.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use grader::config::{JudgeKind, LogFormat, Settings, Sources};
+use grader::engine::{Engine, GradeRequest, QuestionRef};
+use grader::eval::{self, BadLine};
+use grader::grade::{Grade, Verdict};
+use grader::judge::calibration::Calibration;
+use grader::judge::fit::{FitItem, fit};
+use grader::judge::CoverageJudge;
+use grader::rubric::{Catalog, RubricSummary};
+
+#[derive(Debug, Parser)]
+#[command(name = "grader", version, about = "Grade interview answers against rubrics, criterion by criterion, with quoted evidence.")]
+pub struct Cli {
+    /// Configuration file layered over the built-in defaults (else config/$GRADER_ENV.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines (to stderr).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check or list the rubric set.
+    Rubrics {
+        #[command(subcommand)]
+        command: RubricsCommand,
+    },
+    /// Index the rubric set into the configured vector store (only what changed).
+    Index {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find the rubric a free-text question asks about.
+    Match {
+        question: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grade one answer.
+    Grade(GradeArgs),
+    /// Grade a labelled JSONL file and report agreement with the human scores.
+    Eval {
+        file: PathBuf,
+        #[arg(long)]
+        judge: Option<JudgeKind>,
+        #[arg(long)]
+        json: bool,
+        /// Only the first N items.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Fit the coverage judge's thresholds to a labelled JSONL file and write the calibration file.
+    Calibrate {
+        file: PathBuf,
+        /// Where to write (default: judge.calibration from the config).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RubricsCommand {
+    /// Validate every rubric (format and the quality bar of the shipped set).
+    Lint {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// List the rubrics.
+    List {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct GradeArgs {
+    /// The rubric id (see `grader rubrics list`).
+    #[arg(long, group = "q")]
+    question_id: Option<String>,
+    /// The question as text: matched to a rubric, or with --reference-answer graded ad hoc.
+    #[arg(long, group = "q")]
+    question: Option<String>,
+    /// A reference answer: grade against a rubric derived from it (needs --question).
+    #[arg(long, requires = "question")]
+    reference_answer: Option<String>,
+    /// The answer text.
+    #[arg(long, group = "a")]
+    answer: Option<String>,
+    /// Read the answer from a file.
+    #[arg(long, group = "a")]
+    answer_file: Option<PathBuf>,
+    /// `-` reads the answer from standard input.
+    #[arg(value_name = "-", group = "a")]
+    stdin: Option<String>,
+    #[arg(long)]
+    judge: Option<JudgeKind>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(&Sources {
+        file: cli.config.clone(),
+        ..Sources::default()
+    })?;
+    let format = if cli.log_json { LogFormat::Json } else { settings.log.format };
+    grader::telemetry::init(format, &settings.log.level, std::io::stderr);
+    match cli.command {
+        Command::Rubrics { command } => rubrics(&settings, command),
+        command => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async_main(settings, command))
+        }
+    }
+}
+
+fn rubrics(settings: &Settings, cmd: RubricsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RubricsCommand::Lint { dir } => {
+            let dir = dir.unwrap_or_else(|| settings.rubrics_dir.clone());
+            let catalog = match Catalog::load_dir(&dir) {
+                Ok(c) => c,
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let mut problems = Vec::new();
+            for r in catalog.iter() {
+                let file = catalog.file_of(&r.id).unwrap_or(Path::new("?"));
+                problems.extend(r.lint_quality(file));
+            }
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            if problems.is_empty() {
+                println!("{} rubrics OK in {}", catalog.len(), dir.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{} problem(s) in {}", problems.len(), dir.display());
+                Ok(ExitCode::from(1))
+            }
+        }
+        RubricsCommand::List { dir, json } => {
+            let dir = dir.unwrap_or_else(|| settings.rubrics_dir.clone());
+            let catalog = Catalog::load_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let rows: Vec<RubricSummary> = catalog.iter().map(RubricSummary::from).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in rows {
+                    println!("{:<36} {:>2} criteria {:>2} exemplars  {}", r.id, r.criteria, r.exemplars, r.question);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn open_engine(settings: Settings) -> anyhow::Result<Engine> {
+    let base = std::env::current_dir()?;
+    let engine = Engine::open(settings, &base).await?;
+    let r = &engine.index_report;
+    if r.changed() {
+        tracing::info!(added = r.added.len(), updated = r.updated.len(), removed = r.removed.len(), ms = r.elapsed_ms, "indexed rubric set");
+    }
+    Ok(engine)
+}
+
+async fn async_main(settings: Settings, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Rubrics { .. } => unreachable!("handled without a runtime"),
+        Command::Index { json } => {
+            let engine = open_engine(settings).await?;
+            let r = &engine.index_report;
+            if json {
+                println!("{}", serde_json::to_string_pretty(r)?);
+            } else {
+                println!(
+                    "{}: {} added, {} updated, {} removed, {} unchanged ({} points written, {} ms)",
+                    engine.store.describe(),
+                    r.added.len(),
+                    r.updated.len(),
+                    r.removed.len(),
+                    r.unchanged,
+                    r.points_written,
+                    r.elapsed_ms
+                );
+                for (what, ids) in [("added", &r.added), ("updated", &r.updated), ("removed", &r.removed)] {
+                    for id in ids {
+                        println!("  {what}: {id}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Match { question, json } => {
+            let engine = open_engine(settings).await?;
+            let m = engine.match_question(&question).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else {
+                match &m.rubric_id {
+                    Some(id) => println!("{id} ({:.3})", m.similarity),
+                    None => println!(
+                        "no rubric matches (best {:.3} < threshold {:.3})",
+                        m.similarity, engine.settings.matching.threshold
+                    ),
+                }
+                for c in m.candidates.iter().skip(usize::from(m.rubric_id.is_some())) {
+                    println!("  candidate {} ({:.3})", c.rubric_id, c.similarity);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Grade(args) => grade(settings, args).await,
+        Command::Eval { file, judge, json, limit } => eval_cmd(settings, &file, judge, json, limit).await,
+        Command::Calibrate { file, out } => calibrate(settings, &file, out).await,
+    }
+}
+
+async fn grade(settings: Settings, args: GradeArgs) -> anyhow::Result<ExitCode> {
+    let answer = match (&args.answer, &args.answer_file, &args.stdin) {
+        (Some(a), _, _) => a.clone(),
+        (_, Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("reading --answer-file {}", path.display()))?,
+        (_, _, Some(dash)) if dash == "-" => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("reading the answer from standard input")?;
+            s
+        }
+        (_, _, Some(other)) => bail!("unexpected argument `{other}`: pass the answer with --answer, --answer-file or `-` for stdin"),
+        _ => bail!("no answer: pass --answer TEXT, --answer-file PATH, or `-` to read standard input"),
+    };
+    let question = match (args.question_id, args.question, args.reference_answer) {
+        (Some(id), _, _) => QuestionRef::Id(id),
+        (None, Some(q), Some(reference)) => QuestionRef::AdHoc { question: q, reference_answer: reference },
+        (None, Some(q), None) => QuestionRef::Text(q),
+        _ => bail!("no question: pass --question-id ID, or --question TEXT (optionally with --reference-answer TEXT)"),
+    };
+    let engine = open_engine(settings).await?;
+    let g = engine
+        .grade(&GradeRequest { question, answer, judge: args.judge, samples: None })
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&g)?);
+    } else {
+        print_grade(&g);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_grade(g: &Grade) {
+    println!("{}  {:.1} / {}", g.rubric_id, g.score, g.max_score);
+    println!("{}", g.question);
+    for c in &g.criteria {
+        let mark = match c.verdict {
+            Verdict::Met => "met    ",
+            Verdict::Partial => "partial",
+            Verdict::Missed => "missed ",
+        };
+        if c.evidence.is_empty() {
+            println!("  [{mark}] {} (w{})", c.id, c.weight);
+        } else {
+            println!("  [{mark}] {} (w{}): \"{}\"", c.id, c.weight, one_line(&c.evidence, 100));
+        }
+    }
+    for m in &g.misconceptions {
+        println!("  [wrong  ] {} (-{}): \"{}\"", m.id, m.penalty, one_line(&m.evidence, 100));
+    }
+    if !g.gaps.is_empty() {
+        println!("gaps:");
+        for gap in &g.gaps {
+            println!("  - {gap}");
+        }
+    }
+    println!("{}", g.feedback);
+    if !g.flags.is_empty() {
+        let flags: Vec<String> = g.flags.iter().map(|f| serde_json::to_string(f).unwrap_or_default().trim_matches('"').to_string()).collect();
+        println!("flags: {}", flags.join(", "));
+    }
+    println!("judge: {} ({}), {} ms", g.judge.kind, g.judge.model, g.latency_ms);
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max { format!("{}…", flat.chars().take(max).collect::<String>()) } else { flat }
+}
+
+fn progress(n: usize) -> ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new(n as u64);
+        pb.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} answers {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        pb
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
+fn request_for(item: &eval::EvalItem, judge: Option<JudgeKind>) -> GradeRequest {
+    let question = match (&item.question_id, &item.question, &item.reference_answer) {
+        (Some(id), _, _) => QuestionRef::Id(id.clone()),
+        (None, Some(q), Some(r)) => QuestionRef::AdHoc { question: q.clone(), reference_answer: r.clone() },
+        (None, Some(q), None) => QuestionRef::Text(q.clone()),
+        _ => QuestionRef::Text(String::new()),
+    };
+    GradeRequest { question, answer: item.answer.clone(), judge, samples: None }
+}
+
+async fn eval_cmd(settings: Settings, file: &Path, judge: Option<JudgeKind>, json: bool, limit: Option<usize>) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (mut items, skipped) = eval::parse_items(&text);
+    for b in &skipped {
+        eprintln!("{}:{}: skipped: {}", file.display(), b.line, b.error);
+    }
+    if let Some(n) = limit {
+        items.truncate(n);
+    }
+    let concurrency = settings.limits.concurrency;
+    let engine = Arc::new(open_engine(settings).await?);
+    let judge_name = format!("{:?}", engine.effective_judge(judge)).to_lowercase();
+    let pb = progress(items.len());
+    let started = Instant::now();
+    let results: Vec<(usize, eval::EvalItem, Result<Grade, String>)> = futures::stream::iter(items.into_iter().map(|(line, item)| {
+        let engine = engine.clone();
+        let pb = pb.clone();
+        async move {
+            let r = engine.grade(&request_for(&item, judge)).await.map_err(|e| e.to_string());
+            pb.inc(1);
+            (line, item, r)
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .collect()
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let mut scored = Vec::new();
+    let mut failed = Vec::new();
+    for (line, item, r) in results {
+        match r {
+            Ok(g) => scored.push((item.group(), g.score as f64 / g.max_score as f64 * item.scale_max, item.score, item.scale_max)),
+            Err(e) => {
+                eprintln!("{}:{line}: not graded: {e}", file.display());
+                failed.push(BadLine { line, error: e });
+            }
+        }
+    }
+    let report = eval::report(&scored, elapsed, &judge_name, skipped, failed);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} answers, judge {}: pearson {:.3}  spearman {:.3}  qwk {:.3}  rmse {:.2}  mae {:.2}  ({:.1} answers/s)",
+            report.n, report.judge, report.pearson, report.spearman, report.qwk, report.rmse, report.mae, report.answers_per_second
+        );
+        println!("per question (n, pearson, mae):");
+        for (q, m) in &report.per_question {
+            println!("  {q:<40} {:>3} {:>7.3} {:>6.2}", m.n, m.pearson, m.mae);
+        }
+        if !report.skipped_lines.is_empty() || !report.failed.is_empty() {
+            println!("{} lines skipped, {} items failed", report.skipped_lines.len(), report.failed.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn calibrate(settings: Settings, file: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (items, skipped) = eval::parse_items(&text);
+    for b in &skipped {
+        eprintln!("{}:{}: skipped: {}", file.display(), b.line, b.error);
+    }
+    let out = out.unwrap_or_else(|| settings.judge.calibration.clone());
+    let engine = open_engine(settings).await?;
+    let mut measured = Vec::new();
+    for (line, item) in &items {
+        let req = request_for(item, Some(JudgeKind::Coverage));
+        let resolved = engine.resolve(&req.question).await.with_context(|| format!("{}:{line}", file.display()))?;
+        let f = engine.coverage_features(&resolved, &item.answer).await?;
+        measured.push((item.group(), item.score / item.scale_max * 10.0, resolved, f));
+    }
+    let fit_items: Vec<FitItem> = measured
+        .iter()
+        .map(|(group, human, resolved, features)| {
+            let (rubric, vecs, q) = engine.parts(resolved);
+            FitItem { group: group.clone(), human: *human, judge: CoverageJudge::new(rubric, vecs, q), features: features.clone() }
+        })
+        .collect();
+    let command = format!("grader calibrate {}", file.display());
+    let started = Instant::now();
+    let (thresholds, info) = fit(&fit_items, &command, &file.display().to_string());
+    let cal = Calibration { thresholds, fit: info };
+    let body = toml::to_string_pretty(&cal)?;
+    let header = format!(
+        "# Coverage judge thresholds. Do not edit by hand: refit with\n#   {command}\n# (fit in {:.1} s over {} answers; cv_* = two-fold cross-validation by question)\n",
+        started.elapsed().as_secs_f64(),
+        fit_items.len()
+    );
+    std::fs::write(&out, format!("{header}{body}")).with_context(|| format!("writing {}", out.display()))?;
+    println!("{header}{body}");
+    println!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,445 @@
+//! The grading pipeline: resolve the rubric → judge → verify evidence → aggregate → `Grade`.
+//!
+//! [`Engine`] owns what every interface shares (catalog, embedder, store, the judges' vectors,
+//! calibration) and is cheap to share behind an `Arc`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{EmbeddingKind, JudgeKind, OverLimit, Settings, StoreKind};
+use crate::embed::{EmbedError, Embedder, LocalEmbedder};
+use crate::grade::{Flag, Grade, Judgement, compute_score, feedback_from_verdicts, gaps_from_verdicts, verify_evidence};
+use crate::index::{Collections, IndexError, IndexReport, Knowledge, Phrase, RubricVectors, index_catalog};
+use crate::judge::{Calibration, CoverageFeatures, CoverageJudge};
+use crate::matching::{Candidate, MatchResult, match_question};
+use crate::rubric::{Catalog, Criterion, ModelAnswer, Rubric, RubricErrors, RubricKind, content_hash};
+use crate::store::{EmbeddedStore, Filter, QdrantOptions, QdrantStore, StoreError, VectorStore};
+use crate::text::segments;
+
+/// How the question is named in a grading request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum QuestionRef {
+    /// A rubric id from the catalog.
+    Id(String),
+    /// Free text, matched to a rubric.
+    Text(String),
+    /// A question with a reference answer: graded against a rubric derived from the reference.
+    AdHoc { question: String, reference_answer: String },
+}
+
+/// A candidate's answer, checked once: not empty, within the token limit (or truncated).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    text: String,
+    truncated: bool,
+}
+
+impl Answer {
+    pub fn parse(text: &str, max_tokens: usize, over: OverLimit) -> Result<Answer, GradeError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(GradeError::EmptyAnswer);
+        }
+        // Cheap upper bound first: a token is at least one byte.
+        if trimmed.len() <= max_tokens {
+            return Ok(Answer { text: trimmed.to_string(), truncated: false });
+        }
+        let bpe = tiktoken_rs::cl100k_base_singleton();
+        let tokens = bpe.encode_ordinary(trimmed);
+        if tokens.len() <= max_tokens {
+            return Ok(Answer { text: trimmed.to_string(), truncated: false });
+        }
+        match over {
+            OverLimit::Reject => Err(GradeError::AnswerTooLong { tokens: tokens.len(), max: max_tokens }),
+            OverLimit::Truncate => {
+                let cut = bpe.decode(&tokens[..max_tokens]).unwrap_or_else(|_| trimmed.chars().take(max_tokens).collect());
+                Ok(Answer { text: cut, truncated: true })
+            }
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+}
+
+/// Why grading failed. Input errors name the input and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum GradeError {
+    #[error("answer is empty: send the candidate's answer text")]
+    EmptyAnswer,
+    #[error("answer is too long: {tokens} tokens, the limit is {max} (limits.max_answer_tokens); shorten it or set limits.over_limit = \"truncate\"")]
+    AnswerTooLong { tokens: usize, max: usize },
+    #[error("unknown question id `{id}`: see `grader rubrics list` or GET /v1/questions{}", suggest(.closest))]
+    UnknownQuestion { id: String, closest: Vec<String> },
+    #[error("no rubric matches the question (best similarity {similarity:.2} is below the threshold {threshold:.2}); name a question id, or send a reference_answer to grade against{}", suggest_candidates(.candidates))]
+    Unmatched { similarity: f32, threshold: f32, candidates: Vec<Candidate> },
+    #[error("reference answer has no statements to grade against: give a reference answer of at least one full sentence")]
+    EmptyReference,
+    #[error("judge `{0}` is not available: {1}")]
+    JudgeUnavailable(String, String),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("LLM judge failed: {0}")]
+    Llm(String),
+}
+
+fn suggest(closest: &[String]) -> String {
+    if closest.is_empty() { String::new() } else { format!(" (did you mean {}?)", closest.join(", ")) }
+}
+
+fn suggest_candidates(c: &[Candidate]) -> String {
+    if c.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = c.iter().take(3).map(|c| format!("{} ({:.2})", c.rubric_id, c.similarity)).collect();
+        format!("; closest: {}", list.join(", "))
+    }
+}
+
+impl GradeError {
+    /// Whether the caller's input is at fault (4xx) rather than the service (5xx).
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            GradeError::EmptyAnswer
+                | GradeError::AnswerTooLong { .. }
+                | GradeError::UnknownQuestion { .. }
+                | GradeError::Unmatched { .. }
+                | GradeError::EmptyReference
+                | GradeError::JudgeUnavailable(..)
+        )
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Rubrics(RubricErrors),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Calibration(#[from] crate::judge::calibration::CalibrationError),
+}
+
+/// A grading request (the same for CLI, HTTP, batch and Slack).
+#[derive(Debug, Clone)]
+pub struct GradeRequest {
+    pub question: QuestionRef,
+    pub answer: String,
+    pub judge: Option<JudgeKind>,
+    pub samples: Option<u32>,
+}
+
+/// Ad hoc rubrics are built from reference answers at grade time; keep recent ones.
+const ADHOC_CACHE: usize = 256;
+
+pub struct Engine {
+    pub settings: Settings,
+    pub catalog: Catalog,
+    pub embedder: Arc<dyn Embedder>,
+    pub store: Arc<dyn VectorStore>,
+    pub collections: Collections,
+    pub knowledge: Knowledge,
+    /// Question vectors by rubric id (restatement check).
+    pub questions: HashMap<String, Vec<f32>>,
+    pub calibration: Calibration,
+    pub index_report: IndexReport,
+    adhoc: Mutex<HashMap<String, Arc<(Rubric, RubricVectors, Vec<f32>)>>>,
+}
+
+impl Engine {
+    /// Open everything from settings: rubrics, embedder, store (indexed if anything changed),
+    /// the judges' vectors and the calibration. `base` resolves relative paths.
+    pub async fn open(settings: Settings, base: &Path) -> Result<Engine, OpenError> {
+        let catalog = Catalog::load_dir(&Settings::resolve(base, &settings.rubrics_dir)).map_err(OpenError::Rubrics)?;
+        let embedder: Arc<dyn Embedder> = match settings.embedding.kind {
+            EmbeddingKind::Local => Arc::new(LocalEmbedder::load(
+                &Settings::resolve(base, &settings.embedding.model_dir),
+                settings.embedding.max_tokens,
+                settings.embedding.batch_size,
+            )?),
+            EmbeddingKind::Openai => Arc::new(crate::llm::OpenAiEmbedder::new(&settings.llm, &settings.embedding)?),
+        };
+        let store: Arc<dyn VectorStore> = match settings.store.kind {
+            StoreKind::Embedded => Arc::new(EmbeddedStore::open(&Settings::resolve(base, &settings.data_dir).join("store"))?),
+            StoreKind::Qdrant => Arc::new(QdrantStore::connect(QdrantOptions {
+                url: settings.store.url.clone(),
+                api_key: settings.store.api_key.clone(),
+                shard_number: settings.store.shard_number,
+                replication_factor: settings.store.replication_factor,
+            })?),
+        };
+        let calibration = Calibration::load(&Settings::resolve(base, &settings.judge.calibration))?;
+        Self::with_parts(settings, catalog, embedder, store, calibration).await
+    }
+
+    /// Assemble from ready parts (tests use an in-memory store). Indexes what changed.
+    pub async fn with_parts(
+        settings: Settings,
+        catalog: Catalog,
+        embedder: Arc<dyn Embedder>,
+        store: Arc<dyn VectorStore>,
+        calibration: Calibration,
+    ) -> Result<Engine, OpenError> {
+        let collections = Collections::new(&settings.store.collection_prefix);
+        let index_report = index_catalog(&catalog, store.as_ref(), embedder.as_ref(), &collections).await?;
+        let knowledge = Knowledge::load(&catalog, store.as_ref(), &collections).await?;
+        let questions = store
+            .scroll(&collections.questions, &Filter::default().kinds(&["question"]))
+            .await?
+            .into_iter()
+            .map(|p| (p.payload.rubric_id, p.vector))
+            .collect();
+        Ok(Engine {
+            settings,
+            catalog,
+            embedder,
+            store,
+            collections,
+            knowledge,
+            questions,
+            calibration,
+            index_report,
+            adhoc: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Match a free-text question to a rubric.
+    pub async fn match_question(&self, question: &str) -> Result<MatchResult, GradeError> {
+        match_question(
+            question,
+            self.embedder.as_ref(),
+            self.store.as_ref(),
+            &self.collections,
+            self.settings.matching.threshold,
+            self.settings.matching.candidates,
+        )
+        .await
+        .map_err(|e| match e {
+            IndexError::Embed(e) => GradeError::Embed(e),
+            IndexError::Store(e) => GradeError::Store(e),
+        })
+    }
+
+    /// Which judge a request gets: the requested one, or `auto` resolved by configuration.
+    pub fn effective_judge(&self, requested: Option<JudgeKind>) -> JudgeKind {
+        match requested.unwrap_or(self.settings.judge.kind) {
+            JudgeKind::Auto if self.settings.llm.is_configured() => JudgeKind::Llm,
+            JudgeKind::Auto => JudgeKind::Coverage,
+            k => k,
+        }
+    }
+
+    /// Resolve the rubric a request names.
+    pub async fn resolve(&self, q: &QuestionRef) -> Result<Resolved, GradeError> {
+        match q {
+            QuestionRef::Id(id) => match self.catalog.get(id) {
+                Some(r) => Ok(Resolved::Catalog(r.clone())),
+                None => Err(GradeError::UnknownQuestion { id: id.clone(), closest: self.closest_ids(id) }),
+            },
+            QuestionRef::Text(text) => {
+                let m = self.match_question(text).await?;
+                match m.rubric_id.as_deref().and_then(|id| self.catalog.get(id)) {
+                    Some(r) => Ok(Resolved::Catalog(r.clone())),
+                    None => Err(GradeError::Unmatched {
+                        similarity: m.similarity,
+                        threshold: self.settings.matching.threshold,
+                        candidates: m.candidates,
+                    }),
+                }
+            }
+            QuestionRef::AdHoc { question, reference_answer } => Ok(Resolved::AdHoc(self.adhoc_rubric(question, reference_answer).await?)),
+        }
+    }
+
+    fn closest_ids(&self, id: &str) -> Vec<String> {
+        let slug = id.rsplit('.').next().unwrap_or(id);
+        self.catalog
+            .ids()
+            .filter(|c| c.contains(slug) || slug.contains(c.rsplit('.').next().unwrap_or(c)) || c.split('.').next() == id.split('.').next())
+            .take(5)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A rubric derived from a reference answer: each key statement one equal-weight criterion.
+    async fn adhoc_rubric(&self, question: &str, reference: &str) -> Result<Arc<(Rubric, RubricVectors, Vec<f32>)>, GradeError> {
+        let key = content_hash(&format!("{question}\u{1f}{reference}"));
+        if let Some(hit) = self.adhoc.lock().expect("adhoc cache").get(&key) {
+            return Ok(hit.clone());
+        }
+        let statements: Vec<String> = segments(reference)
+            .into_iter()
+            .map(|s| s.text)
+            .filter(|s| s.split_whitespace().count() >= 3)
+            .collect();
+        if statements.is_empty() {
+            return Err(GradeError::EmptyReference);
+        }
+        let criteria: Vec<Criterion> = statements
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Criterion {
+                id: format!("statement-{}", i + 1),
+                weight: 1.0,
+                point: s.clone(),
+                phrasings: Vec::new(),
+                keywords: Vec::new(),
+            })
+            .collect();
+        let rubric = Rubric {
+            id: format!("adhoc.{}", &key[..12]),
+            topic: "adhoc".into(),
+            kind: RubricKind::Concept,
+            question: question.trim().to_string(),
+            aliases: Vec::new(),
+            level: "mid".into(),
+            max_score: 10.0,
+            criteria,
+            misconceptions: Vec::new(),
+            model_answers: vec![ModelAnswer { text: reference.trim().to_string() }],
+            exemplars: Vec::new(),
+            version: key.clone(),
+        };
+        let mut texts = statements.clone();
+        texts.push(rubric.question.clone());
+        let mut vectors = self.embedder.embed(&texts).await?;
+        let qv = vectors.pop().unwrap_or_default();
+        let vecs = RubricVectors {
+            criteria: statements
+                .iter()
+                .zip(vectors)
+                .map(|(t, v)| vec![Phrase { text: t.clone(), vector: v }])
+                .collect(),
+            misconceptions: Vec::new(),
+            model_sentences: Vec::new(),
+        };
+        let entry = Arc::new((rubric, vecs, qv));
+        let mut cache = self.adhoc.lock().expect("adhoc cache");
+        if cache.len() >= ADHOC_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, entry.clone());
+        Ok(entry)
+    }
+
+    /// Coverage features of an answer against a resolved rubric (one embedding call).
+    pub async fn coverage_features(&self, resolved: &Resolved, answer: &str) -> Result<CoverageFeatures, GradeError> {
+        let segs = segments(answer);
+        let texts: Vec<String> = segs.iter().map(|s| s.text.clone()).collect();
+        let vectors = if texts.is_empty() { Vec::new() } else { self.embedder.embed(&texts).await? };
+        let (rubric, vecs, q) = self.parts(resolved);
+        let judge = CoverageJudge::new(rubric, vecs, q);
+        Ok(judge.features(segs, &vectors))
+    }
+
+    /// The rubric, its vectors and its question vector.
+    pub fn parts<'a>(&'a self, resolved: &'a Resolved) -> (&'a Rubric, &'a RubricVectors, Option<&'a [f32]>) {
+        static EMPTY: std::sync::OnceLock<RubricVectors> = std::sync::OnceLock::new();
+        match resolved {
+            Resolved::Catalog(r) => (
+                r,
+                self.knowledge.rubrics.get(&r.id).unwrap_or_else(|| EMPTY.get_or_init(RubricVectors::default)),
+                self.questions.get(&r.id).map(Vec::as_slice),
+            ),
+            Resolved::AdHoc(a) => (&a.0, &a.1, Some(a.2.as_slice())),
+        }
+    }
+
+    /// The coverage judge's verdicts under the shipped calibration.
+    pub fn coverage_judgement(&self, resolved: &Resolved, features: &CoverageFeatures) -> Judgement {
+        let (rubric, vecs, q) = self.parts(resolved);
+        CoverageJudge::new(rubric, vecs, q).decide(features, &self.calibration.thresholds, self.embedder.model_id())
+    }
+
+    /// Grade one answer.
+    pub async fn grade(&self, req: &GradeRequest) -> Result<Grade, GradeError> {
+        let started = Instant::now();
+        let answer = Answer::parse(&req.answer, self.settings.limits.max_answer_tokens, self.settings.limits.over_limit)?;
+        let resolved = self.resolve(&req.question).await?;
+        let judge = self.effective_judge(req.judge);
+        let mut judgement = match judge {
+            JudgeKind::Coverage | JudgeKind::Auto => {
+                let f = self.coverage_features(&resolved, answer.text()).await?;
+                self.coverage_judgement(&resolved, &f)
+            }
+            JudgeKind::Llm | JudgeKind::Hybrid => {
+                return Err(GradeError::JudgeUnavailable(
+                    format!("{judge:?}").to_lowercase(),
+                    "the LLM judge is not part of this build yet; use --judge coverage".into(),
+                ));
+            }
+        };
+        let rubric = resolved.rubric();
+        if verify_evidence(answer.text(), &mut judgement) {
+            judgement.flags.push(Flag::EvidenceUnverified);
+        }
+        if answer.truncated() {
+            judgement.flags.push(Flag::Truncated);
+        }
+        if matches!(resolved, Resolved::AdHoc(_)) {
+            judgement.flags.push(Flag::AdHocRubric);
+        }
+        Ok(finish(rubric, judgement, started))
+    }
+}
+
+/// Verified judgement → Grade: the score from verdicts, gaps and feedback where the judge gave none.
+pub fn finish(rubric: &Rubric, mut j: Judgement, started: Instant) -> Grade {
+    let score = compute_score(rubric.max_score, &j.criteria, &j.misconceptions);
+    if j.gaps.is_empty() {
+        j.gaps = gaps_from_verdicts(rubric, &j.criteria, &j.misconceptions);
+    }
+    if j.feedback.is_empty() {
+        j.feedback = feedback_from_verdicts(rubric, &j.criteria, &j.misconceptions);
+    }
+    j.flags.sort();
+    j.flags.dedup();
+    Grade {
+        rubric_id: rubric.id.clone(),
+        question: rubric.question.clone(),
+        score,
+        max_score: rubric.max_score,
+        criteria: j.criteria,
+        misconceptions: j.misconceptions,
+        gaps: j.gaps,
+        feedback: j.feedback,
+        judge: j.judge,
+        flags: j.flags,
+        usage: j.usage,
+        latency_ms: started.elapsed().as_millis() as u64,
+        rubric_version: rubric.version.clone(),
+    }
+}
+
+/// The rubric a request resolved to.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    Catalog(Rubric),
+    AdHoc(Arc<(Rubric, RubricVectors, Vec<f32>)>),
+}
+
+impl Resolved {
+    pub fn rubric(&self) -> &Rubric {
+        match self {
+            Resolved::Catalog(r) => r,
+            Resolved::AdHoc(a) => &a.0,
+        }
+    }
+}

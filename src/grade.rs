@@ -1,0 +1,210 @@
+//! The `Grade` (the same JSON everywhere), verdicts, evidence verification and the score.
+//!
+//! The score is always computed here, from verdicts: max_score × Σ wᵢ·vᵢ / Σ wᵢ − penalties,
+//! clamped to [0, max_score], with vᵢ = 1 (met), 0.5 (partial), 0 (missed). No judge sets
+//! the number itself.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::rubric::Rubric;
+use crate::text::{normalize_for_match, quote_occurs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Missed,
+    Partial,
+    Met,
+}
+
+impl Verdict {
+    pub fn value(self) -> f32 {
+        match self {
+            Verdict::Met => 1.0,
+            Verdict::Partial => 0.5,
+            Verdict::Missed => 0.0,
+        }
+    }
+
+    /// One level down (used when evidence does not check out).
+    pub fn downgrade(self) -> Verdict {
+        match self {
+            Verdict::Met => Verdict::Partial,
+            _ => Verdict::Missed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CriterionResult {
+    pub id: String,
+    pub verdict: Verdict,
+    pub weight: f32,
+    /// A verbatim quote from the answer supporting the verdict ("" when nothing does).
+    pub evidence: String,
+    /// Whether `evidence` occurs in the answer (after normalising case, whitespace, quotes).
+    pub evidence_verified: bool,
+    /// Why the judge decided so.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MisconceptionResult {
+    pub id: String,
+    pub evidence: String,
+    pub penalty: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JudgeInfo {
+    /// `coverage`, `llm` or `hybrid`.
+    pub kind: String,
+    pub model: String,
+    pub samples: u32,
+    /// Share of per-criterion votes that agreed with the majority (1.0 for a single sample).
+    pub agreement: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// Conditions a reader of the grade should know about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// Some evidence was not found in the answer; those verdicts were downgraded.
+    EvidenceUnverified,
+    /// The answer contains text aimed at the grader; it cannot raise the score.
+    InjectionSuspected,
+    /// The answer was cut to the token limit.
+    Truncated,
+    /// Graded against a rubric derived from a reference answer.
+    AdHocRubric,
+    /// The LLM failed and the coverage judge graded instead.
+    FallbackToCoverage,
+    /// Hybrid mode: the coverage judge strongly disagrees; worth a human look.
+    JudgesDisagree,
+    /// The answer is empty of content or only restates the question.
+    NoContent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Grade {
+    pub rubric_id: String,
+    pub question: String,
+    pub score: f32,
+    pub max_score: f32,
+    pub criteria: Vec<CriterionResult>,
+    pub misconceptions: Vec<MisconceptionResult>,
+    /// What was missing or wrong, as sentences the candidate can act on.
+    pub gaps: Vec<String>,
+    pub feedback: String,
+    pub judge: JudgeInfo,
+    pub flags: Vec<Flag>,
+    pub usage: Usage,
+    pub latency_ms: u64,
+    pub rubric_version: String,
+}
+
+/// What a judge decides, before verification and scoring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub criteria: Vec<CriterionResult>,
+    pub misconceptions: Vec<MisconceptionResult>,
+    /// Judge-written gaps (LLM); the pipeline adds its own from the verdicts when empty.
+    pub gaps: Vec<String>,
+    pub feedback: String,
+    pub judge: JudgeInfo,
+    pub flags: Vec<Flag>,
+    pub usage: Usage,
+}
+
+/// Check every quote against the answer; a verdict whose evidence is not there drops one level.
+/// Returns whether anything was downgraded.
+pub fn verify_evidence(answer: &str, judgement: &mut Judgement) -> bool {
+    let norm = normalize_for_match(answer);
+    let mut downgraded = false;
+    for c in &mut judgement.criteria {
+        let ok = !c.evidence.trim().is_empty() && quote_occurs(&norm, &c.evidence);
+        c.evidence_verified = ok;
+        if !ok && c.verdict != Verdict::Missed {
+            c.verdict = c.verdict.downgrade();
+            c.reason = format!("{} (downgraded: the quoted evidence is not in the answer)", c.reason);
+            downgraded = true;
+        }
+    }
+    // A misconception is only charged when the quote is really there.
+    judgement
+        .misconceptions
+        .retain(|m| !m.evidence.trim().is_empty() && quote_occurs(&norm, &m.evidence));
+    downgraded
+}
+
+/// max_score × Σ wᵢ·vᵢ / Σ wᵢ − penalties, clamped to [0, max_score], rounded to 0.1.
+pub fn compute_score(max_score: f32, criteria: &[CriterionResult], misconceptions: &[MisconceptionResult]) -> f32 {
+    let total: f32 = criteria.iter().map(|c| c.weight).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let earned: f32 = criteria.iter().map(|c| c.weight * c.verdict.value()).sum();
+    let penalty: f32 = misconceptions.iter().map(|m| m.penalty).sum();
+    let raw = max_score * earned / total - penalty;
+    (raw.clamp(0.0, max_score) * 10.0).round() / 10.0
+}
+
+/// Gap sentences from the verdicts: what to add or fix, most important first.
+pub fn gaps_from_verdicts(rubric: &Rubric, criteria: &[CriterionResult], misconceptions: &[MisconceptionResult]) -> Vec<String> {
+    let mut gaps: Vec<(f32, String)> = Vec::new();
+    for m in misconceptions {
+        if let Some(def) = rubric.misconceptions.iter().find(|d| d.id == m.id) {
+            gaps.push((
+                f32::MAX,
+                format!("Incorrect claim: \"{}\" — the misconception is: {}", short(&m.evidence, 160), def.claim),
+            ));
+        }
+    }
+    for c in criteria {
+        let Some(def) = rubric.criterion(&c.id) else { continue };
+        match c.verdict {
+            Verdict::Missed => gaps.push((c.weight, format!("Missing: {}", def.point))),
+            Verdict::Partial => gaps.push((c.weight * 0.5, format!("Only partly covered, be explicit: {}", def.point))),
+            Verdict::Met => {}
+        }
+    }
+    gaps.sort_by(|a, b| b.0.total_cmp(&a.0));
+    gaps.into_iter().map(|(_, g)| g).collect()
+}
+
+/// A one-paragraph summary for the candidate.
+pub fn feedback_from_verdicts(rubric: &Rubric, criteria: &[CriterionResult], misconceptions: &[MisconceptionResult]) -> String {
+    let met = criteria.iter().filter(|c| c.verdict == Verdict::Met).count();
+    let partial = criteria.iter().filter(|c| c.verdict == Verdict::Partial).count();
+    let n = criteria.len();
+    let mut s = format!("Covers {met} of {n} points fully and {partial} partly.");
+    let heaviest_missing = criteria
+        .iter()
+        .filter(|c| c.verdict != Verdict::Met)
+        .max_by(|a, b| a.weight.total_cmp(&b.weight))
+        .and_then(|c| rubric.criterion(&c.id));
+    if let Some(c) = heaviest_missing {
+        s.push_str(&format!(" Most important to add: {}", c.point));
+    }
+    if !misconceptions.is_empty() {
+        s.push_str(&format!(" It also states {} misconception(s); see the gaps.", misconceptions.len()));
+    }
+    s
+}
+
+pub(crate) fn short(s: &str, max: usize) -> String {
+    let s = s.trim();
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max).collect();
+    format!("{cut}…")
+}

@@ -1,0 +1,263 @@
+//! Indexing the rubric set into the vector store, and the in-memory vectors the judges use.
+//!
+//! Three collections (names prefixed by `store.collection_prefix`):
+//! - `questions`: each rubric's question and aliases → rubric id (matching);
+//! - `references`: model answers and graded exemplars (retrieval for the LLM judge);
+//! - `criteria`: criterion points and phrasings, misconception claims, and model-answer
+//!   sentences (the coverage judge's phrasings).
+//!
+//! Point ids are deterministic and every point carries the hash of its rubric's content plus the
+//! embedding model, so indexing is idempotent and re-embeds only the rubrics that changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::embed::{EmbedError, Embedder};
+use crate::rubric::{Catalog, Rubric, content_hash};
+use crate::store::{Filter, Payload, Point, StoreError, VectorStore, point_id};
+use crate::text::segments;
+
+/// Bump when what is indexed per rubric changes, so old indexes are rebuilt.
+const SCHEMA: &str = "grader-index-v1";
+
+#[derive(Debug, Clone)]
+pub struct Collections {
+    pub questions: String,
+    pub references: String,
+    pub criteria: String,
+}
+
+impl Collections {
+    pub fn new(prefix: &str) -> Self {
+        Collections {
+            questions: format!("{prefix}_questions"),
+            references: format!("{prefix}_references"),
+            criteria: format!("{prefix}_criteria"),
+        }
+    }
+
+    fn all(&self) -> [&str; 3] {
+        [&self.questions, &self.references, &self.criteria]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `grader index` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IndexReport {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+    pub points_written: usize,
+    pub elapsed_ms: u64,
+}
+
+impl IndexReport {
+    pub fn changed(&self) -> bool {
+        !(self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty())
+    }
+}
+
+/// The hash a rubric's points carry: rubric content + embedding model + index schema.
+pub fn rubric_hash(rubric: &Rubric, model_id: &str) -> String {
+    content_hash(&format!("{SCHEMA}|{model_id}|{}", rubric.version))
+}
+
+/// One text to embed and where its vector goes.
+struct Pending {
+    collection: usize,
+    payload: Payload,
+}
+
+fn points_for(rubric: &Rubric, hash: &str) -> Vec<Pending> {
+    let mut out = Vec::new();
+    let mut push = |collection: usize, kind: &str, index: u32, text: &str, score: Option<f32>, item: Option<&str>| {
+        out.push(Pending {
+            collection,
+            payload: Payload {
+                rubric_id: rubric.id.clone(),
+                kind: kind.to_string(),
+                index,
+                text: text.to_string(),
+                score,
+                item_id: item.map(str::to_string),
+                hash: hash.to_string(),
+            },
+        })
+    };
+    push(0, "question", 0, &rubric.question, None, None);
+    for (i, a) in rubric.aliases.iter().enumerate() {
+        push(0, "alias", i as u32, a, None, None);
+    }
+    for (i, m) in rubric.model_answers.iter().enumerate() {
+        push(1, "model_answer", i as u32, &m.text, None, None);
+    }
+    for (i, e) in rubric.exemplars.iter().enumerate() {
+        push(1, "exemplar", i as u32, &e.answer, Some(e.score), None);
+    }
+    for (ci, c) in rubric.criteria.iter().enumerate() {
+        for (pi, text) in std::iter::once(&c.point).chain(&c.phrasings).enumerate() {
+            push(2, "criterion", (ci * 100 + pi) as u32, text, None, Some(&c.id));
+        }
+    }
+    for (mi, m) in rubric.misconceptions.iter().enumerate() {
+        for (pi, text) in std::iter::once(&m.claim).chain(&m.phrasings).enumerate() {
+            push(2, "misconception", (mi * 100 + pi) as u32, text, None, Some(&m.id));
+        }
+    }
+    for (ai, m) in rubric.model_answers.iter().enumerate() {
+        for (si, s) in segments(&m.text).iter().enumerate() {
+            push(2, "model_sentence", (ai * 1000 + si) as u32, &s.text, None, None);
+        }
+    }
+    out
+}
+
+/// Bring the store in line with the catalog: embed and write what changed, delete what is gone.
+pub async fn index_catalog(
+    catalog: &Catalog,
+    store: &dyn VectorStore,
+    embedder: &dyn Embedder,
+    names: &Collections,
+) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
+    let dim = embedder.dim();
+    for c in names.all() {
+        store.ensure_collection(c, dim).await?;
+    }
+    // What is indexed now: the hash on each rubric's question point.
+    let existing: BTreeMap<String, String> = store
+        .scroll(&names.questions, &Filter::default().kinds(&["question"]))
+        .await?
+        .into_iter()
+        .map(|p| (p.payload.rubric_id, p.payload.hash))
+        .collect();
+    let mut report = IndexReport::default();
+    let mut todo: Vec<(&Rubric, String)> = Vec::new();
+    for rubric in catalog.iter() {
+        let hash = rubric_hash(rubric, embedder.model_id());
+        match existing.get(&rubric.id) {
+            Some(h) if *h == hash => report.unchanged += 1,
+            Some(_) => {
+                report.updated.push(rubric.id.clone());
+                todo.push((rubric, hash));
+            }
+            None => {
+                report.added.push(rubric.id.clone());
+                todo.push((rubric, hash));
+            }
+        }
+    }
+    for id in existing.keys().filter(|id| catalog.get(id).is_none()) {
+        report.removed.push(id.clone());
+    }
+    for id in report.updated.iter().chain(&report.removed) {
+        // Questions last on write, first on delete: a rubric counts as indexed only once all
+        // its points are in.
+        for c in names.all() {
+            store.delete(c, &Filter::rubric(id)).await?;
+        }
+    }
+    // Rubrics whose question point is missing may have partial points from an interrupted run.
+    for id in &report.added {
+        for c in names.all() {
+            store.delete(c, &Filter::rubric(id)).await?;
+        }
+    }
+    // Embed a few rubrics per call: big batches keep the model busy, bounded memory.
+    for chunk in todo.chunks(8) {
+        let pending: Vec<Pending> = chunk.iter().flat_map(|(r, h)| points_for(r, h)).collect();
+        let texts: Vec<String> = pending.iter().map(|p| p.payload.text.clone()).collect();
+        let vectors = embedder.embed(&texts).await?;
+        let mut per: [Vec<Point>; 3] = Default::default();
+        for (p, v) in pending.into_iter().zip(vectors) {
+            let id = point_id(&p.payload.rubric_id, &p.payload.kind, p.payload.index);
+            per[p.collection].push(Point {
+                id,
+                vector: v,
+                payload: p.payload,
+            });
+        }
+        report.points_written += per.iter().map(Vec::len).sum::<usize>();
+        let [q, r, c] = per;
+        store.upsert(&names.criteria, c).await?;
+        store.upsert(&names.references, r).await?;
+        store.upsert(&names.questions, q).await?;
+    }
+    store.flush().await?;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// A phrasing with its vector.
+#[derive(Debug, Clone)]
+pub struct Phrase {
+    pub text: String,
+    pub vector: Vec<f32>,
+}
+
+/// The vectors of one rubric that the coverage judge needs, loaded once.
+#[derive(Debug, Clone, Default)]
+pub struct RubricVectors {
+    /// Per criterion (rubric order): its point and phrasings.
+    pub criteria: Vec<Vec<Phrase>>,
+    /// Per misconception (rubric order): its claim and phrasings.
+    pub misconceptions: Vec<Vec<Phrase>>,
+    /// Sentences of the model answers.
+    pub model_sentences: Vec<Phrase>,
+}
+
+/// The judges' cache: rubric id → vectors.
+#[derive(Debug, Clone, Default)]
+pub struct Knowledge {
+    pub rubrics: HashMap<String, RubricVectors>,
+}
+
+impl Knowledge {
+    /// Read every rubric's criterion/misconception/model-sentence vectors from the store.
+    pub async fn load(catalog: &Catalog, store: &dyn VectorStore, names: &Collections) -> Result<Self, StoreError> {
+        let points = store.scroll(&names.criteria, &Filter::default()).await?;
+        let mut rubrics: HashMap<String, RubricVectors> = HashMap::new();
+        let mut sorted = points;
+        sorted.sort_by(|a, b| (&a.payload.rubric_id, &a.payload.kind, a.payload.index).cmp(&(&b.payload.rubric_id, &b.payload.kind, b.payload.index)));
+        for p in sorted {
+            let Some(rubric) = catalog.get(&p.payload.rubric_id) else { continue };
+            let entry = rubrics.entry(rubric.id.clone()).or_insert_with(|| RubricVectors {
+                criteria: vec![Vec::new(); rubric.criteria.len()],
+                misconceptions: vec![Vec::new(); rubric.misconceptions.len()],
+                model_sentences: Vec::new(),
+            });
+            let phrase = Phrase {
+                text: p.payload.text.clone(),
+                vector: p.vector,
+            };
+            match p.payload.kind.as_str() {
+                "criterion" => {
+                    let ci = (p.payload.index / 100) as usize;
+                    if let Some(v) = entry.criteria.get_mut(ci) {
+                        v.push(phrase);
+                    }
+                }
+                "misconception" => {
+                    let mi = (p.payload.index / 100) as usize;
+                    if let Some(v) = entry.misconceptions.get_mut(mi) {
+                        v.push(phrase);
+                    }
+                }
+                "model_sentence" => entry.model_sentences.push(phrase),
+                _ => {}
+            }
+        }
+        Ok(Knowledge { rubrics })
+    }
+}

@@ -1,0 +1,83 @@
+//! The coverage judge's thresholds, read from a calibration file fitted by `grader calibrate`
+//! (never set by hand; the fitting command and its output are committed with the file).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Combined evidence at or above this → met.
+    pub met: f32,
+    /// At or above this (and below `met`) → partial.
+    pub partial: f32,
+    /// Weight of keyword evidence (share of a criterion's keywords present) in the combined score.
+    pub keyword_weight: f32,
+    /// Similarity lost by list-like fragments ("refcount, gc, arenas") that name without explaining.
+    pub list_penalty: f32,
+    /// A sentence at or above this similarity to a misconception claims it...
+    pub misconception: f32,
+    /// ...when it is also this much closer to the misconception than to any correct point.
+    pub misconception_margin: f32,
+}
+
+impl Default for Thresholds {
+    /// Only for fitting and tests; the shipped values come from config/calibration.toml.
+    fn default() -> Self {
+        Thresholds {
+            met: 0.62,
+            partial: 0.48,
+            keyword_weight: 0.1,
+            list_penalty: 0.1,
+            misconception: 0.8,
+            misconception_margin: 0.05,
+        }
+    }
+}
+
+/// How the thresholds were fitted, recorded next to them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitInfo {
+    pub command: String,
+    pub data: String,
+    pub n: usize,
+    pub pearson: f64,
+    pub spearman: f64,
+    pub qwk: f64,
+    pub rmse: f64,
+    /// Two-fold cross-validation by question: fitted on half the questions, scored on the rest.
+    pub cv_pearson: f64,
+    pub cv_qwk: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    pub thresholds: Thresholds,
+    #[serde(default)]
+    pub fit: FitInfo,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    #[error("calibration file {path}: {message} (refit with `grader calibrate tests/data/labelled.jsonl`)")]
+    Invalid { path: String, message: String },
+}
+
+impl Calibration {
+    pub fn load(path: &Path) -> Result<Self, CalibrationError> {
+        let err = |message: String| CalibrationError::Invalid {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let cal: Calibration = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let t = cal.thresholds;
+        if !(0.0..=1.0).contains(&t.partial) || !(0.0..=1.5).contains(&t.met) || t.partial > t.met {
+            return Err(err("thresholds must satisfy 0 <= partial <= met".into()));
+        }
+        Ok(cal)
+    }
+}

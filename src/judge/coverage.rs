@@ -1,0 +1,337 @@
+//! The coverage judge: embedded, deterministic, no network.
+//!
+//! The answer is split into sentences/clauses (code blocks whole) and embedded in one batch.
+//! Each criterion's evidence is its best answer segment by cosine similarity against the
+//! criterion's point, its phrasings and the model-answer sentences closest to it, plus the
+//! share of its keywords that appear in explanatory text. Thresholds from the calibration file
+//! map the combined evidence to met / partial / missed. Misconceptions are found the same way,
+//! but only charged when a sentence is clearly closer to the wrong claim than to any correct
+//! point (negated claims look alike to an embedding model).
+//!
+//! Fighting gaming: sentences that merely restate the question earn nothing, and list-like
+//! fragments that name terms without explaining them lose similarity and earn no keyword credit.
+
+use crate::embed::dot;
+use crate::grade::{CriterionResult, Flag, JudgeInfo, Judgement, MisconceptionResult, Usage, Verdict};
+use crate::index::{Phrase, RubricVectors};
+use crate::rubric::Rubric;
+use crate::text::{Segment, normalize_for_match};
+
+use super::calibration::Thresholds;
+
+/// Model-answer sentences at least this close to a criterion's point count as its phrasings.
+const SUPPORT_SIMILARITY: f32 = 0.6;
+/// How many model-answer sentences may support one criterion.
+const SUPPORT_MAX: usize = 2;
+/// A segment this close to the question only restates it.
+const RESTATEMENT_SIMILARITY: f32 = 0.88;
+/// Below this best similarity to anything in the rubric, the answer has no relevant content.
+const CONTENT_FLOOR: f32 = 0.35;
+
+/// Per-answer measurements, independent of thresholds (so calibration can try many).
+#[derive(Debug, Clone)]
+pub struct CoverageFeatures {
+    pub segments: Vec<Segment>,
+    /// Per segment: list-like (names terms without explaining).
+    pub list_like: Vec<bool>,
+    /// Per segment: restates the question.
+    pub restates: Vec<bool>,
+    /// Per criterion, per segment: best similarity to the criterion's phrasings.
+    pub criterion_sims: Vec<Vec<f32>>,
+    /// Per criterion: share of its keywords found in explanatory segments (0..=1).
+    pub keyword_share: Vec<f32>,
+    /// Per criterion: index of the segment holding the first keyword found, if any.
+    pub keyword_segment: Vec<Option<usize>>,
+    /// Per misconception, per segment: best similarity to its claim/phrasings.
+    pub misconception_sims: Vec<Vec<f32>>,
+}
+
+/// The coverage judge for one rubric (its vectors prepared once).
+pub struct CoverageJudge<'a> {
+    rubric: &'a Rubric,
+    /// Per criterion: the phrases to compare against (point, phrasings, supporting sentences).
+    criterion_phrases: Vec<Vec<&'a Phrase>>,
+    misconception_phrases: Vec<Vec<&'a Phrase>>,
+    question: Option<&'a [f32]>,
+}
+
+impl<'a> CoverageJudge<'a> {
+    pub fn new(rubric: &'a Rubric, vectors: &'a RubricVectors, question: Option<&'a [f32]>) -> Self {
+        let criterion_phrases = vectors
+            .criteria
+            .iter()
+            .map(|phrases| {
+                let mut all: Vec<&Phrase> = phrases.iter().collect();
+                if let Some(point) = phrases.first() {
+                    let mut support: Vec<(f32, &Phrase)> = vectors
+                        .model_sentences
+                        .iter()
+                        .map(|s| (dot(&s.vector, &point.vector), s))
+                        .filter(|(sim, _)| *sim >= SUPPORT_SIMILARITY)
+                        .collect();
+                    support.sort_by(|a, b| b.0.total_cmp(&a.0));
+                    all.extend(support.into_iter().take(SUPPORT_MAX).map(|(_, s)| s));
+                }
+                all
+            })
+            .collect();
+        let misconception_phrases = vectors.misconceptions.iter().map(|p| p.iter().collect()).collect();
+        CoverageJudge {
+            rubric,
+            criterion_phrases,
+            misconception_phrases,
+            question,
+        }
+    }
+
+    /// Measure an answer whose segments are already embedded (one vector per segment).
+    pub fn features(&self, segments: Vec<Segment>, vectors: &[Vec<f32>]) -> CoverageFeatures {
+        let list_like: Vec<bool> = segments.iter().map(|s| !s.is_code && is_list_like(&s.text)).collect();
+        let restates: Vec<bool> = vectors
+            .iter()
+            .map(|v| self.question.is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY))
+            .collect();
+        let best = |phrases: &[&Phrase], v: &[f32]| phrases.iter().map(|p| dot(&p.vector, v)).fold(f32::MIN, f32::max);
+        let criterion_sims = self
+            .criterion_phrases
+            .iter()
+            .map(|phrases| vectors.iter().map(|v| if phrases.is_empty() { 0.0 } else { best(phrases, v) }).collect())
+            .collect();
+        let misconception_sims = self
+            .misconception_phrases
+            .iter()
+            .map(|phrases| vectors.iter().map(|v| if phrases.is_empty() { 0.0 } else { best(phrases, v) }).collect())
+            .collect();
+        let normalized: Vec<String> = segments.iter().map(|s| normalize_for_match(&s.text)).collect();
+        let mut keyword_share = Vec::new();
+        let mut keyword_segment = Vec::new();
+        for c in &self.rubric.criteria {
+            if c.keywords.is_empty() {
+                keyword_share.push(0.0);
+                keyword_segment.push(None);
+                continue;
+            }
+            let mut hits = 0usize;
+            let mut first = None;
+            for kw in &c.keywords {
+                let k = normalize_for_match(kw);
+                let found = normalized
+                    .iter()
+                    .enumerate()
+                    .find(|(i, s)| !list_like[*i] && !restates[*i] && contains_term(s, &k));
+                if let Some((i, _)) = found {
+                    hits += 1;
+                    first.get_or_insert(i);
+                }
+            }
+            // Two distinct keywords are enough for full keyword credit: rubric keyword lists
+            // are alternatives ("refcount", "reference count"), not a checklist.
+            keyword_share.push((hits as f32 / c.keywords.len().min(2) as f32).min(1.0));
+            keyword_segment.push(first);
+        }
+        CoverageFeatures {
+            segments,
+            list_like,
+            restates,
+            criterion_sims,
+            keyword_share,
+            keyword_segment,
+            misconception_sims,
+        }
+    }
+
+    /// The decision itself, without building strings: shared by [`Self::decide`] and the
+    /// calibration fit (which calls it millions of times).
+    pub fn core(&self, f: &CoverageFeatures, t: &Thresholds) -> Decision {
+        let n = self.rubric.criteria.len();
+        let mut verdicts = Vec::with_capacity(n);
+        let mut evidence = Vec::with_capacity(n);
+        let mut similarity = Vec::with_capacity(n);
+        let mut best_correct_per_segment = vec![f32::MIN; f.segments.len()];
+        let mut relevant = false;
+        for ci in 0..n {
+            let sims = &f.criterion_sims[ci];
+            let mut best: Option<(usize, f32)> = None;
+            for (si, &raw) in sims.iter().enumerate() {
+                best_correct_per_segment[si] = best_correct_per_segment[si].max(raw);
+                if f.restates[si] {
+                    continue;
+                }
+                let s = if f.list_like[si] { raw - t.list_penalty } else { raw };
+                if best.is_none_or(|(_, b)| s > b) {
+                    best = Some((si, s));
+                }
+            }
+            let sem = best.map_or(0.0, |(_, s)| s);
+            if sem >= CONTENT_FLOOR {
+                relevant = true;
+            }
+            let combined = sem + t.keyword_weight * f.keyword_share[ci];
+            let verdict = if combined >= t.met {
+                Verdict::Met
+            } else if combined >= t.partial {
+                Verdict::Partial
+            } else {
+                Verdict::Missed
+            };
+            // Evidence: the best segment; when the similarity is weak but a keyword was found,
+            // the sentence that holds the keyword says more.
+            let idx = match (best, f.keyword_segment[ci]) {
+                (Some((_, s)), Some(ki)) if s < t.partial => Some(ki),
+                (Some((si, _)), _) => Some(si),
+                (None, k) => k,
+            };
+            verdicts.push(verdict);
+            evidence.push(idx);
+            similarity.push(sem);
+        }
+        let mut misconceptions = Vec::new();
+        for mi in 0..self.rubric.misconceptions.len() {
+            let hit = f.misconception_sims[mi]
+                .iter()
+                .enumerate()
+                .filter(|(si, sim)| {
+                    !f.restates[*si] && **sim >= t.misconception && **sim >= best_correct_per_segment[*si] + t.misconception_margin
+                })
+                .max_by(|a, b| a.1.total_cmp(b.1));
+            if let Some((si, _)) = hit {
+                misconceptions.push((mi, si));
+            }
+        }
+        if !relevant {
+            verdicts.iter_mut().for_each(|v| *v = Verdict::Missed);
+            misconceptions.clear();
+        }
+        Decision {
+            verdicts,
+            evidence,
+            similarity,
+            misconceptions,
+            relevant,
+        }
+    }
+
+    pub fn max_score(&self) -> f32 {
+        self.rubric.max_score
+    }
+
+    /// The score a decision earns (the same formula as [`crate::grade::compute_score`]).
+    pub fn score(&self, d: &Decision) -> f32 {
+        let total = self.rubric.total_weight();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let earned: f32 = self.rubric.criteria.iter().zip(&d.verdicts).map(|(c, v)| c.weight * v.value()).sum();
+        let penalty: f32 = d.misconceptions.iter().map(|(mi, _)| self.rubric.misconceptions[*mi].penalty).sum();
+        (self.rubric.max_score * earned / total - penalty).clamp(0.0, self.rubric.max_score)
+    }
+
+    /// Verdicts for measured features under the given thresholds.
+    pub fn decide(&self, f: &CoverageFeatures, t: &Thresholds, model: &str) -> Judgement {
+        let d = self.core(f, t);
+        let criteria = self
+            .rubric
+            .criteria
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| {
+                let verdict = d.verdicts[ci];
+                let evidence = match (verdict, d.evidence[ci]) {
+                    (Verdict::Missed, _) | (_, None) => String::new(),
+                    (_, Some(i)) => f.segments[i].text.clone(),
+                };
+                let reason = format!(
+                    "similarity {:.2}, keywords {:.0}%: {}",
+                    d.similarity[ci],
+                    f.keyword_share[ci] * 100.0,
+                    match verdict {
+                        Verdict::Met => "the answer states this point",
+                        Verdict::Partial => "the answer touches this point without stating it fully",
+                        Verdict::Missed => "no sentence of the answer makes this point",
+                    }
+                );
+                CriterionResult {
+                    id: c.id.clone(),
+                    verdict,
+                    weight: c.weight,
+                    evidence,
+                    evidence_verified: true,
+                    reason,
+                }
+            })
+            .collect();
+        let misconceptions = d
+            .misconceptions
+            .iter()
+            .map(|&(mi, si)| MisconceptionResult {
+                id: self.rubric.misconceptions[mi].id.clone(),
+                evidence: f.segments[si].text.clone(),
+                penalty: self.rubric.misconceptions[mi].penalty,
+            })
+            .collect();
+        let flags = if d.relevant { Vec::new() } else { vec![Flag::NoContent] };
+        Judgement {
+            criteria,
+            misconceptions,
+            gaps: Vec::new(),
+            feedback: String::new(),
+            judge: JudgeInfo {
+                kind: "coverage".into(),
+                model: model.to_string(),
+                samples: 1,
+                agreement: 1.0,
+            },
+            flags,
+            usage: Usage::default(),
+        }
+    }
+}
+
+/// What the coverage judge decided, by index (criteria and misconceptions in rubric order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub verdicts: Vec<Verdict>,
+    /// Per criterion: the segment quoted as evidence.
+    pub evidence: Vec<Option<usize>>,
+    /// Per criterion: best (penalised) similarity.
+    pub similarity: Vec<f32>,
+    /// (misconception index, segment index) of each misconception found.
+    pub misconceptions: Vec<(usize, usize)>,
+    /// False when nothing in the answer relates to the rubric.
+    pub relevant: bool,
+}
+
+/// Whether `term` occurs in `text` on word boundaries (both already normalised).
+fn contains_term(text: &str, term: &str) -> bool {
+    if term.is_empty() {
+        return false;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(pos) = text[from..].find(term) {
+        let start = from + pos;
+        let end = start + term.len();
+        let before_ok = text[..start].chars().next_back().is_none_or(|c| !is_word(c) || !term.starts_with(is_word));
+        let after_ok = text[end..].chars().next().is_none_or(|c| !is_word(c) || !term.ends_with(is_word));
+        if before_ok && after_ok {
+            return true;
+        }
+        from = start + term.len().max(1);
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    false
+}
+
+/// A fragment that names things without saying anything about them: few words, or a run of
+/// comma-separated terms with barely a verb between them.
+pub fn is_list_like(text: &str) -> bool {
+    let words = text.split_whitespace().count();
+    if words < 4 {
+        return true;
+    }
+    let separators = text.matches([',', ';', '/']).count() + text.matches(" and ").count();
+    let items = separators + 1;
+    items >= 4 && (words as f32 / items as f32) < 3.5
+}

@@ -1,0 +1,127 @@
+//! The vector store: the [`VectorStore`] trait, the embedded exact index, and Qdrant.
+//!
+//! Only this module imports Qdrant crates. Both backends keep the same collections and
+//! payloads and pass the same conformance tests (`tests/suite/store.rs`).
+
+mod embedded;
+mod qdrant;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+pub use embedded::EmbeddedStore;
+pub use qdrant::{QdrantOptions, QdrantStore};
+
+/// What a stored vector stands for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Payload {
+    pub rubric_id: String,
+    /// `question` | `alias` | `model_answer` | `exemplar` | `criterion` | `misconception` |
+    /// `model_sentence`
+    pub kind: String,
+    /// Position within its kind (criterion phrasings: `criterion index * 100 + phrasing index`).
+    pub index: u32,
+    /// The text that was embedded.
+    pub text: String,
+    /// Exemplar score, when the point is an exemplar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// Criterion or misconception id the point belongs to, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// Content hash of the rubric (and embedding model) the point was built from.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub id: u64,
+    pub vector: Vec<f32>,
+    pub payload: Payload,
+}
+
+/// A search hit: cosine similarity (vectors are unit length) and the payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: u64,
+    pub score: f32,
+    pub payload: Payload,
+}
+
+/// Payload conditions, all of which must hold (applied before scoring).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub rubric_id: Option<String>,
+    /// Any of these kinds (empty = any kind).
+    pub kinds: Vec<String>,
+}
+
+impl Filter {
+    pub fn rubric(id: &str) -> Self {
+        Filter {
+            rubric_id: Some(id.to_string()),
+            kinds: Vec::new(),
+        }
+    }
+
+    pub fn kinds(mut self, kinds: &[&str]) -> Self {
+        self.kinds = kinds.iter().map(|k| k.to_string()).collect();
+        self
+    }
+
+    pub fn matches(&self, p: &Payload) -> bool {
+        self.rubric_id.as_ref().is_none_or(|r| *r == p.rubric_id)
+            && (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == p.kind))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("vector store data in {path} is unreadable: {message}; delete that folder to rebuild the index")]
+    Corrupt { path: String, message: String },
+    #[error("vector store I/O on {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("collection `{0}` does not exist; run `grader index`")]
+    NoCollection(String),
+    #[error("vector of length {got} does not fit collection `{collection}` of dimension {want}")]
+    Dimension {
+        collection: String,
+        want: usize,
+        got: usize,
+    },
+    #[error("Qdrant at {url}: {message}")]
+    Qdrant { url: String, message: String },
+}
+
+/// A collection of vectors with payloads. Vectors are L2-normalised by the caller.
+pub trait VectorStore: Send + Sync {
+    /// Which backend (for /readyz and logs).
+    fn describe(&self) -> String;
+    /// Create the collection if missing.
+    fn ensure_collection<'a>(&'a self, name: &'a str, dim: usize) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Insert or replace points by id.
+    fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Remove every point matching the filter.
+    fn delete<'a>(&'a self, collection: &'a str, filter: &'a Filter) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The `limit` best points by cosine similarity among those matching `filter`.
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: &'a [f32],
+        filter: &'a Filter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>>;
+    /// Every point matching `filter`, vectors included, in id order.
+    fn scroll<'a>(&'a self, collection: &'a str, filter: &'a Filter) -> BoxFuture<'a, Result<Vec<Point>, StoreError>>;
+    /// Number of points in the collection (0 when it does not exist).
+    fn count<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<usize, StoreError>>;
+    /// Make writes durable (the embedded store writes its files; Qdrant already did).
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// Deterministic point id: the first 8 bytes of sha256(rubric id, kind, index).
+pub fn point_id(rubric_id: &str, kind: &str, index: u32) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{rubric_id}\u{1f}{kind}\u{1f}{index}").as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}

@@ -1,0 +1,240 @@
+//! Text helpers shared by indexing and judging: splitting answers into sentences and clauses
+//! (code blocks kept whole) and the normalisation used to verify quoted evidence.
+
+/// A piece of an answer: a sentence, a clause, or a whole code block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub text: String,
+    pub is_code: bool,
+}
+
+/// Sentences longer than this many words are split further at clause boundaries.
+const LONG_SENTENCE_WORDS: usize = 30;
+
+/// Split `text` into sentences/clauses. Fenced code blocks (```) and runs of lines that look
+/// like code stay whole, because a function means something only as a whole.
+pub fn segments(text: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut prose = String::new();
+    let mut code = String::new();
+    let mut in_fence = false;
+    let flush_prose = |prose: &mut String, out: &mut Vec<Segment>| {
+        for s in split_prose(prose) {
+            out.push(Segment {
+                text: s,
+                is_code: false,
+            });
+        }
+        prose.clear();
+    };
+    let flush_code = |code: &mut String, out: &mut Vec<Segment>| {
+        let t = code.trim_matches('\n');
+        if !t.trim().is_empty() {
+            out.push(Segment {
+                text: t.to_string(),
+                is_code: true,
+            });
+        }
+        code.clear();
+    };
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") {
+            if in_fence {
+                flush_code(&mut code, &mut out);
+            } else {
+                flush_prose(&mut prose, &mut out);
+            }
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence || looks_like_code(line) || (!code.is_empty() && is_continuation(line)) {
+            if !in_fence && code.is_empty() {
+                flush_prose(&mut prose, &mut out);
+            }
+            code.push_str(line);
+            code.push('\n');
+            continue;
+        }
+        if !code.is_empty() {
+            flush_code(&mut code, &mut out);
+        }
+        if trimmed.is_empty() || is_bullet(trimmed) {
+            flush_prose(&mut prose, &mut out);
+        }
+        prose.push_str(line);
+        prose.push('\n');
+    }
+    flush_code(&mut code, &mut out);
+    flush_prose(&mut prose, &mut out);
+    out
+}
+
+fn is_bullet(line: &str) -> bool {
+    line.starts_with("- ")
+        || line.starts_with("* ")
+        || line.starts_with("• ")
+        || line
+            .split_once(['.', ')'])
+            .is_some_and(|(n, rest)| !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()) && rest.starts_with(' '))
+}
+
+/// A line of Python-looking code (outside fences).
+fn looks_like_code(line: &str) -> bool {
+    let t = line.trim();
+    if t.is_empty() {
+        return false;
+    }
+    const STARTS: [&str; 14] = [
+        "def ", "class ", "import ", "from ", "return ", "async def ", "@", "for ", "while ",
+        "with ", "try:", "except", "yield ", ">>> ",
+    ];
+    let indented_code = line.starts_with("    ") && (t.ends_with(':') || t.contains('=') || t.contains('('));
+    STARTS.iter().any(|s| t.starts_with(s)) && (t.ends_with(':') || t.contains('(') || t.contains('=') || t.starts_with("import ") || t.starts_with("from ") || t.starts_with("return ") || t.starts_with("yield ") || t.starts_with('@') || t.starts_with(">>> "))
+        || indented_code
+        || (t.contains(" = ") && !t.contains(". ") && t.split_whitespace().count() <= 8 && !t.ends_with('.'))
+}
+
+/// Inside a code run, blank and indented lines belong to the code.
+fn is_continuation(line: &str) -> bool {
+    line.trim().is_empty() || line.starts_with(' ') || line.starts_with('\t') || looks_like_code(line)
+}
+
+fn split_prose(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for para in text.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+        for sentence in split_sentences(para) {
+            if sentence.split_whitespace().count() > LONG_SENTENCE_WORDS {
+                out.extend(split_clauses(&sentence));
+            } else {
+                out.push(sentence);
+            }
+        }
+    }
+    // Join lines of one paragraph that were broken mid-sentence: a fragment of 1-2 words on
+    // its own carries no meaning to embed.
+    out.retain(|s| s.chars().any(char::is_alphanumeric));
+    out
+}
+
+fn split_sentences(para: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = para.chars().collect();
+    let mut start = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let end_mark = matches!(c, '.' | '!' | '?' | ';');
+        let next_space = chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        // "e.g. ", "i.e. ", "etc. ", "vs. " and numbers like 3.11 do not end a sentence.
+        let abbrev = c == '.' && {
+            let word: String = chars[start..i]
+                .iter()
+                .rev()
+                .take_while(|ch| !ch.is_whitespace())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let w = word.to_lowercase();
+            ["e.g", "i.e", "etc", "vs", "mr", "dr", "approx", "cf"].contains(&w.trim_start_matches('(')) || w.len() == 1
+        };
+        if end_mark && next_space && !abbrev {
+            let s: String = chars[start..=i].iter().collect();
+            if !s.trim().is_empty() {
+                out.push(s.trim().to_string());
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    let rest: String = chars[start..].iter().collect();
+    if !rest.trim().is_empty() {
+        out.push(rest.trim().to_string());
+    }
+    out
+}
+
+fn split_clauses(sentence: &str) -> Vec<String> {
+    const BREAKS: [&str; 7] = [", but ", ", and ", ", so ", ", which ", ", whereas ", ", while ", " - "];
+    let mut parts = vec![sentence.to_string()];
+    for b in BREAKS {
+        parts = parts
+            .into_iter()
+            .flat_map(|p| {
+                if p.split_whitespace().count() <= LONG_SENTENCE_WORDS / 2 {
+                    return vec![p];
+                }
+                let mut pieces = Vec::new();
+                let mut rest = p.as_str();
+                while let Some(pos) = rest.find(b) {
+                    let (head, tail) = rest.split_at(pos);
+                    pieces.push(head.trim().to_string());
+                    rest = tail[2..].trim_start();
+                }
+                pieces.push(rest.trim().to_string());
+                pieces.retain(|s| !s.is_empty());
+                pieces
+            })
+            .collect();
+    }
+    parts
+}
+
+/// Lowercase, straight quotes, dashes as '-', runs of whitespace as one space; used to check
+/// that quoted evidence really occurs in an answer.
+pub fn normalize_for_match(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        let c = match c {
+            '\u{2018}' | '\u{2019}' | '\u{201b}' | '`' | '\u{00b4}' => '\'',
+            '\u{201c}' | '\u{201d}' | '\u{201f}' | '\u{00ab}' | '\u{00bb}' => '"',
+            '\u{2013}' | '\u{2014}' | '\u{2212}' => '-',
+            '\u{2026}' => '.',
+            c => c,
+        };
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// Whether `quote` occurs in `answer` after normalisation. Trailing punctuation and an
+/// ellipsis in the quote are ignored ("the GIL ... is released" counts when both halves do).
+pub fn quote_occurs(answer_normalized: &str, quote: &str) -> bool {
+    let q = normalize_for_match(quote);
+    let q = q.trim_matches(|c: char| c.is_whitespace() || matches!(c, '.' | ',' | ';' | ':' | '"' | '\''));
+    if q.is_empty() {
+        return false;
+    }
+    if answer_normalized.contains(q) {
+        return true;
+    }
+    // "first part ... second part": every part must occur, in order.
+    if q.contains("...") {
+        let mut from = 0;
+        for part in q.split("...").map(str::trim).filter(|p| !p.is_empty()) {
+            match answer_normalized[from..].find(part) {
+                Some(pos) => from += pos + part.len(),
+                None => return false,
+            }
+        }
+        return true;
+    }
+    false
+}
+
+/// Words in `text` (letters, digits, `_`), lowercase.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}

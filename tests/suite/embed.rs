@@ -1,0 +1,51 @@
+//! The local embedder matches sentence-transformers.
+
+use grader::embed::{Embedder, dot};
+use serde_json::Value;
+
+use crate::common::{data, embedder};
+
+#[tokio::test]
+async fn cosine_similarities_match_sentence_transformers() {
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(data("reference-embeddings.json")).unwrap()).unwrap();
+    let e = embedder();
+    for pair in reference["pairs"].as_array().unwrap() {
+        let a = pair["a"].as_str().unwrap().to_string();
+        let b = pair["b"].as_str().unwrap().to_string();
+        let want = pair["cosine"].as_f64().unwrap() as f32;
+        let v = e.embed(&[a.clone(), b.clone()]).await.unwrap();
+        let got = dot(&v[0], &v[1]);
+        assert!((got - want).abs() < 1e-4, "cos({a:?}, {b:?}) = {got}, sentence-transformers says {want}");
+    }
+    // The first components of one embedding, not just the similarities.
+    let head = &reference["embedding_head"];
+    let v = e.embed(&[head["text"].as_str().unwrap().to_string()]).await.unwrap();
+    assert_eq!(v[0].len(), 384);
+    for (i, want) in head["first_8"].as_array().unwrap().iter().enumerate() {
+        let want = want.as_f64().unwrap() as f32;
+        assert!((v[0][i] - want).abs() < 1e-4, "component {i}: {} vs {want}", v[0][i]);
+    }
+}
+
+#[tokio::test]
+async fn batching_and_padding_do_not_change_vectors() {
+    let e = embedder();
+    let short = "Generators yield values lazily.".to_string();
+    let long = "A context manager's __exit__ runs even when the block raises, so files and locks are always released, which is why with statements are preferred over manual try/finally.".to_string();
+    let alone = e.embed(std::slice::from_ref(&short)).await.unwrap();
+    let together = e.embed(&[long, short]).await.unwrap();
+    let d = dot(&alone[0], &together[1]);
+    assert!(d > 0.99999, "padding changed the embedding: cos = {d}");
+    let norm = dot(&alone[0], &alone[0]).sqrt();
+    assert!((norm - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let err = match grader::embed::LocalEmbedder::load(std::path::Path::new("/nonexistent/model"), 256, 8) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("loaded a model from nowhere"),
+    };
+    assert!(err.contains("scripts/fetch-models.sh"), "{err}");
+    assert!(err.contains("config.json"), "{err}");
+}
