@@ -64,6 +64,14 @@ enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Find the matching threshold that best separates paraphrases (JSONL `{question_id, question}`)
+    /// from off-topic questions (one per line); prints it for `matching.threshold`.
+    CalibrateMatching {
+        paraphrases: PathBuf,
+        offtopic: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Fit the coverage judge's thresholds to a labelled JSONL file and write the calibration file.
     Calibrate {
         file: PathBuf,
@@ -236,6 +244,7 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
         Command::Grade(args) => grade(settings, args).await,
         Command::Eval { file, judge, json, limit } => eval_cmd(settings, &file, judge, json, limit).await,
         Command::Calibrate { file, out } => calibrate(settings, &file, out).await,
+        Command::CalibrateMatching { paraphrases, offtopic, json } => calibrate_matching(settings, &paraphrases, &offtopic, json).await,
     }
 }
 
@@ -419,5 +428,68 @@ async fn calibrate(settings: Settings, file: &Path, out: Option<PathBuf>) -> any
     std::fs::write(&out, format!("{header}{body}")).with_context(|| format!("writing {}", out.display()))?;
     println!("{header}{body}");
     println!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Deserialize)]
+struct Paraphrase {
+    question_id: String,
+    question: String,
+}
+
+async fn calibrate_matching(settings: Settings, paraphrases: &Path, offtopic: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let para: Vec<Paraphrase> = std::fs::read_to_string(paraphrases)
+        .with_context(|| format!("reading {}", paraphrases.display()))?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", paraphrases.display(), i + 1)))
+        .collect::<anyhow::Result<_>>()?;
+    let off: Vec<String> = std::fs::read_to_string(offtopic)
+        .with_context(|| format!("reading {}", offtopic.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let engine = open_engine(settings).await?;
+    // (top-1 similarity, top-1 correct) for paraphrases; top similarity for off-topic ones.
+    let mut on = Vec::new();
+    for p in &para {
+        let m = engine.match_question(&p.question).await?;
+        let top = m.candidates.first();
+        on.push((m.similarity, top.is_some_and(|c| c.rubric_id == p.question_id), p));
+    }
+    let mut offs = Vec::new();
+    for q in &off {
+        offs.push((engine.match_question(q).await?.similarity, q));
+    }
+    let mut best = (0usize, 0.0f32);
+    for step in 30..=90 {
+        let t = step as f32 / 100.0;
+        let good = on.iter().filter(|(s, ok, _)| *ok && *s >= t).count() + offs.iter().filter(|(s, _)| *s < t).count();
+        if good > best.0 {
+            best = (good, t);
+        }
+    }
+    let t = best.1;
+    let top1 = on.iter().filter(|(_, ok, _)| *ok).count() as f64 / on.len().max(1) as f64;
+    let matched = on.iter().filter(|(s, ok, _)| *ok && *s >= t).count() as f64 / on.len().max(1) as f64;
+    let rejected = offs.iter().filter(|(s, _)| *s < t).count() as f64 / offs.len().max(1) as f64;
+    if json {
+        println!("{}", serde_json::json!({"threshold": t, "paraphrase_top1": top1, "paraphrase_matched": matched, "offtopic_rejected": rejected, "paraphrases": on.len(), "offtopic": offs.len()}));
+    } else {
+        println!("threshold {t:.2}: paraphrases top-1 {:.1}%, matched above threshold {:.1}%, off-topic rejected {:.1}% ({} paraphrases, {} off-topic)", top1 * 100.0, matched * 100.0, rejected * 100.0, on.len(), offs.len());
+        for (s, ok, p) in &on {
+            if !*ok || *s < t {
+                println!("  miss: {} ({:.2}) {}", p.question_id, s, p.question);
+            }
+        }
+        for (s, q) in &offs {
+            if *s >= t {
+                println!("  off-topic matched ({s:.2}): {q}");
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

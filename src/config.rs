@@ -396,6 +396,8 @@ fn figment_error(e: &figment::Error) -> ConfigError {
             figment::error::Kind::UnknownField(field, _) => {
                 let full = if key.is_empty() {
                     field.clone()
+                } else if err.path.last() == Some(field) {
+                    key.clone()
                 } else {
                     format!("{key}.{field}")
                 };

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{EmbeddingKind, JudgeKind, OverLimit, Settings, StoreKind};
 use crate::embed::{EmbedError, Embedder, LocalEmbedder};
+use crate::guard::guard;
+use crate::llm::{LlmError, LlmJudge};
+use crate::llm::judge::{ExemplarRef, Hint, JudgeInput};
 use crate::grade::{Flag, Grade, Judgement, compute_score, feedback_from_verdicts, gaps_from_verdicts, verify_evidence};
 use crate::index::{Collections, IndexError, IndexReport, Knowledge, Phrase, RubricVectors, index_catalog};
 use crate::judge::{Calibration, CoverageFeatures, CoverageJudge};
@@ -39,7 +42,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn parse(text: &str, max_tokens: usize, over: OverLimit) -> Result<Answer, GradeError> {
+    /// `model` picks the tiktoken encoding (the LLM's, or cl100k for the coverage judge).
+    pub fn parse(text: &str, max_tokens: usize, over: OverLimit, model: &str) -> Result<Answer, GradeError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
             return Err(GradeError::EmptyAnswer);
@@ -48,7 +52,7 @@ impl Answer {
         if trimmed.len() <= max_tokens {
             return Ok(Answer { text: trimmed.to_string(), truncated: false });
         }
-        let bpe = tiktoken_rs::cl100k_base_singleton();
+        let bpe = crate::tokens::bpe_for_model(model);
         let tokens = bpe.encode_ordinary(trimmed);
         if tokens.len() <= max_tokens {
             return Ok(Answer { text: trimmed.to_string(), truncated: false });
@@ -91,7 +95,7 @@ pub enum GradeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("LLM judge failed: {0}")]
-    Llm(String),
+    Llm(#[from] LlmError),
 }
 
 fn suggest(closest: &[String]) -> String {
@@ -135,6 +139,8 @@ pub enum OpenError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Calibration(#[from] crate::judge::calibration::CalibrationError),
+    #[error("LLM judge: {0}")]
+    Llm(String),
 }
 
 /// A grading request (the same for CLI, HTTP, batch and Slack).
@@ -160,6 +166,8 @@ pub struct Engine {
     pub questions: HashMap<String, Vec<f32>>,
     pub calibration: Calibration,
     pub index_report: IndexReport,
+    /// The LLM judge, when an endpoint is configured.
+    pub llm: Option<Arc<LlmJudge>>,
     adhoc: Mutex<HashMap<String, Arc<(Rubric, RubricVectors, Vec<f32>)>>>,
 }
 
@@ -206,7 +214,13 @@ impl Engine {
             .into_iter()
             .map(|p| (p.payload.rubric_id, p.vector))
             .collect();
+        let llm = if settings.llm.is_configured() {
+            Some(Arc::new(LlmJudge::new(&settings.llm).map_err(|e| OpenError::Llm(e.to_string()))?))
+        } else {
+            None
+        };
         Ok(Engine {
+            llm,
             settings,
             catalog,
             embedder,
@@ -341,12 +355,21 @@ impl Engine {
 
     /// Coverage features of an answer against a resolved rubric (one embedding call).
     pub async fn coverage_features(&self, resolved: &Resolved, answer: &str) -> Result<CoverageFeatures, GradeError> {
+        Ok(self.measure(resolved, answer, false).await?.0)
+    }
+
+    /// Coverage features and, when asked, the whole answer's vector, in one embedding call.
+    async fn measure(&self, resolved: &Resolved, answer: &str, whole: bool) -> Result<(CoverageFeatures, Option<Vec<f32>>), GradeError> {
         let segs = segments(answer);
-        let texts: Vec<String> = segs.iter().map(|s| s.text.clone()).collect();
-        let vectors = if texts.is_empty() { Vec::new() } else { self.embedder.embed(&texts).await? };
+        let mut texts: Vec<String> = segs.iter().map(|s| s.text.clone()).collect();
+        if whole {
+            texts.push(answer.to_string());
+        }
+        let mut vectors = if texts.is_empty() { Vec::new() } else { self.embedder.embed(&texts).await? };
+        let answer_vector = if whole { vectors.pop() } else { None };
         let (rubric, vecs, q) = self.parts(resolved);
         let judge = CoverageJudge::new(rubric, vecs, q);
-        Ok(judge.features(segs, &vectors))
+        Ok((judge.features(segs, &vectors), answer_vector))
     }
 
     /// The rubric, its vectors and its question vector.
@@ -371,22 +394,74 @@ impl Engine {
     /// Grade one answer.
     pub async fn grade(&self, req: &GradeRequest) -> Result<Grade, GradeError> {
         let started = Instant::now();
-        let answer = Answer::parse(&req.answer, self.settings.limits.max_answer_tokens, self.settings.limits.over_limit)?;
-        let resolved = self.resolve(&req.question).await?;
         let judge = self.effective_judge(req.judge);
-        let mut judgement = match judge {
-            JudgeKind::Coverage | JudgeKind::Auto => {
-                let f = self.coverage_features(&resolved, answer.text()).await?;
-                self.coverage_judgement(&resolved, &f)
-            }
-            JudgeKind::Llm | JudgeKind::Hybrid => {
-                return Err(GradeError::JudgeUnavailable(
+        let llm = match judge {
+            JudgeKind::Llm | JudgeKind::Hybrid => Some(self.llm.clone().ok_or_else(|| {
+                GradeError::JudgeUnavailable(
                     format!("{judge:?}").to_lowercase(),
-                    "the LLM judge is not part of this build yet; use --judge coverage".into(),
-                ));
+                    "no LLM endpoint is configured: set llm.base_url (GRADER__LLM__BASE_URL) or OPENAI_API_KEY, or use the coverage judge".into(),
+                )
+            })?),
+            _ => None,
+        };
+        let token_model = llm.as_ref().map_or("cl100k", |l| l.model());
+        let answer = Answer::parse(&req.answer, self.settings.limits.max_answer_tokens, self.settings.limits.over_limit, token_model)?;
+        let resolved = self.resolve(&req.question).await?;
+        let rubric = resolved.rubric();
+        // Text addressed to the grader is removed before any judge sees the answer.
+        let guarded = guard(answer.text());
+        let mut flags = Vec::new();
+        if guarded.suspected {
+            tracing::warn!(rubric = %rubric.id, removed = guarded.removed.len(), "answer contains text aimed at the grader");
+            flags.push(Flag::InjectionSuspected);
+        }
+        let (features, answer_vector) = self.measure(&resolved, &guarded.text, llm.is_some()).await?;
+        let coverage = self.coverage_judgement(&resolved, &features);
+        let mut judgement = match llm {
+            None => coverage,
+            Some(llm) => {
+                let exemplars = match (&resolved, &answer_vector) {
+                    (Resolved::Catalog(r), Some(v)) => self.exemplars_for(r, v).await?,
+                    _ => Vec::new(),
+                };
+                let hints = coverage
+                    .criteria
+                    .iter()
+                    .zip(features.criterion_sims.iter())
+                    .map(|(c, sims)| Hint {
+                        id: c.id.clone(),
+                        evidence: c.evidence.clone(),
+                        similarity: format!("{:.2}", sims.iter().copied().fold(0.0f32, f32::max)),
+                    })
+                    .collect();
+                let input = JudgeInput {
+                    rubric,
+                    answer: &guarded.text,
+                    exemplars,
+                    hints,
+                    samples: req.samples.unwrap_or(self.settings.llm.samples).clamp(1, 15),
+                };
+                match llm.judge(&input).await {
+                    Ok(mut j) => {
+                        if judge == JudgeKind::Hybrid {
+                            j.judge.kind = "hybrid".into();
+                            if disagree(rubric, &j, &coverage) {
+                                j.flags.push(Flag::JudgesDisagree);
+                            }
+                        }
+                        j
+                    }
+                    Err(e) if self.settings.llm.fallback == crate::config::Fallback::Coverage => {
+                        tracing::warn!(error = %e, "LLM judge failed; falling back to the coverage judge");
+                        let mut c = coverage;
+                        c.flags.push(Flag::FallbackToCoverage);
+                        c
+                    }
+                    Err(e) => return Err(GradeError::Llm(e)),
+                }
             }
         };
-        let rubric = resolved.rubric();
+        judgement.flags.extend(flags);
         if verify_evidence(answer.text(), &mut judgement) {
             judgement.flags.push(Flag::EvidenceUnverified);
         }
@@ -398,6 +473,33 @@ impl Engine {
         }
         Ok(finish(rubric, judgement, started))
     }
+
+    /// Up to `judge.exemplars_k` graded exemplars of the rubric, most similar to the answer first.
+    async fn exemplars_for(&self, rubric: &Rubric, answer_vector: &[f32]) -> Result<Vec<ExemplarRef>, GradeError> {
+        let k = self.settings.judge.exemplars_k;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let filter = Filter::rubric(&rubric.id).kinds(&["exemplar"]);
+        let hits = self.store.search(&self.collections.references, answer_vector, &filter, k).await?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|h| rubric.exemplars.get(h.payload.index as usize))
+            .map(|e| ExemplarRef { score: e.score, answer: e.answer.clone(), rationale: e.rationale.clone() })
+            .collect())
+    }
+}
+
+/// Hybrid mode: the judges disagree strongly when their scores differ by 40% of the scale, or
+/// when they are opposite (met vs missed) on a heavy criterion.
+fn disagree(rubric: &Rubric, llm: &Judgement, coverage: &Judgement) -> bool {
+    let a = compute_score(rubric.max_score, &llm.criteria, &llm.misconceptions);
+    let b = compute_score(rubric.max_score, &coverage.criteria, &coverage.misconceptions);
+    let heavy = rubric.criteria.iter().map(|c| c.weight).fold(0.0f32, f32::max);
+    let opposite = llm.criteria.iter().zip(&coverage.criteria).any(|(x, y)| {
+        x.weight >= heavy && matches!((x.verdict, y.verdict), (crate::grade::Verdict::Met, crate::grade::Verdict::Missed) | (crate::grade::Verdict::Missed, crate::grade::Verdict::Met))
+    });
+    (a - b).abs() >= 0.4 * rubric.max_score || opposite
 }
 
 /// Verified judgement → Grade: the score from verdicts, gaps and feedback where the judge gave none.

@@ -16,6 +16,8 @@
 //! - [`judge`]: the coverage judge and its calibration.
 //! - [`llm`]: OpenAI-compatible endpoints (embeddings; the LLM judge).
 //! - [`grade`]: the `Grade` type, evidence verification and the score.
+//! - [`guard`]: removes text aimed at the grader (prompt injection) before judging.
+//! - [`tokens`]: tiktoken encodings per model family.
 //! - [`engine`]: the pipeline that ties it together.
 //! - [`eval`]: agreement metrics and the evaluation runner.
 
@@ -24,6 +26,7 @@ pub mod embed;
 pub mod engine;
 pub mod eval;
 pub mod grade;
+pub mod guard;
 pub mod index;
 pub mod judge;
 pub mod llm;
@@ -32,3 +35,4 @@ pub mod rubric;
 pub mod store;
 pub mod telemetry;
 pub mod text;
+pub mod tokens;

@@ -1,5 +1,9 @@
 //! Everything that talks to OpenAI-compatible endpoints (the only module that imports
-//! `async-openai`): the embeddings endpoint as an [`Embedder`].
+//! `async-openai`): the embeddings endpoint as an [`Embedder`], and the LLM judge.
+
+pub mod judge;
+
+pub use judge::{LlmError, LlmJudge};
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
