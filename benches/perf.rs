@@ -32,19 +32,32 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let scale = if full { 1 } else { 0 };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run(&root, scale));
 }
 
 async fn run(root: &Path, scale: usize) {
     let reps = |n: usize| if scale == 0 { (n / 50).max(2) } else { n };
-    let embedder = LocalEmbedder::load(&root.join("models/all-MiniLM-L6-v2"), 256, 32).expect("run scripts/fetch-models.sh first");
-    println!("== embedding (all-MiniLM-L6-v2, candle, {} threads)", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let short: Vec<String> = (0..256).map(|i| format!("Generators produce values lazily, number {i}.")).collect();
+    let embedder = LocalEmbedder::load(&root.join("models/all-MiniLM-L6-v2"), 256, 32)
+        .expect("run scripts/fetch-models.sh first");
+    println!(
+        "== embedding (all-MiniLM-L6-v2, candle, {} threads)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let short: Vec<String> = (0..256)
+        .map(|i| format!("Generators produce values lazily, number {i}."))
+        .collect();
     let para = "A shallow copy creates a new outer container but shares the nested objects with the original, so mutating an inner list through one name is visible through the other. A deep copy recursively copies every nested object and uses a memo dictionary to handle shared references and cycles. Shallow copies are cheap and fine for flat or immutable data; deep copies cost more but are necessary when nested data will be mutated independently.";
     let paras: Vec<String> = (0..64).map(|i| format!("{para} ({i})")).collect();
     embedder.embed_sync(&short[..4]).unwrap(); // warm up
-    for (name, texts) in [("short sentences", &short), ("paragraphs (~80 words)", &paras)] {
+    for (name, texts) in [
+        ("short sentences", &short),
+        ("paragraphs (~80 words)", &paras),
+    ] {
         for batch in [1usize, 32] {
             let n = reps(texts.len()).min(texts.len());
             let started = Instant::now();
@@ -52,7 +65,10 @@ async fn run(root: &Path, scale: usize) {
                 embedder.embed_sync(chunk).unwrap();
             }
             let secs = started.elapsed().as_secs_f64();
-            println!("  {name:<24} batch {batch:>2}: {:>8.1} texts/s", n as f64 / secs);
+            println!(
+                "  {name:<24} batch {batch:>2}: {:>8.1} texts/s",
+                n as f64 / secs
+            );
         }
     }
 
@@ -64,9 +80,23 @@ async fn run(root: &Path, scale: usize) {
         store.ensure_collection("b", dim).await.unwrap();
         let points: Vec<Point> = (0..n)
             .map(|i| {
-                let mut v: Vec<f32> = (0..dim).map(|j| (((i * 7919 + j * 104729) % 1000) as f32 / 500.0) - 1.0).collect();
+                let mut v: Vec<f32> = (0..dim)
+                    .map(|j| (((i * 7919 + j * 104729) % 1000) as f32 / 500.0) - 1.0)
+                    .collect();
                 grader::embed::normalize(&mut v);
-                Point { id: i as u64, vector: v, payload: Payload { rubric_id: format!("r.{}", i % 55), kind: "exemplar".into(), index: 0, text: String::new(), score: None, item_id: None, hash: String::new() } }
+                Point {
+                    id: i as u64,
+                    vector: v,
+                    payload: Payload {
+                        rubric_id: format!("r.{}", i % 55),
+                        kind: "exemplar".into(),
+                        index: 0,
+                        text: String::new(),
+                        score: None,
+                        item_id: None,
+                        hash: String::new(),
+                    },
+                }
             })
             .collect();
         let q = points[n / 2].vector.clone();
@@ -80,7 +110,11 @@ async fn run(root: &Path, scale: usize) {
         }
         times.sort();
         let gflops = (n * dim * 2) as f64 / percentile(&times, 0.5).as_secs_f64() / 1e9;
-        println!("  {n:>6} vectors: p50 {:.3} ms  p99 {:.3} ms  ({gflops:.1} GFLOP/s in dot products)", ms(percentile(&times, 0.5)), ms(percentile(&times, 0.99)));
+        println!(
+            "  {n:>6} vectors: p50 {:.3} ms  p99 {:.3} ms  ({gflops:.1} GFLOP/s in dot products)",
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.99))
+        );
     }
     let a: Vec<f32> = (0..dim).map(|i| i as f32 / dim as f32).collect();
     let t = Instant::now();
@@ -90,7 +124,10 @@ async fn run(root: &Path, scale: usize) {
         acc += dot(std::hint::black_box(&a), std::hint::black_box(&a));
     }
     std::hint::black_box(acc);
-    println!("  dot(384): {:.1} ns each", t.elapsed().as_nanos() as f64 / dots as f64);
+    println!(
+        "  dot(384): {:.1} ns each",
+        t.elapsed().as_nanos() as f64 / dots as f64
+    );
 
     println!("== rubric index (embedded store)");
     let catalog = Catalog::load_dir(&root.join("rubrics")).unwrap();
@@ -98,15 +135,30 @@ async fn run(root: &Path, scale: usize) {
     let names = Collections::new("grader");
     let store = EmbeddedStore::open(dir.path()).unwrap();
     let t = Instant::now();
-    let r = index_catalog(&catalog, &store, &embedder, &names).await.unwrap();
-    println!("  cold index of {} rubrics: {:.2} s ({} points)", catalog.len(), t.elapsed().as_secs_f64(), r.points_written);
+    let r = index_catalog(&catalog, &store, &embedder, &names)
+        .await
+        .unwrap();
+    println!(
+        "  cold index of {} rubrics: {:.2} s ({} points)",
+        catalog.len(),
+        t.elapsed().as_secs_f64(),
+        r.points_written
+    );
     drop(store);
     let t = Instant::now();
     let mut settings = Settings::defaults().unwrap();
     settings.data_dir = dir.path().to_path_buf();
     let cal = Calibration::load(&root.join("config/calibration.toml")).unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    let engine = Engine::with_parts(settings.clone(), catalog.clone(), Arc::new(embedder.clone()), store, cal.clone()).await.unwrap();
+    let engine = Engine::with_parts(
+        settings.clone(),
+        catalog.clone(),
+        Arc::new(embedder.clone()),
+        store,
+        cal.clone(),
+    )
+    .await
+    .unwrap();
     println!(
         "  warm start (open store, nothing changed, load judge vectors): {:.0} ms (unchanged {}, written {})",
         ms(t.elapsed()),
@@ -121,10 +173,16 @@ async fn run(root: &Path, scale: usize) {
     s2.rubrics_dir = root.join("rubrics");
     s2.embedding.model_dir = root.join("models/all-MiniLM-L6-v2");
     let _e2 = Engine::open(s2, &base).await.unwrap();
-    println!("  warm start incl. model load and rubric parsing: {:.0} ms", ms(t.elapsed()));
+    println!(
+        "  warm start incl. model load and rubric parsing: {:.0} ms",
+        ms(t.elapsed())
+    );
 
     println!("== question matching (full catalog, incl. query embedding)");
-    let questions: Vec<String> = catalog.iter().flat_map(|r| r.aliases.iter().take(2).cloned()).collect();
+    let questions: Vec<String> = catalog
+        .iter()
+        .flat_map(|r| r.aliases.iter().take(2).cloned())
+        .collect();
     let iters = reps(400);
     let mut times = Vec::with_capacity(iters);
     for i in 0..iters {
@@ -134,14 +192,27 @@ async fn run(root: &Path, scale: usize) {
         times.push(t.elapsed());
     }
     times.sort();
-    println!("  p50 {:.2} ms  p99 {:.2} ms over {iters} questions", ms(percentile(&times, 0.5)), ms(percentile(&times, 0.99)));
+    println!(
+        "  p50 {:.2} ms  p99 {:.2} ms over {iters} questions",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99))
+    );
 
     println!("== grading (coverage judge, ~80-word answers)");
     let answers: Vec<(String, String)> = catalog
         .iter()
-        .filter_map(|r| r.exemplars.iter().find(|e| (40..140).contains(&e.answer.split_whitespace().count())).map(|e| (r.id.clone(), e.answer.clone())))
+        .filter_map(|r| {
+            r.exemplars
+                .iter()
+                .find(|e| (40..140).contains(&e.answer.split_whitespace().count()))
+                .map(|e| (r.id.clone(), e.answer.clone()))
+        })
         .collect();
-    let words: usize = answers.iter().map(|(_, a)| a.split_whitespace().count()).sum::<usize>() / answers.len().max(1);
+    let words: usize = answers
+        .iter()
+        .map(|(_, a)| a.split_whitespace().count())
+        .sum::<usize>()
+        / answers.len().max(1);
     let engine = Arc::new(engine);
     for concurrency in [1usize, 4] {
         let n = reps(400);
@@ -155,7 +226,15 @@ async fn run(root: &Path, scale: usize) {
                     let (id, answer) = answers[k % answers.len()].clone();
                     tokio::spawn(async move {
                         let t = Instant::now();
-                        engine.grade(&GradeRequest { question: QuestionRef::Id(id), answer, judge: Some(JudgeKind::Coverage), samples: None }).await.unwrap();
+                        engine
+                            .grade(&GradeRequest {
+                                question: QuestionRef::Id(id),
+                                answer,
+                                judge: Some(JudgeKind::Coverage),
+                                samples: None,
+                            })
+                            .await
+                            .unwrap();
                         t.elapsed()
                     })
                 })

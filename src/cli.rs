@@ -15,13 +15,17 @@ use grader::config::{JudgeKind, LogFormat, Settings, Sources};
 use grader::engine::{Engine, GradeRequest, QuestionRef};
 use grader::eval::{self, BadLine};
 use grader::grade::{Grade, Verdict};
+use grader::judge::CoverageJudge;
 use grader::judge::calibration::Calibration;
 use grader::judge::fit::{FitItem, fit};
-use grader::judge::CoverageJudge;
 use grader::rubric::{Catalog, RubricSummary};
 
 #[derive(Debug, Parser)]
-#[command(name = "grader", version, about = "Grade interview answers against rubrics, criterion by criterion, with quoted evidence.")]
+#[command(
+    name = "grader",
+    version,
+    about = "Grade interview answers against rubrics, criterion by criterion, with quoted evidence."
+)]
 pub struct Cli {
     /// Configuration file layered over the built-in defaults (else config/$GRADER_ENV.toml).
     #[arg(long, global = true, value_name = "FILE")]
@@ -128,12 +132,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         file: cli.config.clone(),
         ..Sources::default()
     })?;
-    let format = if cli.log_json { LogFormat::Json } else { settings.log.format };
+    let format = if cli.log_json {
+        LogFormat::Json
+    } else {
+        settings.log.format
+    };
     grader::telemetry::init(format, &settings.log.level, std::io::stderr);
     match cli.command {
         Command::Rubrics { command } => rubrics(&settings, command),
         command => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async_main(settings, command))
         }
     }
@@ -177,7 +187,10 @@ fn rubrics(settings: &Settings, cmd: RubricsCommand) -> anyhow::Result<ExitCode>
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in rows {
-                    println!("{:<36} {:>2} criteria {:>2} exemplars  {}", r.id, r.criteria, r.exemplars, r.question);
+                    println!(
+                        "{:<36} {:>2} criteria {:>2} exemplars  {}",
+                        r.id, r.criteria, r.exemplars, r.question
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -190,7 +203,13 @@ async fn open_engine(settings: Settings) -> anyhow::Result<Engine> {
     let engine = Engine::open(settings, &base).await?;
     let r = &engine.index_report;
     if r.changed() {
-        tracing::info!(added = r.added.len(), updated = r.updated.len(), removed = r.removed.len(), ms = r.elapsed_ms, "indexed rubric set");
+        tracing::info!(
+            added = r.added.len(),
+            updated = r.updated.len(),
+            removed = r.removed.len(),
+            ms = r.elapsed_ms,
+            "indexed rubric set"
+        );
     }
     Ok(engine)
 }
@@ -214,7 +233,11 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
                     r.points_written,
                     r.elapsed_ms
                 );
-                for (what, ids) in [("added", &r.added), ("updated", &r.updated), ("removed", &r.removed)] {
+                for (what, ids) in [
+                    ("added", &r.added),
+                    ("updated", &r.updated),
+                    ("removed", &r.removed),
+                ] {
                     for id in ids {
                         println!("  {what}: {id}");
                     }
@@ -242,33 +265,59 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Grade(args) => grade(settings, args).await,
-        Command::Eval { file, judge, json, limit } => eval_cmd(settings, &file, judge, json, limit).await,
+        Command::Eval {
+            file,
+            judge,
+            json,
+            limit,
+        } => eval_cmd(settings, &file, judge, json, limit).await,
         Command::Calibrate { file, out } => calibrate(settings, &file, out).await,
-        Command::CalibrateMatching { paraphrases, offtopic, json } => calibrate_matching(settings, &paraphrases, &offtopic, json).await,
+        Command::CalibrateMatching {
+            paraphrases,
+            offtopic,
+            json,
+        } => calibrate_matching(settings, &paraphrases, &offtopic, json).await,
     }
 }
 
 async fn grade(settings: Settings, args: GradeArgs) -> anyhow::Result<ExitCode> {
     let answer = match (&args.answer, &args.answer_file, &args.stdin) {
         (Some(a), _, _) => a.clone(),
-        (_, Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("reading --answer-file {}", path.display()))?,
+        (_, Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --answer-file {}", path.display()))?,
         (_, _, Some(dash)) if dash == "-" => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading the answer from standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the answer from standard input")?;
             s
         }
-        (_, _, Some(other)) => bail!("unexpected argument `{other}`: pass the answer with --answer, --answer-file or `-` for stdin"),
-        _ => bail!("no answer: pass --answer TEXT, --answer-file PATH, or `-` to read standard input"),
+        (_, _, Some(other)) => bail!(
+            "unexpected argument `{other}`: pass the answer with --answer, --answer-file or `-` for stdin"
+        ),
+        _ => bail!(
+            "no answer: pass --answer TEXT, --answer-file PATH, or `-` to read standard input"
+        ),
     };
     let question = match (args.question_id, args.question, args.reference_answer) {
         (Some(id), _, _) => QuestionRef::Id(id),
-        (None, Some(q), Some(reference)) => QuestionRef::AdHoc { question: q, reference_answer: reference },
+        (None, Some(q), Some(reference)) => QuestionRef::AdHoc {
+            question: q,
+            reference_answer: reference,
+        },
         (None, Some(q), None) => QuestionRef::Text(q),
-        _ => bail!("no question: pass --question-id ID, or --question TEXT (optionally with --reference-answer TEXT)"),
+        _ => bail!(
+            "no question: pass --question-id ID, or --question TEXT (optionally with --reference-answer TEXT)"
+        ),
     };
     let engine = open_engine(settings).await?;
     let g = engine
-        .grade(&GradeRequest { question, answer, judge: args.judge, samples: None })
+        .grade(&GradeRequest {
+            question,
+            answer,
+            judge: args.judge,
+            samples: None,
+        })
         .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&g)?);
@@ -290,11 +339,21 @@ fn print_grade(g: &Grade) {
         if c.evidence.is_empty() {
             println!("  [{mark}] {} (w{})", c.id, c.weight);
         } else {
-            println!("  [{mark}] {} (w{}): \"{}\"", c.id, c.weight, one_line(&c.evidence, 100));
+            println!(
+                "  [{mark}] {} (w{}): \"{}\"",
+                c.id,
+                c.weight,
+                one_line(&c.evidence, 100)
+            );
         }
     }
     for m in &g.misconceptions {
-        println!("  [wrong  ] {} (-{}): \"{}\"", m.id, m.penalty, one_line(&m.evidence, 100));
+        println!(
+            "  [wrong  ] {} (-{}): \"{}\"",
+            m.id,
+            m.penalty,
+            one_line(&m.evidence, 100)
+        );
     }
     if !g.gaps.is_empty() {
         println!("gaps:");
@@ -304,21 +363,40 @@ fn print_grade(g: &Grade) {
     }
     println!("{}", g.feedback);
     if !g.flags.is_empty() {
-        let flags: Vec<String> = g.flags.iter().map(|f| serde_json::to_string(f).unwrap_or_default().trim_matches('"').to_string()).collect();
+        let flags: Vec<String> = g
+            .flags
+            .iter()
+            .map(|f| {
+                serde_json::to_string(f)
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect();
         println!("flags: {}", flags.join(", "));
     }
-    println!("judge: {} ({}), {} ms", g.judge.kind, g.judge.model, g.latency_ms);
+    println!(
+        "judge: {} ({}), {} ms",
+        g.judge.kind, g.judge.model, g.latency_ms
+    );
 }
 
 fn one_line(s: &str, max: usize) -> String {
     let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max { format!("{}…", flat.chars().take(max).collect::<String>()) } else { flat }
+    if flat.chars().count() > max {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
 }
 
 fn progress(n: usize) -> ProgressBar {
     if std::io::stderr().is_terminal() {
         let pb = ProgressBar::new(n as u64);
-        pb.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} answers {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        pb.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} answers {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         pb
     } else {
         ProgressBar::hidden()
@@ -328,15 +406,30 @@ fn progress(n: usize) -> ProgressBar {
 fn request_for(item: &eval::EvalItem, judge: Option<JudgeKind>) -> GradeRequest {
     let question = match (&item.question_id, &item.question, &item.reference_answer) {
         (Some(id), _, _) => QuestionRef::Id(id.clone()),
-        (None, Some(q), Some(r)) => QuestionRef::AdHoc { question: q.clone(), reference_answer: r.clone() },
+        (None, Some(q), Some(r)) => QuestionRef::AdHoc {
+            question: q.clone(),
+            reference_answer: r.clone(),
+        },
         (None, Some(q), None) => QuestionRef::Text(q.clone()),
         _ => QuestionRef::Text(String::new()),
     };
-    GradeRequest { question, answer: item.answer.clone(), judge, samples: None }
+    GradeRequest {
+        question,
+        answer: item.answer.clone(),
+        judge,
+        samples: None,
+    }
 }
 
-async fn eval_cmd(settings: Settings, file: &Path, judge: Option<JudgeKind>, json: bool, limit: Option<usize>) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+async fn eval_cmd(
+    settings: Settings,
+    file: &Path,
+    judge: Option<JudgeKind>,
+    json: bool,
+    limit: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let (mut items, skipped) = eval::parse_items(&text);
     for b in &skipped {
         eprintln!("{}:{}: skipped: {}", file.display(), b.line, b.error);
@@ -349,25 +442,34 @@ async fn eval_cmd(settings: Settings, file: &Path, judge: Option<JudgeKind>, jso
     let judge_name = format!("{:?}", engine.effective_judge(judge)).to_lowercase();
     let pb = progress(items.len());
     let started = Instant::now();
-    let results: Vec<(usize, eval::EvalItem, Result<Grade, String>)> = futures::stream::iter(items.into_iter().map(|(line, item)| {
-        let engine = engine.clone();
-        let pb = pb.clone();
-        async move {
-            let r = engine.grade(&request_for(&item, judge)).await.map_err(|e| e.to_string());
-            pb.inc(1);
-            (line, item, r)
-        }
-    }))
-    .buffer_unordered(concurrency)
-    .collect()
-    .await;
+    let results: Vec<(usize, eval::EvalItem, Result<Grade, String>)> =
+        futures::stream::iter(items.into_iter().map(|(line, item)| {
+            let engine = engine.clone();
+            let pb = pb.clone();
+            async move {
+                let r = engine
+                    .grade(&request_for(&item, judge))
+                    .await
+                    .map_err(|e| e.to_string());
+                pb.inc(1);
+                (line, item, r)
+            }
+        }))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     let elapsed = started.elapsed().as_secs_f64();
     pb.finish_and_clear();
     let mut scored = Vec::new();
     let mut failed = Vec::new();
     for (line, item, r) in results {
         match r {
-            Ok(g) => scored.push((item.group(), g.score as f64 / g.max_score as f64 * item.scale_max, item.score, item.scale_max)),
+            Ok(g) => scored.push((
+                item.group(),
+                g.score as f64 / g.max_score as f64 * item.scale_max,
+                item.score,
+                item.scale_max,
+            )),
             Err(e) => {
                 eprintln!("{}:{line}: not graded: {e}", file.display());
                 failed.push(BadLine { line, error: e });
@@ -380,21 +482,37 @@ async fn eval_cmd(settings: Settings, file: &Path, judge: Option<JudgeKind>, jso
     } else {
         println!(
             "{} answers, judge {}: pearson {:.3}  spearman {:.3}  qwk {:.3}  rmse {:.2}  mae {:.2}  ({:.1} answers/s)",
-            report.n, report.judge, report.pearson, report.spearman, report.qwk, report.rmse, report.mae, report.answers_per_second
+            report.n,
+            report.judge,
+            report.pearson,
+            report.spearman,
+            report.qwk,
+            report.rmse,
+            report.mae,
+            report.answers_per_second
         );
         println!("per question (n, pearson, mae):");
         for (q, m) in &report.per_question {
             println!("  {q:<40} {:>3} {:>7.3} {:>6.2}", m.n, m.pearson, m.mae);
         }
         if !report.skipped_lines.is_empty() || !report.failed.is_empty() {
-            println!("{} lines skipped, {} items failed", report.skipped_lines.len(), report.failed.len());
+            println!(
+                "{} lines skipped, {} items failed",
+                report.skipped_lines.len(),
+                report.failed.len()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn calibrate(settings: Settings, file: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+async fn calibrate(
+    settings: Settings,
+    file: &Path,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let (items, skipped) = eval::parse_items(&text);
     for b in &skipped {
         eprintln!("{}:{}: skipped: {}", file.display(), b.line, b.error);
@@ -404,28 +522,45 @@ async fn calibrate(settings: Settings, file: &Path, out: Option<PathBuf>) -> any
     let mut measured = Vec::new();
     for (line, item) in &items {
         let req = request_for(item, Some(JudgeKind::Coverage));
-        let resolved = engine.resolve(&req.question).await.with_context(|| format!("{}:{line}", file.display()))?;
+        let resolved = engine
+            .resolve(&req.question)
+            .await
+            .with_context(|| format!("{}:{line}", file.display()))?;
         let f = engine.coverage_features(&resolved, &item.answer).await?;
-        measured.push((item.group(), item.score / item.scale_max * 10.0, resolved, f));
+        measured.push((
+            item.group(),
+            item.score / item.scale_max * 10.0,
+            resolved,
+            f,
+        ));
     }
     let fit_items: Vec<FitItem> = measured
         .iter()
         .map(|(group, human, resolved, features)| {
             let (rubric, vecs, q) = engine.parts(resolved);
-            FitItem { group: group.clone(), human: *human, judge: CoverageJudge::new(rubric, vecs, q), features: features.clone() }
+            FitItem {
+                group: group.clone(),
+                human: *human,
+                judge: CoverageJudge::new(rubric, vecs, q),
+                features: features.clone(),
+            }
         })
         .collect();
     let command = format!("grader calibrate {}", file.display());
     let started = Instant::now();
     let (thresholds, info) = fit(&fit_items, &command, &file.display().to_string());
-    let cal = Calibration { thresholds, fit: info };
+    let cal = Calibration {
+        thresholds,
+        fit: info,
+    };
     let body = toml::to_string_pretty(&cal)?;
     let header = format!(
         "# Coverage judge thresholds. Do not edit by hand: refit with\n#   {command}\n# (fit in {:.1} s over {} answers; cv_* = two-fold cross-validation by question)\n",
         started.elapsed().as_secs_f64(),
         fit_items.len()
     );
-    std::fs::write(&out, format!("{header}{body}")).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(&out, format!("{header}{body}"))
+        .with_context(|| format!("writing {}", out.display()))?;
     println!("{header}{body}");
     println!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -437,13 +572,20 @@ struct Paraphrase {
     question: String,
 }
 
-async fn calibrate_matching(settings: Settings, paraphrases: &Path, offtopic: &Path, json: bool) -> anyhow::Result<ExitCode> {
+async fn calibrate_matching(
+    settings: Settings,
+    paraphrases: &Path,
+    offtopic: &Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let para: Vec<Paraphrase> = std::fs::read_to_string(paraphrases)
         .with_context(|| format!("reading {}", paraphrases.display()))?
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", paraphrases.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}:{}", paraphrases.display(), i + 1))
+        })
         .collect::<anyhow::Result<_>>()?;
     let off: Vec<String> = std::fs::read_to_string(offtopic)
         .with_context(|| format!("reading {}", offtopic.display()))?
@@ -458,7 +600,11 @@ async fn calibrate_matching(settings: Settings, paraphrases: &Path, offtopic: &P
     for p in &para {
         let m = engine.match_question(&p.question).await?;
         let top = m.candidates.first();
-        on.push((m.similarity, top.is_some_and(|c| c.rubric_id == p.question_id), p));
+        on.push((
+            m.similarity,
+            top.is_some_and(|c| c.rubric_id == p.question_id),
+            p,
+        ));
     }
     let mut offs = Vec::new();
     for q in &off {
@@ -467,19 +613,31 @@ async fn calibrate_matching(settings: Settings, paraphrases: &Path, offtopic: &P
     let mut best = (0usize, 0.0f32);
     for step in 30..=90 {
         let t = step as f32 / 100.0;
-        let good = on.iter().filter(|(s, ok, _)| *ok && *s >= t).count() + offs.iter().filter(|(s, _)| *s < t).count();
+        let good = on.iter().filter(|(s, ok, _)| *ok && *s >= t).count()
+            + offs.iter().filter(|(s, _)| *s < t).count();
         if good > best.0 {
             best = (good, t);
         }
     }
     let t = best.1;
     let top1 = on.iter().filter(|(_, ok, _)| *ok).count() as f64 / on.len().max(1) as f64;
-    let matched = on.iter().filter(|(s, ok, _)| *ok && *s >= t).count() as f64 / on.len().max(1) as f64;
+    let matched =
+        on.iter().filter(|(s, ok, _)| *ok && *s >= t).count() as f64 / on.len().max(1) as f64;
     let rejected = offs.iter().filter(|(s, _)| *s < t).count() as f64 / offs.len().max(1) as f64;
     if json {
-        println!("{}", serde_json::json!({"threshold": t, "paraphrase_top1": top1, "paraphrase_matched": matched, "offtopic_rejected": rejected, "paraphrases": on.len(), "offtopic": offs.len()}));
+        println!(
+            "{}",
+            serde_json::json!({"threshold": t, "paraphrase_top1": top1, "paraphrase_matched": matched, "offtopic_rejected": rejected, "paraphrases": on.len(), "offtopic": offs.len()})
+        );
     } else {
-        println!("threshold {t:.2}: paraphrases top-1 {:.1}%, matched above threshold {:.1}%, off-topic rejected {:.1}% ({} paraphrases, {} off-topic)", top1 * 100.0, matched * 100.0, rejected * 100.0, on.len(), offs.len());
+        println!(
+            "threshold {t:.2}: paraphrases top-1 {:.1}%, matched above threshold {:.1}%, off-topic rejected {:.1}% ({} paraphrases, {} off-topic)",
+            top1 * 100.0,
+            matched * 100.0,
+            rejected * 100.0,
+            on.len(),
+            offs.len()
+        );
         for (s, ok, p) in &on {
             if !*ok || *s < t {
                 println!("  miss: {} ({:.2}) {}", p.question_id, s, p.question);

@@ -26,7 +26,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid configuration: {0} (check config/default.toml for the known keys and their types)")]
+    #[error(
+        "invalid configuration: {0} (check config/default.toml for the known keys and their types)"
+    )]
     Invalid(String),
     #[error("invalid configuration: {key}: {message}")]
     Value { key: String, message: String },
@@ -298,7 +300,10 @@ impl Settings {
         // Figment's `Env` provider reads the process environment; tests pass their own
         // variables, so the same mapping is done here on the list we were given.
         for (k, v) in &grader_vars {
-            let key = k.trim_start_matches("GRADER__").to_lowercase().replace("__", ".");
+            let key = k
+                .trim_start_matches("GRADER__")
+                .to_lowercase()
+                .replace("__", ".");
             figment = figment.merge((key, parse_env_value(v)));
         }
         let mut settings: Settings = figment.extract().map_err(|e| figment_error(&e))?;
@@ -361,7 +366,8 @@ impl Settings {
             );
         }
         if !self.llm.base_url.is_empty()
-            && !(self.llm.base_url.starts_with("http://") || self.llm.base_url.starts_with("https://"))
+            && !(self.llm.base_url.starts_with("http://")
+                || self.llm.base_url.starts_with("https://"))
         {
             return bad(
                 "llm.base_url",

@@ -12,14 +12,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{EmbeddingKind, JudgeKind, OverLimit, Settings, StoreKind};
 use crate::embed::{EmbedError, Embedder, LocalEmbedder};
+use crate::grade::{
+    Flag, Grade, Judgement, compute_score, feedback_from_verdicts, gaps_from_verdicts,
+    verify_evidence,
+};
 use crate::guard::guard;
-use crate::llm::{LlmError, LlmJudge};
-use crate::llm::judge::{ExemplarRef, Hint, JudgeInput};
-use crate::grade::{Flag, Grade, Judgement, compute_score, feedback_from_verdicts, gaps_from_verdicts, verify_evidence};
-use crate::index::{Collections, IndexError, IndexReport, Knowledge, Phrase, RubricVectors, index_catalog};
+use crate::index::{
+    Collections, IndexError, IndexReport, Knowledge, Phrase, RubricVectors, index_catalog,
+};
 use crate::judge::{Calibration, CoverageFeatures, CoverageJudge};
+use crate::llm::judge::{ExemplarRef, Hint, JudgeInput};
+use crate::llm::{LlmError, LlmJudge};
 use crate::matching::{Candidate, MatchResult, match_question};
-use crate::rubric::{Catalog, Criterion, ModelAnswer, Rubric, RubricErrors, RubricKind, content_hash};
+use crate::rubric::{
+    Catalog, Criterion, ModelAnswer, Rubric, RubricErrors, RubricKind, content_hash,
+};
 use crate::store::{EmbeddedStore, Filter, QdrantOptions, QdrantStore, StoreError, VectorStore};
 use crate::text::segments;
 
@@ -31,7 +38,10 @@ pub enum QuestionRef {
     /// Free text, matched to a rubric.
     Text(String),
     /// A question with a reference answer: graded against a rubric derived from the reference.
-    AdHoc { question: String, reference_answer: String },
+    AdHoc {
+        question: String,
+        reference_answer: String,
+    },
 }
 
 /// A candidate's answer, checked once: not empty, within the token limit (or truncated).
@@ -43,25 +53,44 @@ pub struct Answer {
 
 impl Answer {
     /// `model` picks the tiktoken encoding (the LLM's, or cl100k for the coverage judge).
-    pub fn parse(text: &str, max_tokens: usize, over: OverLimit, model: &str) -> Result<Answer, GradeError> {
+    pub fn parse(
+        text: &str,
+        max_tokens: usize,
+        over: OverLimit,
+        model: &str,
+    ) -> Result<Answer, GradeError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
             return Err(GradeError::EmptyAnswer);
         }
         // Cheap upper bound first: a token is at least one byte.
         if trimmed.len() <= max_tokens {
-            return Ok(Answer { text: trimmed.to_string(), truncated: false });
+            return Ok(Answer {
+                text: trimmed.to_string(),
+                truncated: false,
+            });
         }
         let bpe = crate::tokens::bpe_for_model(model);
         let tokens = bpe.encode_ordinary(trimmed);
         if tokens.len() <= max_tokens {
-            return Ok(Answer { text: trimmed.to_string(), truncated: false });
+            return Ok(Answer {
+                text: trimmed.to_string(),
+                truncated: false,
+            });
         }
         match over {
-            OverLimit::Reject => Err(GradeError::AnswerTooLong { tokens: tokens.len(), max: max_tokens }),
+            OverLimit::Reject => Err(GradeError::AnswerTooLong {
+                tokens: tokens.len(),
+                max: max_tokens,
+            }),
             OverLimit::Truncate => {
-                let cut = bpe.decode(&tokens[..max_tokens]).unwrap_or_else(|_| trimmed.chars().take(max_tokens).collect());
-                Ok(Answer { text: cut, truncated: true })
+                let cut = bpe
+                    .decode(&tokens[..max_tokens])
+                    .unwrap_or_else(|_| trimmed.chars().take(max_tokens).collect());
+                Ok(Answer {
+                    text: cut,
+                    truncated: true,
+                })
             }
         }
     }
@@ -80,13 +109,21 @@ impl Answer {
 pub enum GradeError {
     #[error("answer is empty: send the candidate's answer text")]
     EmptyAnswer,
-    #[error("answer is too long: {tokens} tokens, the limit is {max} (limits.max_answer_tokens); shorten it or set limits.over_limit = \"truncate\"")]
+    #[error(
+        "answer is too long: {tokens} tokens, the limit is {max} (limits.max_answer_tokens); shorten it or set limits.over_limit = \"truncate\""
+    )]
     AnswerTooLong { tokens: usize, max: usize },
     #[error("unknown question id `{id}`: see `grader rubrics list` or GET /v1/questions{}", suggest(.closest))]
     UnknownQuestion { id: String, closest: Vec<String> },
     #[error("no rubric matches the question (best similarity {similarity:.2} is below the threshold {threshold:.2}); name a question id, or send a reference_answer to grade against{}", suggest_candidates(.candidates))]
-    Unmatched { similarity: f32, threshold: f32, candidates: Vec<Candidate> },
-    #[error("reference answer has no statements to grade against: give a reference answer of at least one full sentence")]
+    Unmatched {
+        similarity: f32,
+        threshold: f32,
+        candidates: Vec<Candidate>,
+    },
+    #[error(
+        "reference answer has no statements to grade against: give a reference answer of at least one full sentence"
+    )]
     EmptyReference,
     #[error("judge `{0}` is not available: {1}")]
     JudgeUnavailable(String, String),
@@ -99,14 +136,22 @@ pub enum GradeError {
 }
 
 fn suggest(closest: &[String]) -> String {
-    if closest.is_empty() { String::new() } else { format!(" (did you mean {}?)", closest.join(", ")) }
+    if closest.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", closest.join(", "))
+    }
 }
 
 fn suggest_candidates(c: &[Candidate]) -> String {
     if c.is_empty() {
         String::new()
     } else {
-        let list: Vec<String> = c.iter().take(3).map(|c| format!("{} ({:.2})", c.rubric_id, c.similarity)).collect();
+        let list: Vec<String> = c
+            .iter()
+            .take(3)
+            .map(|c| format!("{} ({:.2})", c.rubric_id, c.similarity))
+            .collect();
         format!("; closest: {}", list.join(", "))
     }
 }
@@ -175,17 +220,23 @@ impl Engine {
     /// Open everything from settings: rubrics, embedder, store (indexed if anything changed),
     /// the judges' vectors and the calibration. `base` resolves relative paths.
     pub async fn open(settings: Settings, base: &Path) -> Result<Engine, OpenError> {
-        let catalog = Catalog::load_dir(&Settings::resolve(base, &settings.rubrics_dir)).map_err(OpenError::Rubrics)?;
+        let catalog = Catalog::load_dir(&Settings::resolve(base, &settings.rubrics_dir))
+            .map_err(OpenError::Rubrics)?;
         let embedder: Arc<dyn Embedder> = match settings.embedding.kind {
             EmbeddingKind::Local => Arc::new(LocalEmbedder::load(
                 &Settings::resolve(base, &settings.embedding.model_dir),
                 settings.embedding.max_tokens,
                 settings.embedding.batch_size,
             )?),
-            EmbeddingKind::Openai => Arc::new(crate::llm::OpenAiEmbedder::new(&settings.llm, &settings.embedding)?),
+            EmbeddingKind::Openai => Arc::new(crate::llm::OpenAiEmbedder::new(
+                &settings.llm,
+                &settings.embedding,
+            )?),
         };
         let store: Arc<dyn VectorStore> = match settings.store.kind {
-            StoreKind::Embedded => Arc::new(EmbeddedStore::open(&Settings::resolve(base, &settings.data_dir).join("store"))?),
+            StoreKind::Embedded => Arc::new(EmbeddedStore::open(
+                &Settings::resolve(base, &settings.data_dir).join("store"),
+            )?),
             StoreKind::Qdrant => Arc::new(QdrantStore::connect(QdrantOptions {
                 url: settings.store.url.clone(),
                 api_key: settings.store.api_key.clone(),
@@ -206,16 +257,22 @@ impl Engine {
         calibration: Calibration,
     ) -> Result<Engine, OpenError> {
         let collections = Collections::new(&settings.store.collection_prefix);
-        let index_report = index_catalog(&catalog, store.as_ref(), embedder.as_ref(), &collections).await?;
+        let index_report =
+            index_catalog(&catalog, store.as_ref(), embedder.as_ref(), &collections).await?;
         let knowledge = Knowledge::load(&catalog, store.as_ref(), &collections).await?;
         let questions = store
-            .scroll(&collections.questions, &Filter::default().kinds(&["question"]))
+            .scroll(
+                &collections.questions,
+                &Filter::default().kinds(&["question"]),
+            )
             .await?
             .into_iter()
             .map(|p| (p.payload.rubric_id, p.vector))
             .collect();
         let llm = if settings.llm.is_configured() {
-            Some(Arc::new(LlmJudge::new(&settings.llm).map_err(|e| OpenError::Llm(e.to_string()))?))
+            Some(Arc::new(
+                LlmJudge::new(&settings.llm).map_err(|e| OpenError::Llm(e.to_string()))?,
+            ))
         } else {
             None
         };
@@ -265,7 +322,10 @@ impl Engine {
         match q {
             QuestionRef::Id(id) => match self.catalog.get(id) {
                 Some(r) => Ok(Resolved::Catalog(r.clone())),
-                None => Err(GradeError::UnknownQuestion { id: id.clone(), closest: self.closest_ids(id) }),
+                None => Err(GradeError::UnknownQuestion {
+                    id: id.clone(),
+                    closest: self.closest_ids(id),
+                }),
             },
             QuestionRef::Text(text) => {
                 let m = self.match_question(text).await?;
@@ -278,7 +338,12 @@ impl Engine {
                     }),
                 }
             }
-            QuestionRef::AdHoc { question, reference_answer } => Ok(Resolved::AdHoc(self.adhoc_rubric(question, reference_answer).await?)),
+            QuestionRef::AdHoc {
+                question,
+                reference_answer,
+            } => Ok(Resolved::AdHoc(
+                self.adhoc_rubric(question, reference_answer).await?,
+            )),
         }
     }
 
@@ -286,14 +351,22 @@ impl Engine {
         let slug = id.rsplit('.').next().unwrap_or(id);
         self.catalog
             .ids()
-            .filter(|c| c.contains(slug) || slug.contains(c.rsplit('.').next().unwrap_or(c)) || c.split('.').next() == id.split('.').next())
+            .filter(|c| {
+                c.contains(slug)
+                    || slug.contains(c.rsplit('.').next().unwrap_or(c))
+                    || c.split('.').next() == id.split('.').next()
+            })
             .take(5)
             .map(str::to_string)
             .collect()
     }
 
     /// A rubric derived from a reference answer: each key statement one equal-weight criterion.
-    async fn adhoc_rubric(&self, question: &str, reference: &str) -> Result<Arc<(Rubric, RubricVectors, Vec<f32>)>, GradeError> {
+    async fn adhoc_rubric(
+        &self,
+        question: &str,
+        reference: &str,
+    ) -> Result<Arc<(Rubric, RubricVectors, Vec<f32>)>, GradeError> {
         let key = content_hash(&format!("{question}\u{1f}{reference}"));
         if let Some(hit) = self.adhoc.lock().expect("adhoc cache").get(&key) {
             return Ok(hit.clone());
@@ -327,7 +400,9 @@ impl Engine {
             max_score: 10.0,
             criteria,
             misconceptions: Vec::new(),
-            model_answers: vec![ModelAnswer { text: reference.trim().to_string() }],
+            model_answers: vec![ModelAnswer {
+                text: reference.trim().to_string(),
+            }],
             exemplars: Vec::new(),
             version: key.clone(),
         };
@@ -339,7 +414,12 @@ impl Engine {
             criteria: statements
                 .iter()
                 .zip(vectors)
-                .map(|(t, v)| vec![Phrase { text: t.clone(), vector: v }])
+                .map(|(t, v)| {
+                    vec![Phrase {
+                        text: t.clone(),
+                        vector: v,
+                    }]
+                })
                 .collect(),
             misconceptions: Vec::new(),
             model_sentences: Vec::new(),
@@ -354,18 +434,31 @@ impl Engine {
     }
 
     /// Coverage features of an answer against a resolved rubric (one embedding call).
-    pub async fn coverage_features(&self, resolved: &Resolved, answer: &str) -> Result<CoverageFeatures, GradeError> {
+    pub async fn coverage_features(
+        &self,
+        resolved: &Resolved,
+        answer: &str,
+    ) -> Result<CoverageFeatures, GradeError> {
         Ok(self.measure(resolved, answer, false).await?.0)
     }
 
     /// Coverage features and, when asked, the whole answer's vector, in one embedding call.
-    async fn measure(&self, resolved: &Resolved, answer: &str, whole: bool) -> Result<(CoverageFeatures, Option<Vec<f32>>), GradeError> {
+    async fn measure(
+        &self,
+        resolved: &Resolved,
+        answer: &str,
+        whole: bool,
+    ) -> Result<(CoverageFeatures, Option<Vec<f32>>), GradeError> {
         let segs = segments(answer);
         let mut texts: Vec<String> = segs.iter().map(|s| s.text.clone()).collect();
         if whole {
             texts.push(answer.to_string());
         }
-        let mut vectors = if texts.is_empty() { Vec::new() } else { self.embedder.embed(&texts).await? };
+        let mut vectors = if texts.is_empty() {
+            Vec::new()
+        } else {
+            self.embedder.embed(&texts).await?
+        };
         let answer_vector = if whole { vectors.pop() } else { None };
         let (rubric, vecs, q) = self.parts(resolved);
         let judge = CoverageJudge::new(rubric, vecs, q);
@@ -373,12 +466,18 @@ impl Engine {
     }
 
     /// The rubric, its vectors and its question vector.
-    pub fn parts<'a>(&'a self, resolved: &'a Resolved) -> (&'a Rubric, &'a RubricVectors, Option<&'a [f32]>) {
+    pub fn parts<'a>(
+        &'a self,
+        resolved: &'a Resolved,
+    ) -> (&'a Rubric, &'a RubricVectors, Option<&'a [f32]>) {
         static EMPTY: std::sync::OnceLock<RubricVectors> = std::sync::OnceLock::new();
         match resolved {
             Resolved::Catalog(r) => (
                 r,
-                self.knowledge.rubrics.get(&r.id).unwrap_or_else(|| EMPTY.get_or_init(RubricVectors::default)),
+                self.knowledge
+                    .rubrics
+                    .get(&r.id)
+                    .unwrap_or_else(|| EMPTY.get_or_init(RubricVectors::default)),
                 self.questions.get(&r.id).map(Vec::as_slice),
             ),
             Resolved::AdHoc(a) => (&a.0, &a.1, Some(a.2.as_slice())),
@@ -386,9 +485,17 @@ impl Engine {
     }
 
     /// The coverage judge's verdicts under the shipped calibration.
-    pub fn coverage_judgement(&self, resolved: &Resolved, features: &CoverageFeatures) -> Judgement {
+    pub fn coverage_judgement(
+        &self,
+        resolved: &Resolved,
+        features: &CoverageFeatures,
+    ) -> Judgement {
         let (rubric, vecs, q) = self.parts(resolved);
-        CoverageJudge::new(rubric, vecs, q).decide(features, &self.calibration.thresholds, self.embedder.model_id())
+        CoverageJudge::new(rubric, vecs, q).decide(
+            features,
+            &self.calibration.thresholds,
+            self.embedder.model_id(),
+        )
     }
 
     /// Grade one answer.
@@ -405,7 +512,12 @@ impl Engine {
             _ => None,
         };
         let token_model = llm.as_ref().map_or("cl100k", |l| l.model());
-        let answer = Answer::parse(&req.answer, self.settings.limits.max_answer_tokens, self.settings.limits.over_limit, token_model)?;
+        let answer = Answer::parse(
+            &req.answer,
+            self.settings.limits.max_answer_tokens,
+            self.settings.limits.over_limit,
+            token_model,
+        )?;
         let resolved = self.resolve(&req.question).await?;
         let rubric = resolved.rubric();
         // Text addressed to the grader is removed before any judge sees the answer.
@@ -415,7 +527,9 @@ impl Engine {
             tracing::warn!(rubric = %rubric.id, removed = guarded.removed.len(), "answer contains text aimed at the grader");
             flags.push(Flag::InjectionSuspected);
         }
-        let (features, answer_vector) = self.measure(&resolved, &guarded.text, llm.is_some()).await?;
+        let (features, answer_vector) = self
+            .measure(&resolved, &guarded.text, llm.is_some())
+            .await?;
         let coverage = self.coverage_judgement(&resolved, &features);
         let mut judgement = match llm {
             None => coverage,
@@ -439,7 +553,10 @@ impl Engine {
                     answer: &guarded.text,
                     exemplars,
                     hints,
-                    samples: req.samples.unwrap_or(self.settings.llm.samples).clamp(1, 15),
+                    samples: req
+                        .samples
+                        .unwrap_or(self.settings.llm.samples)
+                        .clamp(1, 15),
                 };
                 match llm.judge(&input).await {
                     Ok(mut j) => {
@@ -475,17 +592,28 @@ impl Engine {
     }
 
     /// Up to `judge.exemplars_k` graded exemplars of the rubric, most similar to the answer first.
-    async fn exemplars_for(&self, rubric: &Rubric, answer_vector: &[f32]) -> Result<Vec<ExemplarRef>, GradeError> {
+    async fn exemplars_for(
+        &self,
+        rubric: &Rubric,
+        answer_vector: &[f32],
+    ) -> Result<Vec<ExemplarRef>, GradeError> {
         let k = self.settings.judge.exemplars_k;
         if k == 0 {
             return Ok(Vec::new());
         }
         let filter = Filter::rubric(&rubric.id).kinds(&["exemplar"]);
-        let hits = self.store.search(&self.collections.references, answer_vector, &filter, k).await?;
+        let hits = self
+            .store
+            .search(&self.collections.references, answer_vector, &filter, k)
+            .await?;
         Ok(hits
             .into_iter()
             .filter_map(|h| rubric.exemplars.get(h.payload.index as usize))
-            .map(|e| ExemplarRef { score: e.score, answer: e.answer.clone(), rationale: e.rationale.clone() })
+            .map(|e| ExemplarRef {
+                score: e.score,
+                answer: e.answer.clone(),
+                rationale: e.rationale.clone(),
+            })
             .collect())
     }
 }
@@ -494,10 +622,23 @@ impl Engine {
 /// when they are opposite (met vs missed) on a heavy criterion.
 fn disagree(rubric: &Rubric, llm: &Judgement, coverage: &Judgement) -> bool {
     let a = compute_score(rubric.max_score, &llm.criteria, &llm.misconceptions);
-    let b = compute_score(rubric.max_score, &coverage.criteria, &coverage.misconceptions);
-    let heavy = rubric.criteria.iter().map(|c| c.weight).fold(0.0f32, f32::max);
+    let b = compute_score(
+        rubric.max_score,
+        &coverage.criteria,
+        &coverage.misconceptions,
+    );
+    let heavy = rubric
+        .criteria
+        .iter()
+        .map(|c| c.weight)
+        .fold(0.0f32, f32::max);
     let opposite = llm.criteria.iter().zip(&coverage.criteria).any(|(x, y)| {
-        x.weight >= heavy && matches!((x.verdict, y.verdict), (crate::grade::Verdict::Met, crate::grade::Verdict::Missed) | (crate::grade::Verdict::Missed, crate::grade::Verdict::Met))
+        x.weight >= heavy
+            && matches!(
+                (x.verdict, y.verdict),
+                (crate::grade::Verdict::Met, crate::grade::Verdict::Missed)
+                    | (crate::grade::Verdict::Missed, crate::grade::Verdict::Met)
+            )
     });
     (a - b).abs() >= 0.4 * rubric.max_score || opposite
 }

@@ -55,16 +55,30 @@ pub fn parse_items(text: &str) -> (Vec<(usize, EvalItem)>, Vec<BadLine>) {
         match serde_json::from_str::<EvalItem>(line) {
             Ok(item) => {
                 if item.scale_max <= 0.0 || !item.scale_max.is_finite() {
-                    bad.push(BadLine { line: n, error: "scale_max must be > 0".into() });
+                    bad.push(BadLine {
+                        line: n,
+                        error: "scale_max must be > 0".into(),
+                    });
                 } else if !(0.0..=item.scale_max).contains(&item.score) {
-                    bad.push(BadLine { line: n, error: format!("score {} is outside 0..={}", item.score, item.scale_max) });
-                } else if item.question_id.is_none() && (item.question.is_none() || item.reference_answer.is_none()) {
-                    bad.push(BadLine { line: n, error: "needs question_id, or question and reference_answer".into() });
+                    bad.push(BadLine {
+                        line: n,
+                        error: format!("score {} is outside 0..={}", item.score, item.scale_max),
+                    });
+                } else if item.question_id.is_none()
+                    && (item.question.is_none() || item.reference_answer.is_none())
+                {
+                    bad.push(BadLine {
+                        line: n,
+                        error: "needs question_id, or question and reference_answer".into(),
+                    });
                 } else {
                     items.push((n, item));
                 }
             }
-            Err(e) => bad.push(BadLine { line: n, error: format!("not a valid item: {e}") }),
+            Err(e) => bad.push(BadLine {
+                line: n,
+                error: format!("not a valid item: {e}"),
+            }),
         }
     }
     (items, bad)
@@ -114,7 +128,11 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
         sxx += (a - mx).powi(2);
         syy += (b - my).powi(2);
     }
-    if sxx == 0.0 || syy == 0.0 { 0.0 } else { sxy / (sxx * syy).sqrt() }
+    if sxx == 0.0 || syy == 0.0 {
+        0.0
+    } else {
+        sxy / (sxx * syy).sqrt()
+    }
 }
 
 /// Ranks (1-based) with ties given their average rank.
@@ -163,7 +181,11 @@ pub fn qwk(pred: &[f64], human: &[f64], scale_max: f64) -> f64 {
             den += w * expected;
         }
     }
-    if den == 0.0 { if num == 0.0 { 1.0 } else { 0.0 } } else { 1.0 - num / den }
+    if den == 0.0 {
+        if num == 0.0 { 1.0 } else { 0.0 }
+    } else {
+        1.0 - num / den
+    }
 }
 
 /// The result of an evaluation run.
@@ -189,16 +211,38 @@ pub struct BadLineOwned {
 }
 
 /// Build a report from per-item results: (group, predicted on the item's scale, human, scale).
-pub fn report(results: &[(String, f64, f64, f64)], elapsed_secs: f64, judge: &str, skipped: Vec<BadLine>, failed: Vec<BadLine>) -> EvalReport {
+pub fn report(
+    results: &[(String, f64, f64, f64)],
+    elapsed_secs: f64,
+    judge: &str,
+    skipped: Vec<BadLine>,
+    failed: Vec<BadLine>,
+) -> EvalReport {
     // Overall metrics on a common 0..10 scale, so items on different scales mix.
-    let overall: Vec<(f64, f64)> = results.iter().map(|(_, p, h, s)| (p / s * 10.0, h / s * 10.0)).collect();
+    let overall: Vec<(f64, f64)> = results
+        .iter()
+        .map(|(_, p, h, s)| (p / s * 10.0, h / s * 10.0))
+        .collect();
     let m = Metrics::compute(&overall, 10.0);
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for (g, p, h, s) in results {
-        groups.entry(g.clone()).or_default().push((p / s * 10.0, h / s * 10.0));
+        groups
+            .entry(g.clone())
+            .or_default()
+            .push((p / s * 10.0, h / s * 10.0));
     }
-    let per_question = groups.into_iter().map(|(g, pairs)| (g, Metrics::compute(&pairs, 10.0))).collect();
-    let conv = |v: Vec<BadLine>| v.into_iter().map(|b| BadLineOwned { line: b.line, error: b.error }).collect();
+    let per_question = groups
+        .into_iter()
+        .map(|(g, pairs)| (g, Metrics::compute(&pairs, 10.0)))
+        .collect();
+    let conv = |v: Vec<BadLine>| {
+        v.into_iter()
+            .map(|b| BadLineOwned {
+                line: b.line,
+                error: b.error,
+            })
+            .collect()
+    };
     EvalReport {
         n: m.n,
         pearson: m.pearson,
@@ -206,7 +250,11 @@ pub fn report(results: &[(String, f64, f64, f64)], elapsed_secs: f64, judge: &st
         qwk: m.qwk,
         rmse: m.rmse,
         mae: m.mae,
-        answers_per_second: if elapsed_secs > 0.0 { results.len() as f64 / elapsed_secs } else { 0.0 },
+        answers_per_second: if elapsed_secs > 0.0 {
+            results.len() as f64 / elapsed_secs
+        } else {
+            0.0
+        },
         judge: judge.to_string(),
         skipped_lines: conv(skipped),
         failed: conv(failed),

@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use crate::rubric::Rubric;
 use crate::text::{normalize_for_match, quote_occurs};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Missed,
@@ -74,7 +76,9 @@ pub struct Usage {
 }
 
 /// Conditions a reader of the grade should know about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Flag {
     /// Some evidence was not found in the answer; those verdicts were downgraded.
@@ -134,7 +138,10 @@ pub fn verify_evidence(answer: &str, judgement: &mut Judgement) -> bool {
         c.evidence_verified = ok;
         if !ok && c.verdict != Verdict::Missed {
             c.verdict = c.verdict.downgrade();
-            c.reason = format!("{} (downgraded: the quoted evidence is not in the answer)", c.reason);
+            c.reason = format!(
+                "{} (downgraded: the quoted evidence is not in the answer)",
+                c.reason
+            );
             downgraded = true;
         }
     }
@@ -146,7 +153,11 @@ pub fn verify_evidence(answer: &str, judgement: &mut Judgement) -> bool {
 }
 
 /// max_score × Σ wᵢ·vᵢ / Σ wᵢ − penalties, clamped to [0, max_score], rounded to 0.1.
-pub fn compute_score(max_score: f32, criteria: &[CriterionResult], misconceptions: &[MisconceptionResult]) -> f32 {
+pub fn compute_score(
+    max_score: f32,
+    criteria: &[CriterionResult],
+    misconceptions: &[MisconceptionResult],
+) -> f32 {
     let total: f32 = criteria.iter().map(|c| c.weight).sum();
     if total <= 0.0 {
         return 0.0;
@@ -158,21 +169,34 @@ pub fn compute_score(max_score: f32, criteria: &[CriterionResult], misconception
 }
 
 /// Gap sentences from the verdicts: what to add or fix, most important first.
-pub fn gaps_from_verdicts(rubric: &Rubric, criteria: &[CriterionResult], misconceptions: &[MisconceptionResult]) -> Vec<String> {
+pub fn gaps_from_verdicts(
+    rubric: &Rubric,
+    criteria: &[CriterionResult],
+    misconceptions: &[MisconceptionResult],
+) -> Vec<String> {
     let mut gaps: Vec<(f32, String)> = Vec::new();
     for m in misconceptions {
         if let Some(def) = rubric.misconceptions.iter().find(|d| d.id == m.id) {
             gaps.push((
                 f32::MAX,
-                format!("Incorrect claim: \"{}\" — the misconception is: {}", short(&m.evidence, 160), def.claim),
+                format!(
+                    "Incorrect claim: \"{}\" — the misconception is: {}",
+                    short(&m.evidence, 160),
+                    def.claim
+                ),
             ));
         }
     }
     for c in criteria {
-        let Some(def) = rubric.criterion(&c.id) else { continue };
+        let Some(def) = rubric.criterion(&c.id) else {
+            continue;
+        };
         match c.verdict {
             Verdict::Missed => gaps.push((c.weight, format!("Missing: {}", def.point))),
-            Verdict::Partial => gaps.push((c.weight * 0.5, format!("Only partly covered, be explicit: {}", def.point))),
+            Verdict::Partial => gaps.push((
+                c.weight * 0.5,
+                format!("Only partly covered, be explicit: {}", def.point),
+            )),
             Verdict::Met => {}
         }
     }
@@ -181,9 +205,19 @@ pub fn gaps_from_verdicts(rubric: &Rubric, criteria: &[CriterionResult], misconc
 }
 
 /// A one-paragraph summary for the candidate.
-pub fn feedback_from_verdicts(rubric: &Rubric, criteria: &[CriterionResult], misconceptions: &[MisconceptionResult]) -> String {
-    let met = criteria.iter().filter(|c| c.verdict == Verdict::Met).count();
-    let partial = criteria.iter().filter(|c| c.verdict == Verdict::Partial).count();
+pub fn feedback_from_verdicts(
+    rubric: &Rubric,
+    criteria: &[CriterionResult],
+    misconceptions: &[MisconceptionResult],
+) -> String {
+    let met = criteria
+        .iter()
+        .filter(|c| c.verdict == Verdict::Met)
+        .count();
+    let partial = criteria
+        .iter()
+        .filter(|c| c.verdict == Verdict::Partial)
+        .count();
     let n = criteria.len();
     let mut s = format!("Covers {met} of {n} points fully and {partial} partly.");
     let heaviest_missing = criteria
@@ -195,7 +229,10 @@ pub fn feedback_from_verdicts(rubric: &Rubric, criteria: &[CriterionResult], mis
         s.push_str(&format!(" Most important to add: {}", c.point));
     }
     if !misconceptions.is_empty() {
-        s.push_str(&format!(" It also states {} misconception(s); see the gaps.", misconceptions.len()));
+        s.push_str(&format!(
+            " It also states {} misconception(s); see the gaps.",
+            misconceptions.len()
+        ));
     }
     s
 }

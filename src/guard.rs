@@ -72,7 +72,11 @@ pub fn guard(answer: &str) -> Guarded {
             out.push('\n');
         }
     }
-    Guarded { suspected: !removed.is_empty(), text: out, removed }
+    Guarded {
+        suspected: !removed.is_empty(),
+        text: out,
+        removed,
+    }
 }
 
 /// Split after sentence ends, keeping the separators with the sentence before them.
@@ -81,7 +85,9 @@ fn split_keep(line: &str) -> Vec<&str> {
     let mut start = 0;
     let bytes = line.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
-        if matches!(b, b'.' | b'!' | b'?') && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace()) {
+        if matches!(b, b'.' | b'!' | b'?')
+            && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace())
+        {
             parts.push(&line[start..=i]);
             start = i + 1;
         }

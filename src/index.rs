@@ -81,7 +81,12 @@ struct Pending {
 
 fn points_for(rubric: &Rubric, hash: &str) -> Vec<Pending> {
     let mut out = Vec::new();
-    let mut push = |collection: usize, kind: &str, index: u32, text: &str, score: Option<f32>, item: Option<&str>| {
+    let mut push = |collection: usize,
+                    kind: &str,
+                    index: u32,
+                    text: &str,
+                    score: Option<f32>,
+                    item: Option<&str>| {
         out.push(Pending {
             collection,
             payload: Payload {
@@ -107,17 +112,38 @@ fn points_for(rubric: &Rubric, hash: &str) -> Vec<Pending> {
     }
     for (ci, c) in rubric.criteria.iter().enumerate() {
         for (pi, text) in std::iter::once(&c.point).chain(&c.phrasings).enumerate() {
-            push(2, "criterion", (ci * 100 + pi) as u32, text, None, Some(&c.id));
+            push(
+                2,
+                "criterion",
+                (ci * 100 + pi) as u32,
+                text,
+                None,
+                Some(&c.id),
+            );
         }
     }
     for (mi, m) in rubric.misconceptions.iter().enumerate() {
         for (pi, text) in std::iter::once(&m.claim).chain(&m.phrasings).enumerate() {
-            push(2, "misconception", (mi * 100 + pi) as u32, text, None, Some(&m.id));
+            push(
+                2,
+                "misconception",
+                (mi * 100 + pi) as u32,
+                text,
+                None,
+                Some(&m.id),
+            );
         }
     }
     for (ai, m) in rubric.model_answers.iter().enumerate() {
         for (si, s) in segments(&m.text).iter().enumerate() {
-            push(2, "model_sentence", (ai * 1000 + si) as u32, &s.text, None, None);
+            push(
+                2,
+                "model_sentence",
+                (ai * 1000 + si) as u32,
+                &s.text,
+                None,
+                None,
+            );
         }
     }
     out
@@ -225,18 +251,32 @@ pub struct Knowledge {
 
 impl Knowledge {
     /// Read every rubric's criterion/misconception/model-sentence vectors from the store.
-    pub async fn load(catalog: &Catalog, store: &dyn VectorStore, names: &Collections) -> Result<Self, StoreError> {
+    pub async fn load(
+        catalog: &Catalog,
+        store: &dyn VectorStore,
+        names: &Collections,
+    ) -> Result<Self, StoreError> {
         let points = store.scroll(&names.criteria, &Filter::default()).await?;
         let mut rubrics: HashMap<String, RubricVectors> = HashMap::new();
         let mut sorted = points;
-        sorted.sort_by(|a, b| (&a.payload.rubric_id, &a.payload.kind, a.payload.index).cmp(&(&b.payload.rubric_id, &b.payload.kind, b.payload.index)));
+        sorted.sort_by(|a, b| {
+            (&a.payload.rubric_id, &a.payload.kind, a.payload.index).cmp(&(
+                &b.payload.rubric_id,
+                &b.payload.kind,
+                b.payload.index,
+            ))
+        });
         for p in sorted {
-            let Some(rubric) = catalog.get(&p.payload.rubric_id) else { continue };
-            let entry = rubrics.entry(rubric.id.clone()).or_insert_with(|| RubricVectors {
-                criteria: vec![Vec::new(); rubric.criteria.len()],
-                misconceptions: vec![Vec::new(); rubric.misconceptions.len()],
-                model_sentences: Vec::new(),
-            });
+            let Some(rubric) = catalog.get(&p.payload.rubric_id) else {
+                continue;
+            };
+            let entry = rubrics
+                .entry(rubric.id.clone())
+                .or_insert_with(|| RubricVectors {
+                    criteria: vec![Vec::new(); rubric.criteria.len()],
+                    misconceptions: vec![Vec::new(); rubric.misconceptions.len()],
+                    model_sentences: Vec::new(),
+                });
             let phrase = Phrase {
                 text: p.payload.text.clone(),
                 vector: p.vector,

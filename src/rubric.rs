@@ -117,7 +117,9 @@ pub enum RubricError {
         first: PathBuf,
         second: PathBuf,
     },
-    #[error("{dir}: no rubric files (*.toml) found; point rubrics_dir (or --dir) at the rubric set")]
+    #[error(
+        "{dir}: no rubric files (*.toml) found; point rubrics_dir (or --dir) at the rubric set"
+    )]
     Empty { dir: PathBuf },
 }
 
@@ -278,7 +280,10 @@ impl Rubric {
             if let Some(j) = seen.insert(m.id.as_str(), i) {
                 bad(
                     format!("misconceptions[{i}].id"),
-                    &format!("`{}` repeats misconceptions[{j}].id; ids must be unique", m.id),
+                    &format!(
+                        "`{}` repeats misconceptions[{j}].id; ids must be unique",
+                        m.id
+                    ),
                 );
             }
             if m.claim.trim().is_empty() {
@@ -348,7 +353,10 @@ impl Rubric {
         if self.criteria.len() < 4 {
             bad(
                 "criteria",
-                format!("has {}; add at least 4 weighted criteria", self.criteria.len()),
+                format!(
+                    "has {}; add at least 4 weighted criteria",
+                    self.criteria.len()
+                ),
             );
         }
         if self.misconceptions.is_empty() {

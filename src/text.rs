@@ -74,9 +74,12 @@ fn is_bullet(line: &str) -> bool {
     line.starts_with("- ")
         || line.starts_with("* ")
         || line.starts_with("• ")
-        || line
-            .split_once(['.', ')'])
-            .is_some_and(|(n, rest)| !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()) && rest.starts_with(' '))
+        || line.split_once(['.', ')']).is_some_and(|(n, rest)| {
+            !n.is_empty()
+                && n.len() <= 2
+                && n.chars().all(|c| c.is_ascii_digit())
+                && rest.starts_with(' ')
+        })
 }
 
 /// A line of Python-looking code (outside fences).
@@ -86,18 +89,46 @@ fn looks_like_code(line: &str) -> bool {
         return false;
     }
     const STARTS: [&str; 14] = [
-        "def ", "class ", "import ", "from ", "return ", "async def ", "@", "for ", "while ",
-        "with ", "try:", "except", "yield ", ">>> ",
+        "def ",
+        "class ",
+        "import ",
+        "from ",
+        "return ",
+        "async def ",
+        "@",
+        "for ",
+        "while ",
+        "with ",
+        "try:",
+        "except",
+        "yield ",
+        ">>> ",
     ];
-    let indented_code = line.starts_with("    ") && (t.ends_with(':') || t.contains('=') || t.contains('('));
-    STARTS.iter().any(|s| t.starts_with(s)) && (t.ends_with(':') || t.contains('(') || t.contains('=') || t.starts_with("import ") || t.starts_with("from ") || t.starts_with("return ") || t.starts_with("yield ") || t.starts_with('@') || t.starts_with(">>> "))
+    let indented_code =
+        line.starts_with("    ") && (t.ends_with(':') || t.contains('=') || t.contains('('));
+    STARTS.iter().any(|s| t.starts_with(s))
+        && (t.ends_with(':')
+            || t.contains('(')
+            || t.contains('=')
+            || t.starts_with("import ")
+            || t.starts_with("from ")
+            || t.starts_with("return ")
+            || t.starts_with("yield ")
+            || t.starts_with('@')
+            || t.starts_with(">>> "))
         || indented_code
-        || (t.contains(" = ") && !t.contains(". ") && t.split_whitespace().count() <= 8 && !t.ends_with('.'))
+        || (t.contains(" = ")
+            && !t.contains(". ")
+            && t.split_whitespace().count() <= 8
+            && !t.ends_with('.'))
 }
 
 /// Inside a code run, blank and indented lines belong to the code.
 fn is_continuation(line: &str) -> bool {
-    line.trim().is_empty() || line.starts_with(' ') || line.starts_with('\t') || looks_like_code(line)
+    line.trim().is_empty()
+        || line.starts_with(' ')
+        || line.starts_with('\t')
+        || looks_like_code(line)
 }
 
 fn split_prose(text: &str) -> Vec<String> {
@@ -137,7 +168,9 @@ fn split_sentences(para: &str) -> Vec<String> {
                 .rev()
                 .collect();
             let w = word.to_lowercase();
-            ["e.g", "i.e", "etc", "vs", "mr", "dr", "approx", "cf"].contains(&w.trim_start_matches('(')) || w.len() == 1
+            ["e.g", "i.e", "etc", "vs", "mr", "dr", "approx", "cf"]
+                .contains(&w.trim_start_matches('('))
+                || w.len() == 1
         };
         if end_mark && next_space && !abbrev {
             let s: String = chars[start..=i].iter().collect();
@@ -156,7 +189,15 @@ fn split_sentences(para: &str) -> Vec<String> {
 }
 
 fn split_clauses(sentence: &str) -> Vec<String> {
-    const BREAKS: [&str; 7] = [", but ", ", and ", ", so ", ", which ", ", whereas ", ", while ", " - "];
+    const BREAKS: [&str; 7] = [
+        ", but ",
+        ", and ",
+        ", so ",
+        ", which ",
+        ", whereas ",
+        ", while ",
+        " - ",
+    ];
     let mut parts = vec![sentence.to_string()];
     for b in BREAKS {
         parts = parts
@@ -211,7 +252,9 @@ pub fn normalize_for_match(s: &str) -> String {
 /// ellipsis in the quote are ignored ("the GIL ... is released" counts when both halves do).
 pub fn quote_occurs(answer_normalized: &str, quote: &str) -> bool {
     let q = normalize_for_match(quote);
-    let q = q.trim_matches(|c: char| c.is_whitespace() || matches!(c, '.' | ',' | ';' | ':' | '"' | '\''));
+    let q = q.trim_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '.' | ',' | ';' | ':' | '"' | '\'')
+    });
     if q.is_empty() {
         return false;
     }

@@ -22,7 +22,11 @@ pub fn bpe_for_model(model: &str) -> &'static CoreBPE {
 
 /// Name of the encoding [`bpe_for_model`] picks (for logs and tests).
 pub fn encoding_name(model: &str) -> &'static str {
-    if std::ptr::eq(bpe_for_model(model), tiktoken_rs::o200k_base_singleton()) { "o200k_base" } else { "cl100k_base" }
+    if std::ptr::eq(bpe_for_model(model), tiktoken_rs::o200k_base_singleton()) {
+        "o200k_base"
+    } else {
+        "cl100k_base"
+    }
 }
 
 pub fn count(model: &str, text: &str) -> usize {

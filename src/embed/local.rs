@@ -129,7 +129,11 @@ impl LocalEmbedder {
             .forward(&ids, &types, Some(&mask))
             .map_err(infer)?; // (n, len, dim)
         // Mean pooling over real tokens only.
-        let mask_f = mask.to_dtype(DType::F32).map_err(infer)?.unsqueeze(2).map_err(infer)?;
+        let mask_f = mask
+            .to_dtype(DType::F32)
+            .map_err(infer)?
+            .unsqueeze(2)
+            .map_err(infer)?;
         let summed = hidden
             .broadcast_mul(&mask_f)
             .and_then(|t| t.sum(1))
@@ -153,7 +157,10 @@ impl Embedder for LocalEmbedder {
         &self.inner.model_id
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
         let this = self.clone();
         let texts = texts.to_vec();
         Box::pin(async move {

@@ -34,7 +34,8 @@ pub trait Embedder: Send + Sync {
     /// A stable name of the model; a change invalidates stored vectors.
     fn model_id(&self) -> &str;
     /// Embed a batch; one vector per text, in order.
-    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>>;
+    fn embed<'a>(&'a self, texts: &'a [String])
+    -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>>;
 }
 
 /// Dot product of two equal-length slices (cosine similarity for unit vectors).

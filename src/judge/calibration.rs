@@ -62,7 +62,9 @@ pub struct Calibration {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CalibrationError {
-    #[error("calibration file {path}: {message} (refit with `grader calibrate tests/data/labelled.jsonl`)")]
+    #[error(
+        "calibration file {path}: {message} (refit with `grader calibrate tests/data/labelled.jsonl`)"
+    )]
     Invalid { path: String, message: String },
 }
 

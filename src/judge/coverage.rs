@@ -12,7 +12,9 @@
 //! fragments that name terms without explaining them lose similarity and earn no keyword credit.
 
 use crate::embed::dot;
-use crate::grade::{CriterionResult, Flag, JudgeInfo, Judgement, MisconceptionResult, Usage, Verdict};
+use crate::grade::{
+    CriterionResult, Flag, JudgeInfo, Judgement, MisconceptionResult, Usage, Verdict,
+};
 use crate::index::{Phrase, RubricVectors};
 use crate::rubric::Rubric;
 use crate::text::{Segment, normalize_for_match};
@@ -56,7 +58,11 @@ pub struct CoverageJudge<'a> {
 }
 
 impl<'a> CoverageJudge<'a> {
-    pub fn new(rubric: &'a Rubric, vectors: &'a RubricVectors, question: Option<&'a [f32]>) -> Self {
+    pub fn new(
+        rubric: &'a Rubric,
+        vectors: &'a RubricVectors,
+        question: Option<&'a [f32]>,
+    ) -> Self {
         let criterion_phrases = vectors
             .criteria
             .iter()
@@ -75,7 +81,11 @@ impl<'a> CoverageJudge<'a> {
                 all
             })
             .collect();
-        let misconception_phrases = vectors.misconceptions.iter().map(|p| p.iter().collect()).collect();
+        let misconception_phrases = vectors
+            .misconceptions
+            .iter()
+            .map(|p| p.iter().collect())
+            .collect();
         CoverageJudge {
             rubric,
             criterion_phrases,
@@ -86,23 +96,59 @@ impl<'a> CoverageJudge<'a> {
 
     /// Measure an answer whose segments are already embedded (one vector per segment).
     pub fn features(&self, segments: Vec<Segment>, vectors: &[Vec<f32>]) -> CoverageFeatures {
-        let list_like: Vec<bool> = segments.iter().map(|s| !s.is_code && is_list_like(&s.text)).collect();
+        let list_like: Vec<bool> = segments
+            .iter()
+            .map(|s| !s.is_code && is_list_like(&s.text))
+            .collect();
         let restates: Vec<bool> = vectors
             .iter()
-            .map(|v| self.question.is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY))
+            .map(|v| {
+                self.question
+                    .is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY)
+            })
             .collect();
-        let best = |phrases: &[&Phrase], v: &[f32]| phrases.iter().map(|p| dot(&p.vector, v)).fold(f32::MIN, f32::max);
+        let best = |phrases: &[&Phrase], v: &[f32]| {
+            phrases
+                .iter()
+                .map(|p| dot(&p.vector, v))
+                .fold(f32::MIN, f32::max)
+        };
         let criterion_sims = self
             .criterion_phrases
             .iter()
-            .map(|phrases| vectors.iter().map(|v| if phrases.is_empty() { 0.0 } else { best(phrases, v) }).collect())
+            .map(|phrases| {
+                vectors
+                    .iter()
+                    .map(|v| {
+                        if phrases.is_empty() {
+                            0.0
+                        } else {
+                            best(phrases, v)
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         let misconception_sims = self
             .misconception_phrases
             .iter()
-            .map(|phrases| vectors.iter().map(|v| if phrases.is_empty() { 0.0 } else { best(phrases, v) }).collect())
+            .map(|phrases| {
+                vectors
+                    .iter()
+                    .map(|v| {
+                        if phrases.is_empty() {
+                            0.0
+                        } else {
+                            best(phrases, v)
+                        }
+                    })
+                    .collect()
+            })
             .collect();
-        let normalized: Vec<String> = segments.iter().map(|s| normalize_for_match(&s.text)).collect();
+        let normalized: Vec<String> = segments
+            .iter()
+            .map(|s| normalize_for_match(&s.text))
+            .collect();
         let mut keyword_share = Vec::new();
         let mut keyword_segment = Vec::new();
         for c in &self.rubric.criteria {
@@ -157,7 +203,11 @@ impl<'a> CoverageJudge<'a> {
                 if f.restates[si] {
                     continue;
                 }
-                let s = if f.list_like[si] { raw - t.list_penalty } else { raw };
+                let s = if f.list_like[si] {
+                    raw - t.list_penalty
+                } else {
+                    raw
+                };
                 if best.is_none_or(|(_, b)| s > b) {
                     best = Some((si, s));
                 }
@@ -191,7 +241,9 @@ impl<'a> CoverageJudge<'a> {
                 .iter()
                 .enumerate()
                 .filter(|(si, sim)| {
-                    !f.restates[*si] && **sim >= t.misconception && **sim >= best_correct_per_segment[*si] + t.misconception_margin
+                    !f.restates[*si]
+                        && **sim >= t.misconception
+                        && **sim >= best_correct_per_segment[*si] + t.misconception_margin
                 })
                 .max_by(|a, b| a.1.total_cmp(b.1));
             if let Some((si, _)) = hit {
@@ -221,8 +273,18 @@ impl<'a> CoverageJudge<'a> {
         if total <= 0.0 {
             return 0.0;
         }
-        let earned: f32 = self.rubric.criteria.iter().zip(&d.verdicts).map(|(c, v)| c.weight * v.value()).sum();
-        let penalty: f32 = d.misconceptions.iter().map(|(mi, _)| self.rubric.misconceptions[*mi].penalty).sum();
+        let earned: f32 = self
+            .rubric
+            .criteria
+            .iter()
+            .zip(&d.verdicts)
+            .map(|(c, v)| c.weight * v.value())
+            .sum();
+        let penalty: f32 = d
+            .misconceptions
+            .iter()
+            .map(|(mi, _)| self.rubric.misconceptions[*mi].penalty)
+            .sum();
         (self.rubric.max_score * earned / total - penalty).clamp(0.0, self.rubric.max_score)
     }
 
@@ -246,7 +308,8 @@ impl<'a> CoverageJudge<'a> {
                     f.keyword_share[ci] * 100.0,
                     match verdict {
                         Verdict::Met => "the answer states this point",
-                        Verdict::Partial => "the answer touches this point without stating it fully",
+                        Verdict::Partial =>
+                            "the answer touches this point without stating it fully",
                         Verdict::Missed => "no sentence of the answer makes this point",
                     }
                 );
@@ -269,7 +332,11 @@ impl<'a> CoverageJudge<'a> {
                 penalty: self.rubric.misconceptions[mi].penalty,
             })
             .collect();
-        let flags = if d.relevant { Vec::new() } else { vec![Flag::NoContent] };
+        let flags = if d.relevant {
+            Vec::new()
+        } else {
+            vec![Flag::NoContent]
+        };
         Judgement {
             criteria,
             misconceptions,
@@ -311,8 +378,14 @@ fn contains_term(text: &str, term: &str) -> bool {
     while let Some(pos) = text[from..].find(term) {
         let start = from + pos;
         let end = start + term.len();
-        let before_ok = text[..start].chars().next_back().is_none_or(|c| !is_word(c) || !term.starts_with(is_word));
-        let after_ok = text[end..].chars().next().is_none_or(|c| !is_word(c) || !term.ends_with(is_word));
+        let before_ok = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_word(c) || !term.starts_with(is_word));
+        let after_ok = text[end..]
+            .chars()
+            .next()
+            .is_none_or(|c| !is_word(c) || !term.ends_with(is_word));
         if before_ok && after_ok {
             return true;
         }

@@ -28,7 +28,14 @@ fn grid() -> Vec<Thresholds> {
     };
     for keyword_weight in [0.0, 0.05, 0.1, 0.15, 0.2] {
         for list_penalty in [0.0, 0.05, 0.1, 0.15] {
-            for (misconception, misconception_margin) in [(2.0, 0.0), (0.75, 0.03), (0.8, 0.03), (0.85, 0.03), (0.8, 0.0), (0.9, 0.0)] {
+            for (misconception, misconception_margin) in [
+                (2.0, 0.0),
+                (0.75, 0.03),
+                (0.8, 0.03),
+                (0.85, 0.03),
+                (0.8, 0.0),
+                (0.9, 0.0),
+            ] {
                 for met in steps(0.45, 0.85, 0.01) {
                     for partial in steps(met - 0.3, met - 0.02, 0.02) {
                         out.push(Thresholds {
@@ -88,7 +95,12 @@ pub fn fit(items: &[FitItem<'_>], command: &str, data: &str) -> (Thresholds, Fit
     let all: Vec<&FitItem> = items.iter().collect();
     let (t, m) = best(&all, &grid);
     // Two folds by question: alternate over the sorted question ids.
-    let groups: Vec<String> = items.iter().map(|i| i.group.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let groups: Vec<String> = items
+        .iter()
+        .map(|i| i.group.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let fold_of = |g: &str| groups.iter().position(|x| x == g).unwrap_or(0) % 2;
     let mut cv_pairs_p = Vec::new();
     for fold in 0..2 {

@@ -37,7 +37,11 @@ pub const TOOL_NAME: &str = "submit_grade";
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
     #[error("endpoint answered HTTP {status}: {body}")]
-    Http { status: u16, retry_after: Option<Duration>, body: String },
+    Http {
+        status: u16,
+        retry_after: Option<Duration>,
+        body: String,
+    },
     #[error("request timed out")]
     Timeout,
     #[error("cannot connect to the endpoint: {0}")]
@@ -60,7 +64,11 @@ impl LlmError {
     pub fn retryable(&self) -> bool {
         match self {
             LlmError::Http { status, .. } => *status == 429 || *status == 408 || *status >= 500,
-            LlmError::Timeout | LlmError::Connect(_) | LlmError::Transport(_) | LlmError::Refusal(_) | LlmError::Schema(_) => true,
+            LlmError::Timeout
+            | LlmError::Connect(_)
+            | LlmError::Transport(_)
+            | LlmError::Refusal(_)
+            | LlmError::Schema(_) => true,
             LlmError::Invalid(_) | LlmError::Exhausted { .. } => false,
         }
     }
@@ -101,13 +109,20 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 fn map_openai_error(e: OpenAIError) -> LlmError {
     match e {
         OpenAIError::Boxed(b) => match b.downcast::<HttpStatusError>() {
-            Ok(h) => LlmError::Http { status: h.status, retry_after: h.retry_after, body: h.body },
+            Ok(h) => LlmError::Http {
+                status: h.status,
+                retry_after: h.retry_after,
+                body: h.body,
+            },
             Err(other) => LlmError::Transport(other.to_string()),
         },
         OpenAIError::Reqwest(r) if r.is_timeout() => LlmError::Timeout,
         OpenAIError::Reqwest(r) if r.is_connect() => LlmError::Connect(r.to_string()),
         OpenAIError::Reqwest(r) => LlmError::Transport(r.to_string()),
-        OpenAIError::JSONDeserialize(err, content) => LlmError::Schema(format!("response is not valid JSON ({err}): {}", crate::grade::short(&content, 200))),
+        OpenAIError::JSONDeserialize(err, content) => LlmError::Schema(format!(
+            "response is not valid JSON ({err}): {}",
+            crate::grade::short(&content, 200)
+        )),
         OpenAIError::InvalidArgument(m) => LlmError::Invalid(m),
         other => LlmError::Transport(other.to_string()),
     }
@@ -183,8 +198,16 @@ pub struct LlmMisconception {
 /// The JSON schema of the output object for a rubric (criterion ids as an enum).
 pub fn output_schema(rubric: &Rubric) -> Value {
     let ids: Vec<&str> = rubric.criteria.iter().map(|c| c.id.as_str()).collect();
-    let mids: Vec<&str> = rubric.misconceptions.iter().map(|m| m.id.as_str()).collect();
-    let mid_schema = if mids.is_empty() { json!({"type": "string"}) } else { json!({"type": "string", "enum": mids}) };
+    let mids: Vec<&str> = rubric
+        .misconceptions
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect();
+    let mid_schema = if mids.is_empty() {
+        json!({"type": "string"})
+    } else {
+        json!({"type": "string", "enum": mids})
+    };
     json!({
         "type": "object",
         "additionalProperties": false,
@@ -225,9 +248,15 @@ pub fn parse_output(text: &str, rubric: &Rubric) -> Result<LlmOutput, LlmError> 
     let trimmed = text.trim();
     let body = match (trimmed.find('{'), trimmed.rfind('}')) {
         (Some(a), Some(b)) if b > a => &trimmed[a..=b],
-        _ => return Err(LlmError::Schema(format!("no JSON object in the reply: {}", crate::grade::short(trimmed, 120)))),
+        _ => {
+            return Err(LlmError::Schema(format!(
+                "no JSON object in the reply: {}",
+                crate::grade::short(trimmed, 120)
+            )));
+        }
     };
-    let out: LlmOutput = serde_json::from_str(body).map_err(|e| LlmError::Schema(format!("{e}")))?;
+    let out: LlmOutput =
+        serde_json::from_str(body).map_err(|e| LlmError::Schema(format!("{e}")))?;
     let want: HashSet<&str> = rubric.criteria.iter().map(|c| c.id.as_str()).collect();
     let mut seen = HashSet::new();
     for c in &out.criteria {
@@ -235,15 +264,28 @@ pub fn parse_output(text: &str, rubric: &Rubric) -> Result<LlmOutput, LlmError> 
             return Err(LlmError::Schema(format!("unknown criterion id `{}`", c.id)));
         }
         if !seen.insert(c.id.as_str()) {
-            return Err(LlmError::Schema(format!("criterion `{}` appears twice", c.id)));
+            return Err(LlmError::Schema(format!(
+                "criterion `{}` appears twice",
+                c.id
+            )));
         }
     }
-    if let Some(missing) = rubric.criteria.iter().find(|c| !seen.contains(c.id.as_str())) {
-        return Err(LlmError::Schema(format!("criterion `{}` is missing", missing.id)));
+    if let Some(missing) = rubric
+        .criteria
+        .iter()
+        .find(|c| !seen.contains(c.id.as_str()))
+    {
+        return Err(LlmError::Schema(format!(
+            "criterion `{}` is missing",
+            missing.id
+        )));
     }
     for m in &out.misconceptions {
         if !rubric.misconceptions.iter().any(|d| d.id == m.id) {
-            return Err(LlmError::Schema(format!("unknown misconception id `{}`", m.id)));
+            return Err(LlmError::Schema(format!(
+                "unknown misconception id `{}`",
+                m.id
+            )));
         }
     }
     Ok(out)
@@ -285,8 +327,10 @@ pub struct LlmJudge {
 impl LlmJudge {
     pub fn new(settings: &LlmSettings) -> Result<Self, LlmError> {
         let mut env = Environment::new();
-        env.add_template("system", SYSTEM_TEMPLATE).map_err(|e| LlmError::Invalid(format!("prompts/judge_system.j2: {e}")))?;
-        env.add_template("user", USER_TEMPLATE).map_err(|e| LlmError::Invalid(format!("prompts/judge_user.j2: {e}")))?;
+        env.add_template("system", SYSTEM_TEMPLATE)
+            .map_err(|e| LlmError::Invalid(format!("prompts/judge_system.j2: {e}")))?;
+        env.add_template("user", USER_TEMPLATE)
+            .map_err(|e| LlmError::Invalid(format!("prompts/judge_user.j2: {e}")))?;
         Ok(LlmJudge {
             client: client_with_status_errors(settings),
             settings: settings.clone(),
@@ -320,7 +364,12 @@ impl LlmJudge {
             "system",
             context! { open => &open, close => &close, mode => mode, schema => serde_json::to_string(&schema).unwrap_or_default() },
         )?;
-        let model_answers: Vec<String> = rubric.model_answers.iter().take(2).map(|m| m.text.clone()).collect();
+        let model_answers: Vec<String> = rubric
+            .model_answers
+            .iter()
+            .take(2)
+            .map(|m| m.text.clone())
+            .collect();
         let criterion_ids: Vec<String> = rubric.criteria.iter().map(|c| c.id.clone()).collect();
         let user = render(
             "user",
@@ -337,7 +386,8 @@ impl LlmJudge {
         )?;
         let bpe = crate::tokens::bpe_for_model(&self.settings.model);
         // Chat formatting adds a few tokens per message.
-        let prompt_tokens = bpe.encode_ordinary(&system).len() + bpe.encode_ordinary(&user).len() + 8;
+        let prompt_tokens =
+            bpe.encode_ordinary(&system).len() + bpe.encode_ordinary(&user).len() + 8;
         let mut body = json!({
             "model": self.settings.model,
             "messages": [
@@ -370,7 +420,10 @@ impl LlmJudge {
                 body["response_format"] = json!({"type": "json_object"});
             }
         }
-        Ok(Prepared { body, prompt_tokens })
+        Ok(Prepared {
+            body,
+            prompt_tokens,
+        })
     }
 
     /// Grade with `samples` concurrent calls and take the per-criterion majority.
@@ -397,20 +450,32 @@ impl LlmJudge {
         if replies.is_empty() {
             return Err(last_err.unwrap_or(LlmError::Invalid("no samples".into())));
         }
-        let mut j = vote(input.rubric, &replies.iter().map(|r| &r.output).collect::<Vec<_>>(), &self.settings.model);
+        let mut j = vote(
+            input.rubric,
+            &replies.iter().map(|r| &r.output).collect::<Vec<_>>(),
+            &self.settings.model,
+        );
         j.usage = usage;
         Ok(j)
     }
 
     /// One sample: call, retrying retryable faults. Returns usage even on failure (tokens of
     /// failed attempts were still spent).
-    async fn call_with_retries(&self, prepared: &Prepared, rubric: &Rubric) -> Result<(Reply, Usage), (LlmError, Usage)> {
+    async fn call_with_retries(
+        &self,
+        prepared: &Prepared,
+        rubric: &Rubric,
+    ) -> Result<(Reply, Usage), (LlmError, Usage)> {
         let mut usage = Usage::default();
         let max = self.settings.max_retries;
         let mut attempt = 0u32;
         loop {
             let result = {
-                let _permit = self.semaphore.acquire().await.expect("semaphore never closed");
+                let _permit = self
+                    .semaphore
+                    .acquire()
+                    .await
+                    .expect("semaphore never closed");
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
                 self.call_once(prepared, rubric).await
             };
@@ -423,7 +488,14 @@ impl LlmJudge {
                     add_usage(&mut usage, &spent);
                     if !e.retryable() || attempt >= max {
                         self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        let err = if attempt == 0 { e } else { LlmError::Exhausted { attempts: attempt + 1, last: Box::new(e) } };
+                        let err = if attempt == 0 {
+                            e
+                        } else {
+                            LlmError::Exhausted {
+                                attempts: attempt + 1,
+                                last: Box::new(e),
+                            }
+                        };
                         return Err((err, usage));
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -436,7 +508,11 @@ impl LlmJudge {
         }
     }
 
-    async fn call_once(&self, prepared: &Prepared, rubric: &Rubric) -> Result<Reply, (LlmError, Usage)> {
+    async fn call_once(
+        &self,
+        prepared: &Prepared,
+        rubric: &Rubric,
+    ) -> Result<Reply, (LlmError, Usage)> {
         let resp: Value = self
             .client
             .chat()
@@ -450,8 +526,15 @@ impl LlmJudge {
             return Err((LlmError::Refusal(refusal.to_string()), usage));
         }
         match choice["finish_reason"].as_str() {
-            Some("content_filter") => return Err((LlmError::Refusal("content filter".into()), usage)),
-            Some("length") => return Err((LlmError::Schema("the reply was cut off at max_tokens".into()), usage)),
+            Some("content_filter") => {
+                return Err((LlmError::Refusal("content filter".into()), usage));
+            }
+            Some("length") => {
+                return Err((
+                    LlmError::Schema("the reply was cut off at max_tokens".into()),
+                    usage,
+                ));
+            }
             _ => {}
         }
         let text = match self.settings.structured_output {
@@ -470,16 +553,30 @@ impl LlmJudge {
     }
 
     fn usage_of(&self, resp: &Value, estimated_prompt: usize) -> Usage {
-        let prompt = resp["usage"]["prompt_tokens"].as_u64().unwrap_or(estimated_prompt as u64);
+        let prompt = resp["usage"]["prompt_tokens"]
+            .as_u64()
+            .unwrap_or(estimated_prompt as u64);
         let completion = resp["usage"]["completion_tokens"].as_u64().unwrap_or(0);
         let cost = self
             .settings
             .price_for(&self.settings.model)
-            .map_or(0.0, |p| (prompt as f64 * p.input + completion as f64 * p.output) / 1e6);
-        self.stats.prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
-        self.stats.completion_tokens.fetch_add(completion, Ordering::Relaxed);
-        self.stats.cost_micro_usd.fetch_add((cost * 1e6).round() as u64, Ordering::Relaxed);
-        Usage { prompt_tokens: prompt, completion_tokens: completion, cost_usd: cost }
+            .map_or(0.0, |p| {
+                (prompt as f64 * p.input + completion as f64 * p.output) / 1e6
+            });
+        self.stats
+            .prompt_tokens
+            .fetch_add(prompt, Ordering::Relaxed);
+        self.stats
+            .completion_tokens
+            .fetch_add(completion, Ordering::Relaxed);
+        self.stats
+            .cost_micro_usd
+            .fetch_add((cost * 1e6).round() as u64, Ordering::Relaxed);
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cost_usd: cost,
+        }
     }
 }
 
@@ -506,13 +603,20 @@ pub fn vote(rubric: &Rubric, outputs: &[&LlmOutput], model: &str) -> Judgement {
     let mut criteria = Vec::with_capacity(rubric.criteria.len());
     let mut agree_total = 0.0f32;
     for c in &rubric.criteria {
-        let votes: Vec<&LlmCriterion> = outputs.iter().filter_map(|o| o.criteria.iter().find(|x| x.id == c.id)).collect();
+        let votes: Vec<&LlmCriterion> = outputs
+            .iter()
+            .filter_map(|o| o.criteria.iter().find(|x| x.id == c.id))
+            .collect();
         let mut counts: BTreeMap<Verdict, usize> = BTreeMap::new();
         for v in &votes {
             *counts.entry(v.verdict).or_default() += 1;
         }
         // Highest count; on a tie the lower verdict (BTreeMap iterates Missed < Partial < Met).
-        let (verdict, count) = counts.iter().fold((Verdict::Missed, 0usize), |best, (v, k)| if *k > best.1 { (*v, *k) } else { best });
+        let (verdict, count) = counts
+            .iter()
+            .fold((Verdict::Missed, 0usize), |best, (v, k)| {
+                if *k > best.1 { (*v, *k) } else { best }
+            });
         agree_total += count as f32 / n as f32;
         let pick = votes.iter().find(|v| v.verdict == verdict);
         criteria.push(CriterionResult {
@@ -526,15 +630,31 @@ pub fn vote(rubric: &Rubric, outputs: &[&LlmOutput], model: &str) -> Judgement {
     }
     let mut misconceptions = Vec::new();
     for m in &rubric.misconceptions {
-        let hits: Vec<&LlmMisconception> = outputs.iter().filter_map(|o| o.misconceptions.iter().find(|x| x.id == m.id)).collect();
+        let hits: Vec<&LlmMisconception> = outputs
+            .iter()
+            .filter_map(|o| o.misconceptions.iter().find(|x| x.id == m.id))
+            .collect();
         if hits.len() * 2 > n {
-            misconceptions.push(MisconceptionResult { id: m.id.clone(), evidence: hits[0].evidence.clone(), penalty: m.penalty });
+            misconceptions.push(MisconceptionResult {
+                id: m.id.clone(),
+                evidence: hits[0].evidence.clone(),
+                penalty: m.penalty,
+            });
         }
     }
     // Gaps and feedback from the sample closest to the majority.
     let best = outputs
         .iter()
-        .max_by_key(|o| criteria.iter().filter(|c| o.criteria.iter().any(|x| x.id == c.id && x.verdict == c.verdict)).count())
+        .max_by_key(|o| {
+            criteria
+                .iter()
+                .filter(|c| {
+                    o.criteria
+                        .iter()
+                        .any(|x| x.id == c.id && x.verdict == c.verdict)
+                })
+                .count()
+        })
         .copied();
     Judgement {
         criteria,
@@ -545,7 +665,11 @@ pub fn vote(rubric: &Rubric, outputs: &[&LlmOutput], model: &str) -> Judgement {
             kind: "llm".into(),
             model: model.to_string(),
             samples: n as u32,
-            agreement: if rubric.criteria.is_empty() { 1.0 } else { agree_total / rubric.criteria.len() as f32 },
+            agreement: if rubric.criteria.is_empty() {
+                1.0
+            } else {
+                agree_total / rubric.criteria.len() as f32
+            },
         },
         flags: Vec::new(),
         usage: Usage::default(),
@@ -556,11 +680,11 @@ pub fn vote(rubric: &Rubric, outputs: &[&LlmOutput], model: &str) -> Judgement {
 /// as typed errors, and applies the request timeout.
 fn client_with_status_errors(llm: &LlmSettings) -> Client<OpenAIConfig> {
     let base = super::client(llm);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(llm.timeout_ms))
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_default();
+    let mut builder = reqwest::Client::builder().tcp_nodelay(true);
+    if llm.timeout_ms > 0 {
+        builder = builder.timeout(Duration::from_millis(llm.timeout_ms));
+    }
+    let http = builder.build().unwrap_or_default();
     let service = tower::service_fn(move |factory: HttpRequestFactory| {
         let http = http.clone();
         async move {

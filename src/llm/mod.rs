@@ -25,15 +25,25 @@ pub(crate) fn install_crypto_provider() {
 
 pub(crate) fn client(llm: &LlmSettings) -> Client<OpenAIConfig> {
     install_crypto_provider();
-    let base = if llm.base_url.trim().is_empty() { OPENAI_BASE_URL } else { llm.base_url.trim_end_matches('/') };
+    let base = if llm.base_url.trim().is_empty() {
+        OPENAI_BASE_URL
+    } else {
+        llm.base_url.trim_end_matches('/')
+    };
     let mut config = OpenAIConfig::new().with_api_base(base);
     // Local servers (vLLM, llama.cpp, Ollama) take any key; never send the process env's key
     // implicitly: only the configured one.
-    config = config.with_api_key(llm.api_key.as_ref().map(|k| k.expose_secret().to_string()).unwrap_or_default());
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(llm.timeout_ms))
-        .build()
-        .unwrap_or_default();
+    config = config.with_api_key(
+        llm.api_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_string())
+            .unwrap_or_default(),
+    );
+    let mut builder = reqwest::Client::builder().tcp_nodelay(true);
+    if llm.timeout_ms > 0 {
+        builder = builder.timeout(std::time::Duration::from_millis(llm.timeout_ms));
+    }
+    let http = builder.build().unwrap_or_default();
     Client::with_config(config).with_http_client(http)
 }
 
@@ -70,7 +80,10 @@ impl Embedder for OpenAiEmbedder {
         &self.model_id
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
         Box::pin(async move {
             if texts.is_empty() {
                 return Ok(Vec::new());
@@ -81,11 +94,20 @@ impl Embedder for OpenAiEmbedder {
                 .dimensions(self.dimensions)
                 .build()
                 .map_err(|e| EmbedError::Remote(e.to_string()))?;
-            let resp = self.client.embeddings().create(req).await.map_err(|e| EmbedError::Remote(e.to_string()))?;
+            let resp = self
+                .client
+                .embeddings()
+                .create(req)
+                .await
+                .map_err(|e| EmbedError::Remote(e.to_string()))?;
             let mut data = resp.data;
             data.sort_by_key(|d| d.index);
             if data.len() != texts.len() {
-                return Err(EmbedError::Remote(format!("asked for {} embeddings, got {}", texts.len(), data.len())));
+                return Err(EmbedError::Remote(format!(
+                    "asked for {} embeddings, got {}",
+                    texts.len(),
+                    data.len()
+                )));
             }
             Ok(data
                 .into_iter()

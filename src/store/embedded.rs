@@ -56,7 +56,12 @@ impl Collection {
             self.ids = ids;
             self.payloads = payloads;
             self.vectors = vectors;
-            self.pos = self.ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            self.pos = self
+                .ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (*id, i))
+                .collect();
             self.dirty = true;
         }
     }
@@ -90,7 +95,11 @@ impl EmbeddedStore {
             if !path.is_dir() || !path.join("points.json").is_file() {
                 continue;
             }
-            let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             collections.insert(name, load_collection(&path)?);
         }
         Ok(EmbeddedStore {
@@ -109,7 +118,8 @@ fn load_collection(path: &Path) -> Result<Collection, StoreError> {
     let stored: Stored =
         serde_json::from_slice(&text).map_err(|e| corrupt(format!("points.json: {e}")))?;
     let bytes = std::fs::read(path.join("vectors.f32")).map_err(|e| corrupt(e.to_string()))?;
-    if stored.ids.len() != stored.payloads.len() || bytes.len() != stored.ids.len() * stored.dim * 4 {
+    if stored.ids.len() != stored.payloads.len() || bytes.len() != stored.ids.len() * stored.dim * 4
+    {
         return Err(corrupt(format!(
             "{} ids, {} payloads and {} vector bytes do not agree (dimension {})",
             stored.ids.len(),
@@ -122,7 +132,12 @@ fn load_collection(path: &Path) -> Result<Collection, StoreError> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    let pos = stored.ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let pos = stored
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
     Ok(Collection {
         dim: stored.dim,
         ids: stored.ids,
@@ -167,7 +182,11 @@ impl VectorStore for EmbeddedStore {
         }
     }
 
-    fn ensure_collection<'a>(&'a self, name: &'a str, dim: usize) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn ensure_collection<'a>(
+        &'a self,
+        name: &'a str,
+        dim: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut cols = self.collections.write().expect("store lock");
             let c = cols.entry(name.to_string()).or_insert_with(|| Collection {
@@ -191,7 +210,11 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
-    fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        points: Vec<Point>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut cols = self.collections.write().expect("store lock");
             let c = cols
@@ -224,7 +247,11 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
-    fn delete<'a>(&'a self, collection: &'a str, filter: &'a Filter) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut cols = self.collections.write().expect("store lock");
             if let Some(c) = cols.get_mut(collection) {
@@ -281,7 +308,11 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
-    fn scroll<'a>(&'a self, collection: &'a str, filter: &'a Filter) -> BoxFuture<'a, Result<Vec<Point>, StoreError>> {
+    fn scroll<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Point>, StoreError>> {
         Box::pin(async move {
             let cols = self.collections.read().expect("store lock");
             let Some(c) = cols.get(collection) else {

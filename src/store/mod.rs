@@ -77,7 +77,9 @@ impl Filter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("vector store data in {path} is unreadable: {message}; delete that folder to rebuild the index")]
+    #[error(
+        "vector store data in {path} is unreadable: {message}; delete that folder to rebuild the index"
+    )]
     Corrupt { path: String, message: String },
     #[error("vector store I/O on {path}: {message}")]
     Io { path: String, message: String },
@@ -98,11 +100,23 @@ pub trait VectorStore: Send + Sync {
     /// Which backend (for /readyz and logs).
     fn describe(&self) -> String;
     /// Create the collection if missing.
-    fn ensure_collection<'a>(&'a self, name: &'a str, dim: usize) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn ensure_collection<'a>(
+        &'a self,
+        name: &'a str,
+        dim: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Insert or replace points by id.
-    fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        points: Vec<Point>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Remove every point matching the filter.
-    fn delete<'a>(&'a self, collection: &'a str, filter: &'a Filter) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn delete<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// The `limit` best points by cosine similarity among those matching `filter`.
     fn search<'a>(
         &'a self,
@@ -112,7 +126,11 @@ pub trait VectorStore: Send + Sync {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>>;
     /// Every point matching `filter`, vectors included, in id order.
-    fn scroll<'a>(&'a self, collection: &'a str, filter: &'a Filter) -> BoxFuture<'a, Result<Vec<Point>, StoreError>>;
+    fn scroll<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Point>, StoreError>>;
     /// Number of points in the collection (0 when it does not exist).
     fn count<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<usize, StoreError>>;
     /// Make writes durable (the embedded store writes its files; Qdrant already did).

@@ -77,7 +77,9 @@ fn from_payload(map: HashMap<String, qdrant_client::qdrant::Value>) -> Result<Pa
 fn num_id(id: Option<PointId>) -> Result<u64, String> {
     match id.and_then(|p| p.point_id_options) {
         Some(PointIdOptions::Num(n)) => Ok(n),
-        other => Err(format!("unexpected point id {other:?} (grader uses numeric ids)")),
+        other => Err(format!(
+            "unexpected point id {other:?} (grader uses numeric ids)"
+        )),
     }
 }
 
@@ -86,9 +88,18 @@ impl VectorStore for QdrantStore {
         format!("qdrant at {}", self.opts.url)
     }
 
-    fn ensure_collection<'a>(&'a self, name: &'a str, dim: usize) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn ensure_collection<'a>(
+        &'a self,
+        name: &'a str,
+        dim: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            if self.client.collection_exists(name).await.map_err(|e| self.err(e))? {
+            if self
+                .client
+                .collection_exists(name)
+                .await
+                .map_err(|e| self.err(e))?
+            {
                 return Ok(());
             }
             self.client
@@ -104,7 +115,11 @@ impl VectorStore for QdrantStore {
         })
     }
 
-    fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        points: Vec<Point>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             if points.is_empty() {
                 return Ok(());
@@ -122,7 +137,11 @@ impl VectorStore for QdrantStore {
         })
     }
 
-    fn delete<'a>(&'a self, collection: &'a str, filter: &'a Filter) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let f = to_qdrant_filter(filter).unwrap_or_default();
             self.client
@@ -148,7 +167,11 @@ impl VectorStore for QdrantStore {
             if let Some(f) = to_qdrant_filter(filter) {
                 req = req.filter(f);
             }
-            let resp = self.client.search_points(req).await.map_err(|e| self.err(e))?;
+            let resp = self
+                .client
+                .search_points(req)
+                .await
+                .map_err(|e| self.err(e))?;
             resp.result
                 .into_iter()
                 .map(|p| {
@@ -162,9 +185,18 @@ impl VectorStore for QdrantStore {
         })
     }
 
-    fn scroll<'a>(&'a self, collection: &'a str, filter: &'a Filter) -> BoxFuture<'a, Result<Vec<Point>, StoreError>> {
+    fn scroll<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Point>, StoreError>> {
         Box::pin(async move {
-            if !self.client.collection_exists(collection).await.map_err(|e| self.err(e))? {
+            if !self
+                .client
+                .collection_exists(collection)
+                .await
+                .map_err(|e| self.err(e))?
+            {
                 return Ok(Vec::new());
             }
             let mut out = Vec::new();
@@ -184,7 +216,9 @@ impl VectorStore for QdrantStore {
                 for p in resp.result {
                     let vector = match p.vectors.as_ref().and_then(|v| v.get_vector()) {
                         Some(Vector::Dense(d)) => d.data,
-                        other => return Err(self.err(format!("expected a dense vector, got {other:?}"))),
+                        other => {
+                            return Err(self.err(format!("expected a dense vector, got {other:?}")));
+                        }
                     };
                     out.push(Point {
                         id: num_id(p.id).map_err(|e| self.err(e))?,
@@ -204,7 +238,12 @@ impl VectorStore for QdrantStore {
 
     fn count<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(async move {
-            if !self.client.collection_exists(collection).await.map_err(|e| self.err(e))? {
+            if !self
+                .client
+                .collection_exists(collection)
+                .await
+                .map_err(|e| self.err(e))?
+            {
                 return Ok(0);
             }
             let resp = self

@@ -43,11 +43,18 @@ pub async fn engine() -> Arc<Engine> {
     static ENGINE: OnceCell<Arc<Engine>> = OnceCell::const_new();
     ENGINE
         .get_or_init(|| async {
-            let cal = Calibration::load(&root().join("config/calibration.toml")).expect("calibration");
+            let cal =
+                Calibration::load(&root().join("config/calibration.toml")).expect("calibration");
             Arc::new(
-                Engine::with_parts(settings(), catalog(), Arc::new(embedder()), Arc::new(EmbeddedStore::in_memory()), cal)
-                    .await
-                    .expect("engine"),
+                Engine::with_parts(
+                    settings(),
+                    catalog(),
+                    Arc::new(embedder()),
+                    Arc::new(EmbeddedStore::in_memory()),
+                    cal,
+                )
+                .await
+                .expect("engine"),
             )
         })
         .await

@@ -7,7 +7,9 @@ use crate::common::{data, embedder};
 
 #[tokio::test]
 async fn cosine_similarities_match_sentence_transformers() {
-    let reference: Value = serde_json::from_str(&std::fs::read_to_string(data("reference-embeddings.json")).unwrap()).unwrap();
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("reference-embeddings.json")).unwrap())
+            .unwrap();
     let e = embedder();
     for pair in reference["pairs"].as_array().unwrap() {
         let a = pair["a"].as_str().unwrap().to_string();
@@ -15,15 +17,25 @@ async fn cosine_similarities_match_sentence_transformers() {
         let want = pair["cosine"].as_f64().unwrap() as f32;
         let v = e.embed(&[a.clone(), b.clone()]).await.unwrap();
         let got = dot(&v[0], &v[1]);
-        assert!((got - want).abs() < 1e-4, "cos({a:?}, {b:?}) = {got}, sentence-transformers says {want}");
+        assert!(
+            (got - want).abs() < 1e-4,
+            "cos({a:?}, {b:?}) = {got}, sentence-transformers says {want}"
+        );
     }
     // The first components of one embedding, not just the similarities.
     let head = &reference["embedding_head"];
-    let v = e.embed(&[head["text"].as_str().unwrap().to_string()]).await.unwrap();
+    let v = e
+        .embed(&[head["text"].as_str().unwrap().to_string()])
+        .await
+        .unwrap();
     assert_eq!(v[0].len(), 384);
     for (i, want) in head["first_8"].as_array().unwrap().iter().enumerate() {
         let want = want.as_f64().unwrap() as f32;
-        assert!((v[0][i] - want).abs() < 1e-4, "component {i}: {} vs {want}", v[0][i]);
+        assert!(
+            (v[0][i] - want).abs() < 1e-4,
+            "component {i}: {} vs {want}",
+            v[0][i]
+        );
     }
 }
 
@@ -42,7 +54,11 @@ async fn batching_and_padding_do_not_change_vectors() {
 
 #[test]
 fn missing_model_is_a_clear_error() {
-    let err = match grader::embed::LocalEmbedder::load(std::path::Path::new("/nonexistent/model"), 256, 8) {
+    let err = match grader::embed::LocalEmbedder::load(
+        std::path::Path::new("/nonexistent/model"),
+        256,
+        8,
+    ) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("loaded a model from nowhere"),
     };

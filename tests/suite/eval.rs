@@ -11,7 +11,10 @@ fn pearson_by_hand() {
     // x = 1,2,3,4 ; y = 2,4,5,4 → mean 2.5, 3.75; sxy = 3.5; sxx = 5; syy = 4.75
     let r = pearson(&[1.0, 2.0, 3.0, 4.0], &[2.0, 4.0, 5.0, 4.0]);
     assert!(close(r, 3.5 / (5.0f64 * 4.75).sqrt()), "{r}");
-    assert!(close(pearson(&[1.0, 2.0], &[3.0, 3.0]), 0.0), "constant side → 0");
+    assert!(
+        close(pearson(&[1.0, 2.0], &[3.0, 3.0]), 0.0),
+        "constant side → 0"
+    );
 }
 
 #[test]
@@ -26,7 +29,10 @@ fn qwk_by_hand() {
     // expected: hist_p = [1,0,1], hist_h = [1,0,1], E[i][j] = 0.5 → Σ w·E = 0.5·(1+1) = 1 → κ = 1 − 2/1 = −1
     assert!(close(qwk(&[0.0, 2.0], &[2.0, 0.0], 2.0), -1.0));
     // Rounding: 0.6 → 1.
-    assert!(close(qwk(&[0.6, 1.4, 2.0], &[1.0, 1.0, 2.0], 2.0), qwk(&[1.0, 1.0, 2.0], &[1.0, 1.0, 2.0], 2.0)));
+    assert!(close(
+        qwk(&[0.6, 1.4, 2.0], &[1.0, 1.0, 2.0], 2.0),
+        qwk(&[1.0, 1.0, 2.0], &[1.0, 1.0, 2.0], 2.0)
+    ));
 }
 
 #[test]
@@ -35,7 +41,10 @@ fn metrics_by_hand() {
     assert_eq!(m.n, 3);
     assert!(close(m.mae, (1.0 + 0.0 + 2.0) / 3.0));
     assert!(close(m.rmse, ((1.0 + 0.0 + 4.0) / 3.0f64).sqrt()));
-    assert!(close(m.spearman, pearson(&[1.0, 2.0, 3.0], &[1.0, 2.5, 2.5])));
+    assert!(close(
+        m.spearman,
+        pearson(&[1.0, 2.0, 3.0], &[1.0, 2.5, 2.5])
+    ));
 }
 
 #[test]
@@ -48,8 +57,14 @@ not json
 {"question": "q", "reference_answer": "r", "answer": "x", "score": 1, "scale_max": 5}
 "#;
     let (items, bad) = parse_items(text);
-    assert_eq!(items.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![1, 6]);
-    assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![2, 4, 5]);
+    assert_eq!(
+        items.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        vec![1, 6]
+    );
+    assert_eq!(
+        bad.iter().map(|b| b.line).collect::<Vec<_>>(),
+        vec![2, 4, 5]
+    );
     assert!(bad[1].error.contains("outside"), "{:?}", bad[1]);
     assert!(bad[2].error.contains("question_id"), "{:?}", bad[2]);
 }

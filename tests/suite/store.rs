@@ -2,7 +2,9 @@
 //! when `GRADER_TEST_QDRANT_URL` points at a server (skipped visibly otherwise).
 
 use grader::embed::normalize;
-use grader::store::{EmbeddedStore, Filter, Payload, Point, QdrantOptions, QdrantStore, VectorStore, point_id};
+use grader::store::{
+    EmbeddedStore, Filter, Payload, Point, QdrantOptions, QdrantStore, VectorStore, point_id,
+};
 
 fn payload(rubric: &str, kind: &str, index: u32) -> Payload {
     Payload {
@@ -18,13 +20,19 @@ fn payload(rubric: &str, kind: &str, index: u32) -> Payload {
 
 /// Deterministic, distinct unit vectors in 8 dimensions.
 fn vector(seed: u64) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..8u64).map(|i| ((seed >> (i * 8)) & 0xff) as f32 - 127.5).collect();
+    let mut v: Vec<f32> = (0..8u64)
+        .map(|i| ((seed >> (i * 8)) & 0xff) as f32 - 127.5)
+        .collect();
     normalize(&mut v);
     v
 }
 
 fn point(rubric: &str, kind: &str, index: u32) -> Point {
-    Point { id: point_id(rubric, kind, index), vector: vector(point_id(rubric, kind, index)), payload: payload(rubric, kind, index) }
+    Point {
+        id: point_id(rubric, kind, index),
+        vector: vector(point_id(rubric, kind, index)),
+        payload: payload(rubric, kind, index),
+    }
 }
 
 /// The behaviour every backend must have.
@@ -52,19 +60,36 @@ async fn conformance(store: &dyn VectorStore, col: &str) {
     assert_eq!(hits.len(), 3);
     assert_eq!(hits[0].id, points[3].id);
     assert!((hits[0].score - 1.0).abs() < 1e-4, "{}", hits[0].score);
-    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "sorted best first");
+    assert!(
+        hits.windows(2).all(|w| w[0].score >= w[1].score),
+        "sorted best first"
+    );
 
     // Filters apply before scoring: only matching points, even when others score higher.
     let f = Filter::rubric("oop.mro").kinds(&["exemplar"]);
     let hits = store.search(col, &q, &f, 10).await.unwrap();
     assert_eq!(hits.len(), 5);
-    assert!(hits.iter().all(|h| h.payload.rubric_id == "oop.mro" && h.payload.kind == "exemplar"));
-    assert_eq!(hits.iter().find(|h| h.payload.index == 2).unwrap().payload.score, Some(2.0), "payload round-trips");
+    assert!(
+        hits.iter()
+            .all(|h| h.payload.rubric_id == "oop.mro" && h.payload.kind == "exemplar")
+    );
+    assert_eq!(
+        hits.iter()
+            .find(|h| h.payload.index == 2)
+            .unwrap()
+            .payload
+            .score,
+        Some(2.0),
+        "payload round-trips"
+    );
     let f = Filter::default().kinds(&["exemplar", "model_answer"]);
     assert_eq!(store.search(col, &q, &f, 100).await.unwrap().len(), 20);
 
     // Brute force agrees with a hand computation.
-    let mut expected: Vec<(f32, u64)> = points.iter().map(|p| (grader::embed::dot(&p.vector, &q), p.id)).collect();
+    let mut expected: Vec<(f32, u64)> = points
+        .iter()
+        .map(|p| (grader::embed::dot(&p.vector, &q), p.id))
+        .collect();
     expected.sort_by(|a, b| b.0.total_cmp(&a.0));
     let hits = store.search(col, &q, &Filter::default(), 20).await.unwrap();
     for (h, e) in hits.iter().zip(&expected) {
@@ -72,17 +97,34 @@ async fn conformance(store: &dyn VectorStore, col: &str) {
     }
 
     // Scroll returns vectors and payloads.
-    let all = store.scroll(col, &Filter::rubric("core.copy")).await.unwrap();
+    let all = store
+        .scroll(col, &Filter::rubric("core.copy"))
+        .await
+        .unwrap();
     assert_eq!(all.len(), 10);
     let p = all.iter().find(|p| p.id == points[0].id).unwrap();
     assert_eq!(p.payload, points[0].payload);
-    assert!(p.vector.iter().zip(&points[0].vector).all(|(a, b)| (a - b).abs() < 1e-5));
+    assert!(
+        p.vector
+            .iter()
+            .zip(&points[0].vector)
+            .all(|(a, b)| (a - b).abs() < 1e-5)
+    );
 
     // Delete by filter.
-    store.delete(col, &Filter::rubric("core.copy")).await.unwrap();
+    store
+        .delete(col, &Filter::rubric("core.copy"))
+        .await
+        .unwrap();
     store.flush().await.unwrap();
     assert_eq!(store.count(col).await.unwrap(), 10);
-    assert!(store.scroll(col, &Filter::rubric("core.copy")).await.unwrap().is_empty());
+    assert!(
+        store
+            .scroll(col, &Filter::rubric("core.copy"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.count("grader_test_never_created").await.unwrap(), 0);
 }
 
@@ -108,7 +150,10 @@ async fn embedded_store_survives_restart() {
     let back = s.scroll("c", &Filter::default()).await.unwrap();
     let mut want = pts.clone();
     want.sort_by_key(|p| p.id);
-    assert_eq!(back, want, "vectors and payloads are bit-identical after reopening");
+    assert_eq!(
+        back, want,
+        "vectors and payloads are bit-identical after reopening"
+    );
 }
 
 #[tokio::test]
@@ -117,11 +162,16 @@ async fn corrupt_store_files_are_a_clear_error() {
     {
         let s = EmbeddedStore::open(dir.path()).unwrap();
         s.ensure_collection("c", 8).await.unwrap();
-        s.upsert("c", vec![point("a.b", "exemplar", 1)]).await.unwrap();
+        s.upsert("c", vec![point("a.b", "exemplar", 1)])
+            .await
+            .unwrap();
         s.flush().await.unwrap();
     }
     std::fs::write(dir.path().join("c/vectors.f32"), [1u8, 2, 3]).unwrap();
-    let err = EmbeddedStore::open(dir.path()).err().expect("must fail").to_string();
+    let err = EmbeddedStore::open(dir.path())
+        .err()
+        .expect("must fail")
+        .to_string();
     assert!(err.contains("delete that folder"), "{err}");
 }
 
@@ -138,9 +188,17 @@ async fn dimension_mismatch_is_an_error() {
 #[tokio::test]
 async fn qdrant_store_conforms() {
     let Ok(url) = std::env::var("GRADER_TEST_QDRANT_URL") else {
-        eprintln!("SKIPPED qdrant_store_conforms: set GRADER_TEST_QDRANT_URL=http://localhost:6334 to run it against a Qdrant server");
+        eprintln!(
+            "SKIPPED qdrant_store_conforms: set GRADER_TEST_QDRANT_URL=http://localhost:6334 to run it against a Qdrant server"
+        );
         return;
     };
-    let store = QdrantStore::connect(QdrantOptions { url, api_key: None, shard_number: 1, replication_factor: 1 }).unwrap();
+    let store = QdrantStore::connect(QdrantOptions {
+        url,
+        api_key: None,
+        shard_number: 1,
+        replication_factor: 1,
+    })
+    .unwrap();
     conformance(&store, "grader_conformance").await;
 }
