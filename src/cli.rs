@@ -44,6 +44,15 @@ enum Command {
         #[command(subcommand)]
         command: RubricsCommand,
     },
+    /// Run the HTTP grading service.
+    Serve {
+        /// Overrides server.host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Overrides server.port (0 picks a free port).
+        #[arg(long)]
+        port: Option<u16>,
+    },
     /// Index the rubric set into the configured vector store (only what changed).
     Index {
         #[arg(long)]
@@ -217,6 +226,26 @@ async fn open_engine(settings: Settings) -> anyhow::Result<Engine> {
 async fn async_main(settings: Settings, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Rubrics { .. } => unreachable!("handled without a runtime"),
+        Command::Serve { host, port } => {
+            let mut settings = settings;
+            if let Some(h) = host {
+                settings.server.host = h;
+            }
+            if let Some(p) = port {
+                settings.server.port = p;
+            }
+            let app = grader::server::Application::build(settings).await?;
+            let e = &app.state.engine;
+            tracing::info!(
+                addr = %app.local_addr()?,
+                judge = %format!("{:?}", e.effective_judge(None)).to_lowercase(),
+                store = %e.store.describe(),
+                rubrics = e.catalog.len(),
+                "grader is serving"
+            );
+            app.run_until_stopped().await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Index { json } => {
             let engine = open_engine(settings).await?;
             let r = &engine.index_report;

@@ -20,6 +20,7 @@
 //! - [`tokens`]: tiktoken encodings per model family.
 //! - [`engine`]: the pipeline that ties it together.
 //! - [`eval`]: agreement metrics and the evaluation runner.
+//! - [`server`]: the HTTP service (axum): routes, problems, metrics, OpenAPI.
 
 pub mod config;
 pub mod embed;
@@ -32,6 +33,7 @@ pub mod judge;
 pub mod llm;
 pub mod matching;
 pub mod rubric;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod text;

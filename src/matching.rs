@@ -12,7 +12,7 @@ use crate::embed::Embedder;
 use crate::index::{Collections, IndexError};
 use crate::store::{Filter, VectorStore};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Candidate {
     pub rubric_id: String,
     pub similarity: f32,

@@ -1,0 +1,215 @@
+//! The HTTP service (`grader serve`): axum routes over the shared [`Engine`].
+//!
+//! [`Application::build`] opens the engine and binds the socket (port 0 for tests);
+//! [`router`] builds the routes over a ready [`AppState`] so tests can call it with `oneshot`.
+//! Bad input is always a 4xx `application/problem+json` that says what to fix.
+
+mod body;
+mod metrics;
+pub mod problem;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::config::Settings;
+use crate::engine::{Engine, OpenError};
+
+pub use metrics::Metrics;
+pub use problem::Problem;
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+    /// Extra routes (Slack) are mounted by their modules; the state is shared.
+    pub started: std::time::Instant,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        AppState {
+            engine,
+            metrics: Arc::new(Metrics::new()),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// All routes with their middleware.
+pub fn router(state: AppState) -> Router {
+    let settings = &state.engine.settings;
+    let v1 = Router::new()
+        .route("/v1/grade", post(routes::grade))
+        .route("/v1/grade/batch", post(routes::grade_batch))
+        .route("/v1/questions", get(routes::questions))
+        .route("/v1/questions/{id}", get(routes::question))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::require_api_key,
+        ));
+    let mut app = Router::new()
+        .merge(v1)
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route("/openapi.json", get(routes::openapi))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        // Bodies are buffered by our own extractor, which turns an oversize body into a 413.
+        .layer(DefaultBodyLimit::max(settings.limits.max_body_bytes));
+    if let Some(cors) = cors_layer(&settings.server.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(axum::middleware::from_fn(routes::log_requests))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(routes::panic_response))
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-api-key"),
+                REQUEST_ID,
+            ])
+            .expose_headers([REQUEST_ID])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(
+        "cannot listen on {addr}: {source} (is another process using the port? set --port or GRADER__SERVER__PORT)"
+    )]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A bound, ready-to-run service.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    port: u16,
+    pub state: AppState,
+}
+
+impl Application {
+    /// Open the engine from settings and bind `server.host:server.port`.
+    pub async fn build(settings: Settings) -> Result<Self, ServeError> {
+        let base = std::env::current_dir().map_err(ServeError::Serve)?;
+        let engine = Engine::open(settings, &base).await?;
+        Self::with_engine(Arc::new(engine)).await
+    }
+
+    /// Bind a service over a ready engine (tests build the engine once and share it).
+    pub async fn with_engine(engine: Arc<Engine>) -> Result<Self, ServeError> {
+        let addr = format!(
+            "{}:{}",
+            engine.settings.server.host, engine.settings.server.port
+        );
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let port = listener.local_addr().map_err(ServeError::Serve)?.port();
+        let state = AppState::new(engine);
+        let router = router(state.clone());
+        Ok(Application {
+            listener,
+            router,
+            port,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` resolves, then finish in-flight requests.
+    pub async fn run_until<F>(self, shutdown: F) -> Result<(), ServeError>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use axum::serve::ListenerExt;
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServeError::Serve)
+    }
+
+    /// Serve until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> Result<(), ServeError> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,154 @@
+//! `application/problem+json` errors (RFC 9457) with a stable `type` per kind of failure.
+//!
+//! Input errors say what to fix; internal errors are logged with their cause chain and
+//! returned without internals.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::engine::GradeError;
+use crate::matching::Candidate;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field at fault, for validation errors (e.g. `answer`, `items[3].answer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The closest rubrics, for an unmatched question.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<Candidate>>,
+    /// The request id (also in the `x-request-id` header), to find the log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &str, title: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("https://grader.dev/problems/{kind}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+            candidates: None,
+            request_id: None,
+        }
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn validation(field: &str, detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Invalid request",
+            detail,
+        )
+        .field(field)
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// A grading failure as a problem; internal failures are logged here with their causes.
+    pub fn from_grade_error(e: &GradeError, field_prefix: &str) -> Self {
+        let f = |name: &str| format!("{field_prefix}{name}");
+        match e {
+            GradeError::EmptyAnswer => Problem::validation(&f("answer"), e.to_string()),
+            GradeError::AnswerTooLong { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "answer-too-long",
+                "Answer too long",
+                e.to_string(),
+            )
+            .field(f("answer")),
+            GradeError::UnknownQuestion { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-question",
+                "Unknown question id",
+                e.to_string(),
+            )
+            .field(f("question_id")),
+            GradeError::Unmatched { candidates, .. } => {
+                let mut p = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unmatched-question",
+                    "No rubric matches the question",
+                    e.to_string(),
+                )
+                .field(f("question"));
+                p.candidates = Some(candidates.clone());
+                p
+            }
+            GradeError::EmptyReference => {
+                Problem::validation(&f("reference_answer"), e.to_string())
+            }
+            GradeError::JudgeUnavailable(..) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "judge-unavailable",
+                "Judge not available",
+                e.to_string(),
+            )
+            .field(f("judge")),
+            GradeError::Llm(inner) => {
+                tracing::error!(error = %inner, "LLM judge failed");
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "llm-failed",
+                    "The LLM endpoint failed",
+                    "the LLM judge could not grade this answer after retries; try again, or use the coverage judge",
+                )
+            }
+            GradeError::Embed(_) | GradeError::Store(_) => {
+                tracing::error!(error = %error_chain(e), "internal grading error");
+                Problem::internal()
+            }
+        }
+    }
+
+    pub fn internal() -> Self {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the service failed to grade this request; it has been logged",
+        )
+    }
+}
+
+/// "error: cause: cause" for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut resp = (status, body).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        resp
+    }
+}
