@@ -9,4 +9,5 @@ mod grading;
 mod llm;
 mod matching;
 mod rubrics;
+mod server;
 mod store;

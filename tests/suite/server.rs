@@ -1,0 +1,782 @@
+//! The HTTP service: every endpoint and every kind of bad input (status, content type, body).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use grader::config::Settings;
+use grader::engine::Engine;
+use grader::judge::Calibration;
+use grader::rubric::Catalog;
+use grader::server::{AppState, Application, router};
+use grader::store::EmbeddedStore;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+
+use crate::common::{data, embedder, root, settings};
+
+async fn engine_with(tweak: impl FnOnce(&mut Settings)) -> Arc<Engine> {
+    let mut s = settings();
+    s.server.host = "127.0.0.1".into();
+    s.server.port = 0;
+    tweak(&mut s);
+    let catalog = Catalog::load_dir(&data("fixtures/rubrics")).unwrap();
+    let cal = Calibration::load(&root().join("config/calibration.toml")).unwrap();
+    Arc::new(
+        Engine::with_parts(
+            s,
+            catalog,
+            Arc::new(embedder()),
+            Arc::new(EmbeddedStore::in_memory()),
+            cal,
+        )
+        .await
+        .unwrap(),
+    )
+}
+
+async fn shared() -> Arc<Engine> {
+    static E: OnceCell<Arc<Engine>> = OnceCell::const_new();
+    E.get_or_init(|| engine_with(|s| s.limits.max_body_bytes = 64 * 1024))
+        .await
+        .clone()
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+pub async fn call(engine: Arc<Engine>, req: Request<Body>) -> Reply {
+    let resp = router(AppState::new(engine)).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    Reply {
+        status,
+        content_type,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+fn post_json(path: &str, body: &Value) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+const ANSWER: &str = "A shallow copy makes a new list but the inner lists are the same objects. A deep copy copies everything recursively.";
+
+fn assert_problem(r: &Reply, status: u16, field: Option<&str>, detail_has: &str) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.text);
+    assert_eq!(r.content_type, "application/problem+json", "{}", r.text);
+    assert_eq!(r.body["status"], status);
+    assert!(
+        r.body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://grader.dev/problems/")
+    );
+    assert!(r.body["title"].is_string());
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(detail_has),
+        "detail {detail:?} lacks {detail_has:?}"
+    );
+    if let Some(f) = field {
+        assert_eq!(r.body["field"], f, "{}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn grade_returns_the_grade() {
+    let r = call(
+        shared().await,
+        post_json(
+            "/v1/grade",
+            &json!({"question_id": "core.copy", "answer": ANSWER}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.content_type, "application/json");
+    assert_eq!(r.body["rubric_id"], "core.copy");
+    assert_eq!(r.body["max_score"], 10.0);
+    assert!(r.body["score"].as_f64().unwrap() > 0.0);
+    assert_eq!(r.body["judge"]["kind"], "coverage");
+    assert_eq!(r.body["criteria"].as_array().unwrap().len(), 4);
+    for key in [
+        "misconceptions",
+        "gaps",
+        "feedback",
+        "flags",
+        "usage",
+        "latency_ms",
+        "rubric_version",
+    ] {
+        assert!(r.body.get(key).is_some(), "missing {key}");
+    }
+    assert!(
+        r.headers.get("x-request-id").is_some(),
+        "a request id is generated"
+    );
+}
+
+#[tokio::test]
+async fn grade_by_question_text_and_ad_hoc() {
+    let r = call(shared().await, post_json("/v1/grade", &json!({"question": "What is the difference between a deep copy and a shallow copy in Python?", "answer": ANSWER}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["rubric_id"], "core.copy");
+    let r = call(
+        shared().await,
+        post_json("/v1/grade", &json!({"question": "What is a B-tree?", "reference_answer": "A B-tree is a balanced search tree whose nodes hold many keys. It keeps data sorted and allows searches, inserts and deletes in logarithmic time. Databases use B-trees for indexes because each node fits a disk page.", "answer": "A B-tree is a balanced tree with many keys per node, used by databases for indexes since a node matches a disk page."})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["rubric_id"].as_str().unwrap().starts_with("adhoc."));
+    assert!(
+        r.body["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ad_hoc_rubric"))
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_precise_problems() {
+    let e = shared().await;
+    assert_problem(
+        &call(
+            e.clone(),
+            Request::post("/v1/grade")
+                .header("content-type", "text/plain")
+                .body(Body::from("hi"))
+                .unwrap(),
+        )
+        .await,
+        415,
+        None,
+        "application/json",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            Request::post("/v1/grade").body(Body::from("{}")).unwrap(),
+        )
+        .await,
+        415,
+        None,
+        "no Content-Type",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            Request::post("/v1/grade")
+                .header("content-type", "application/json")
+                .body(Body::from("{\"answer\": "))
+                .unwrap(),
+        )
+        .await,
+        400,
+        None,
+        "not valid JSON",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            Request::post("/v1/grade")
+                .header("content-type", "application/json")
+                .body(Body::from(vec![b'{', 0xff, 0xfe, b'}']))
+                .unwrap(),
+        )
+        .await,
+        400,
+        None,
+        "UTF-8",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "answer": 42}),
+            ),
+        )
+        .await,
+        422,
+        Some("answer"),
+        "expected a string",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json("/v1/grade", &json!({"question_id": "core.copy"})),
+        )
+        .await,
+        422,
+        Some("answer"),
+        "answer is required",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "answer": "   "}),
+            ),
+        )
+        .await,
+        422,
+        Some("answer"),
+        "empty",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json("/v1/grade", &json!({"answer": ANSWER})),
+        )
+        .await,
+        422,
+        Some("question_id"),
+        "name the question",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "question": "x", "answer": ANSWER}),
+            ),
+        )
+        .await,
+        422,
+        Some("question_id"),
+        "one way",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"reference_answer": "x y z", "answer": ANSWER}),
+            ),
+        )
+        .await,
+        422,
+        Some("question"),
+        "reference_answer needs",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "answer": ANSWER, "colour": 1}),
+            ),
+        )
+        .await,
+        422,
+        None,
+        "unknown field `colour`",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "answer": ANSWER, "judge": "oracle"}),
+            ),
+        )
+        .await,
+        422,
+        Some("judge"),
+        "unknown variant",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "answer": ANSWER, "samples": 0}),
+            ),
+        )
+        .await,
+        422,
+        Some("samples"),
+        "between 1 and 15",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "answer": ANSWER, "judge": "llm"}),
+            ),
+        )
+        .await,
+        422,
+        Some("judge"),
+        "no LLM endpoint",
+    );
+    let r = call(
+        e.clone(),
+        post_json(
+            "/v1/grade",
+            &json!({"question_id": "core.cpy", "answer": ANSWER}),
+        ),
+    )
+    .await;
+    assert_problem(
+        &r,
+        422,
+        Some("question_id"),
+        "unknown question id `core.cpy`",
+    );
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("core.copy"),
+        "suggests the closest id"
+    );
+    let r = call(
+        e.clone(),
+        post_json(
+            "/v1/grade",
+            &json!({"question": "How do I make a good risotto?", "answer": ANSWER}),
+        ),
+    )
+    .await;
+    assert_problem(&r, 422, Some("question"), "no rubric matches");
+    assert_eq!(
+        r.body["candidates"][0]["rubric_id"], "core.copy",
+        "lists the closest rubrics"
+    );
+    let huge = "word ".repeat(20_000);
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "answer": huge}),
+            ),
+        )
+        .await,
+        413,
+        None,
+        "limits.max_body_bytes",
+    );
+    let long = "copying lists ".repeat(2_000);
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "answer": long}),
+            ),
+        )
+        .await,
+        422,
+        Some("answer"),
+        "too long",
+    );
+    assert_problem(
+        &call(e.clone(), get("/v1/nothing")).await,
+        404,
+        None,
+        "no route GET /v1/nothing",
+    );
+    assert_problem(
+        &call(e.clone(), get("/v1/grade")).await,
+        405,
+        None,
+        "GET is not allowed",
+    );
+    assert_problem(
+        &call(e.clone(), get("/v1/questions?limit=abc")).await,
+        400,
+        None,
+        "?topic=",
+    );
+}
+
+#[tokio::test]
+async fn batch_keeps_order_and_isolates_failures() {
+    let e = shared().await;
+    let body = json!({"items": [
+        {"question_id": "core.copy", "answer": ANSWER},
+        {"question_id": "nope.nope", "answer": ANSWER},
+        {"question_id": "core.copy", "answer": 7},
+        {"question_id": "core.copy"},
+        {"question_id": "core.copy", "answer": "I do not know."}
+    ]});
+    let r = call(e.clone(), post_json("/v1/grade/batch", &body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let results = r.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    for (i, item) in results.iter().enumerate() {
+        assert_eq!(item["index"], i);
+    }
+    assert_eq!(results[0]["grade"]["rubric_id"], "core.copy");
+    assert_eq!(results[1]["error"]["field"], "items[1].question_id");
+    assert_eq!(results[2]["error"]["status"], 422);
+    assert!(
+        results[2]["error"]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("items[2]"),
+        "{}",
+        results[2]
+    );
+    assert_eq!(results[3]["error"]["field"], "items[3].answer");
+    assert!(
+        results[4]["grade"]["score"].as_f64().unwrap()
+            < results[0]["grade"]["score"].as_f64().unwrap()
+    );
+    assert_eq!(r.body["succeeded"], 2);
+    assert_eq!(r.body["failed"], 3);
+    let too_many = json!({"items": vec![json!({"question_id": "core.copy", "answer": "x"}); e.settings.limits.max_batch + 1]});
+    assert_problem(
+        &call(e.clone(), post_json("/v1/grade/batch", &too_many)).await,
+        422,
+        Some("items"),
+        "limits.max_batch",
+    );
+    assert_problem(
+        &call(
+            e.clone(),
+            post_json("/v1/grade/batch", &json!({"items": []})),
+        )
+        .await,
+        422,
+        Some("items"),
+        "empty",
+    );
+}
+
+#[tokio::test]
+async fn questions_list_filter_search_and_get() {
+    let e = shared().await;
+    let r = call(e.clone(), get("/v1/questions")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.as_array().unwrap().len(), e.catalog.len());
+    assert_eq!(r.body[0]["id"], "core.copy");
+    let r = call(e.clone(), get("/v1/questions?topic=oop")).await;
+    assert_eq!(r.body.as_array().unwrap().len(), 0);
+    let r = call(e.clone(), get("/v1/questions?q=deep%20vs%20shallow%20copy")).await;
+    assert_eq!(r.body[0]["id"], "core.copy");
+    assert!(r.body[0]["similarity"].as_f64().unwrap() > 0.5);
+    let r = call(e.clone(), get("/v1/questions/core.copy")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body["exemplars"].as_array().unwrap().len(),
+        3,
+        "exemplars included"
+    );
+    assert_problem(
+        &call(e.clone(), get("/v1/questions/core.nope")).await,
+        404,
+        None,
+        "no rubric `core.nope`",
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_openapi() {
+    let e = shared().await;
+    let r = call(e.clone(), get("/healthz")).await;
+    assert_eq!(
+        (r.status, r.body["status"].clone()),
+        (StatusCode::OK, json!("ok"))
+    );
+    let r = call(e.clone(), get("/readyz")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["ready"], true);
+    assert_eq!(r.body["llm_configured"], false);
+    assert_eq!(r.body["default_judge"], "coverage");
+    assert!(r.body["indexed_points"].as_u64().unwrap() > 0);
+    let state = AppState::new(e.clone());
+    let app = router(state.clone());
+    let _ = app
+        .clone()
+        .oneshot(post_json(
+            "/v1/grade",
+            &json!({"question_id": "core.copy", "answer": ANSWER}),
+        ))
+        .await
+        .unwrap();
+    let _ = app
+        .clone()
+        .oneshot(post_json("/v1/grade", &json!({"question_id": "core.copy"})))
+        .await
+        .unwrap();
+    let resp = app.clone().oneshot(get("/metrics")).await.unwrap();
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(
+            r#"grader_http_requests_total{route="/v1/grade",method="POST",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"grader_http_requests_total{route="/v1/grade",method="POST",status="422"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"grader_grades_total{judge="coverage"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("grader_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("grader_llm_cost_usd_total 0"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+    let r = call(e.clone(), get("/openapi.json")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for path in [
+        "/v1/grade",
+        "/v1/grade/batch",
+        "/v1/questions",
+        "/v1/questions/{id}",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            r.body["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let grade = &r.body["components"]["schemas"]["Grade"]["properties"];
+    for key in [
+        "rubric_id",
+        "score",
+        "criteria",
+        "gaps",
+        "flags",
+        "usage",
+        "judge",
+    ] {
+        assert!(grade.get(key).is_some(), "Grade schema lacks {key}");
+    }
+}
+
+#[tokio::test]
+async fn api_keys_cors_and_request_ids() {
+    let e = engine_with(|s| {
+        s.server.api_keys = vec!["key-one".to_string().into(), "key-two".to_string().into()];
+        s.server.cors_origins = vec!["https://interviews.example".into()];
+    })
+    .await;
+    let body = json!({"question_id": "core.copy", "answer": ANSWER});
+    let r = call(e.clone(), post_json("/v1/grade", &body)).await;
+    assert_problem(&r, 401, None, "needs an API key");
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
+    let bad = Request::post("/v1/grade")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer nope")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let r = call(e.clone(), bad).await;
+    assert_problem(&r, 401, None, "not valid");
+    assert!(!r.text.contains("key-one") && !r.text.contains("key-two"));
+    let ok = Request::post("/v1/grade")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer key-two")
+        .header("x-request-id", "req-123")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let r = call(e.clone(), ok).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.headers["x-request-id"], "req-123",
+        "the caller's request id is propagated"
+    );
+    let ok = Request::post("/v1/grade")
+        .header("content-type", "application/json")
+        .header("x-api-key", "key-one")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    assert_eq!(call(e.clone(), ok).await.status, StatusCode::OK);
+    // Health endpoints stay open for probes.
+    assert_eq!(
+        call(e.clone(), get("/healthz")).await.status,
+        StatusCode::OK
+    );
+    let pre = Request::builder()
+        .method("OPTIONS")
+        .uri("/v1/grade")
+        .header("origin", "https://interviews.example")
+        .header("access-control-request-method", "POST")
+        .body(Body::empty())
+        .unwrap();
+    let r = call(e.clone(), pre).await;
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://interviews.example"
+    );
+    let other = Request::get("/healthz")
+        .header("origin", "https://evil.example")
+        .body(Body::empty())
+        .unwrap();
+    assert!(
+        call(e.clone(), other)
+            .await
+            .headers
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[derive(serde::Deserialize)]
+struct BadCase {
+    name: String,
+    method: String,
+    path: String,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    body_hex: Option<String>,
+    #[serde(default)]
+    repeat: Option<usize>,
+    expect: u16,
+}
+
+/// The corpus in tests/data/bad-requests.jsonl: every request is a 4xx problem, never a 5xx.
+#[tokio::test]
+async fn bad_input_corpus_never_yields_5xx() {
+    let e = shared().await;
+    let text = std::fs::read_to_string(data("bad-requests.jsonl")).unwrap();
+    let cases: Vec<BadCase> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(cases.len() >= 50, "{} cases", cases.len());
+    // Replay over a real socket too: the same router, bound to loopback.
+    let app = Application::with_engine(e.clone()).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    for c in &cases {
+        let mut bytes = match (&c.body, &c.body_hex) {
+            (_, Some(h)) => hex::decode(h).unwrap(),
+            (Some(b), None) => b.clone().into_bytes(),
+            _ => Vec::new(),
+        };
+        if let Some(n) = c.repeat {
+            bytes = bytes.repeat(n);
+        }
+        let mut req = Request::builder().method(c.method.as_str()).uri(&c.path);
+        if let Some(ct) = &c.content_type {
+            req = req.header("content-type", ct);
+        }
+        let r = call(e.clone(), req.body(Body::from(bytes.clone())).unwrap()).await;
+        assert_eq!(r.status.as_u16(), c.expect, "{}: {}", c.name, r.text);
+        assert!(r.status.is_client_error(), "{}: {}", c.name, r.status);
+        assert_eq!(r.content_type, "application/problem+json", "{}", c.name);
+        let mut sock = client
+            .request(
+                c.method.parse().unwrap(),
+                format!("http://{addr}{}", c.path),
+            )
+            .body(bytes);
+        if let Some(ct) = &c.content_type {
+            sock = sock.header("content-type", ct);
+        }
+        let status = sock.send().await.unwrap().status().as_u16();
+        assert_eq!(status, c.expect, "{} over the socket", c.name);
+    }
+    // The server still answers after all of that.
+    assert_eq!(
+        client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let e = shared().await;
+    let app = Application::with_engine(e).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let long_answer = format!(
+        "{ANSWER} {}",
+        "Deep copies also respect __deepcopy__ hooks. ".repeat(40)
+    );
+    let inflight = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("http://{addr}/v1/grade"))
+                .json(&json!({"question_id": "core.copy", "answer": long_answer}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    tx.send(()).unwrap();
+    assert_eq!(
+        inflight.await.unwrap(),
+        200,
+        "the in-flight request completes"
+    );
+    server.await.unwrap().unwrap();
+    assert!(
+        client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "no longer listening"
+    );
+}
