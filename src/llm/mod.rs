@@ -19,7 +19,7 @@ pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// reqwest is built without a default TLS provider (to avoid a C build of aws-lc); use ring,
 /// which tonic already brings.
-pub(crate) fn install_crypto_provider() {
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

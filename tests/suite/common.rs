@@ -60,3 +60,9 @@ pub async fn engine() -> Arc<Engine> {
         .await
         .clone()
 }
+
+/// An HTTP client for tests (reqwest is built without a default TLS provider).
+pub fn http() -> reqwest::Client {
+    grader::llm::install_crypto_provider();
+    reqwest::Client::new()
+}

@@ -692,7 +692,7 @@ async fn bad_input_corpus_never_yields_5xx() {
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
     for c in &cases {
         let mut bytes = match (&c.body, &c.body_hex) {
             (_, Some(h)) => hex::decode(h).unwrap(),
@@ -746,7 +746,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
     let long_answer = format!(
         "{ANSWER} {}",
         "Deep copies also respect __deepcopy__ hooks. ".repeat(40)
