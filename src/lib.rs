@@ -20,6 +20,7 @@
 //! - [`tokens`]: tiktoken encodings per model family.
 //! - [`engine`]: the pipeline that ties it together.
 //! - [`eval`]: agreement metrics and the evaluation runner.
+//! - [`transcript`]: transcripts → question/answer pairs → graded report (JSON, Markdown, HTML).
 //! - [`server`]: the HTTP service (axum): routes, problems, metrics, OpenAPI.
 
 pub mod config;
@@ -38,3 +39,4 @@ pub mod store;
 pub mod telemetry;
 pub mod text;
 pub mod tokens;
+pub mod transcript;
