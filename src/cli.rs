@@ -53,6 +53,27 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Grade interview transcripts and write a report per transcript (JSON, Markdown, HTML).
+    Batch {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Folder for the reports (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Answers graded at once across all transcripts (default: limits.concurrency).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// text, vtt, srt or json (default: detected from each file's content).
+        #[arg(long)]
+        format: Option<grader::transcript::Format>,
+        #[arg(long)]
+        judge: Option<JudgeKind>,
+        /// Grade again even when a report for the same content and rubric set exists.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Index the rubric set into the configured vector store (only what changed).
     Index {
         #[arg(long)]
@@ -294,6 +315,7 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Grade(args) => grade(settings, args).await,
+        Command::Batch { files, out, concurrency, format, judge, force, json } => batch(settings, files, out, concurrency, format, judge, force, json).await,
         Command::Eval {
             file,
             judge,
@@ -679,4 +701,146 @@ async fn calibrate_matching(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct BatchPairSummary {
+    question: String,
+    rubric_id: Option<String>,
+    score: Option<f32>,
+    max_score: Option<f32>,
+}
+
+#[derive(serde::Serialize)]
+struct BatchSummary {
+    file: String,
+    /// `graded`, `skipped` (an up-to-date report exists) or `failed`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    pairs: Vec<BatchPairSummary>,
+    overall: Option<f32>,
+}
+
+fn summary_of(file: &str, status: &'static str, r: &grader::transcript::TranscriptReport) -> BatchSummary {
+    BatchSummary {
+        file: file.to_string(),
+        status,
+        error: None,
+        pairs: r
+            .pairs
+            .iter()
+            .map(|p| BatchPairSummary {
+                question: p.question.clone(),
+                rubric_id: p.rubric_id.clone(),
+                score: p.grade.as_ref().map(|g| g.score),
+                max_score: p.grade.as_ref().map(|g| g.max_score),
+            })
+            .collect(),
+        overall: r.overall,
+    }
+}
+
+/// Report file stem for each input: its own stem, made unique when two inputs share one.
+fn report_names(files: &[PathBuf]) -> Vec<String> {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    files
+        .iter()
+        .map(|f| {
+            let stem = f.file_stem().map_or_else(|| "transcript".to_string(), |s| s.to_string_lossy().to_string());
+            let n = seen.entry(stem.clone()).or_default();
+            *n += 1;
+            if *n == 1 { stem } else { format!("{stem}-{n}") }
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn batch(
+    settings: Settings,
+    files: Vec<PathBuf>,
+    out: PathBuf,
+    concurrency: Option<usize>,
+    format: Option<grader::transcript::Format>,
+    judge: Option<JudgeKind>,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use grader::transcript::{TranscriptOptions, grade_transcript, report};
+    std::fs::create_dir_all(&out).with_context(|| format!("creating the report folder {}", out.display()))?;
+    let concurrency = concurrency.unwrap_or(settings.limits.concurrency).max(1);
+    let engine = Arc::new(open_engine(settings).await?);
+    let rubric_version = engine.catalog.version();
+    let mut opts = TranscriptOptions::new(concurrency);
+    opts.format = format;
+    opts.judge = judge;
+    let opts = Arc::new(opts);
+    let multi = indicatif::MultiProgress::new();
+    if !std::io::stderr().is_terminal() {
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let files_bar = multi.add(ProgressBar::new(files.len() as u64));
+    files_bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} transcripts {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let answers_bar = multi.add(ProgressBar::new(0));
+    answers_bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} answers {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let names = report_names(&files);
+    let jobs = files.iter().cloned().zip(names).map(|(file, name)| {
+        let engine = engine.clone();
+        let opts = opts.clone();
+        let out = out.clone();
+        let rubric_version = rubric_version.clone();
+        let files_bar = files_bar.clone();
+        let answers_bar = answers_bar.clone();
+        async move {
+            let shown = file.display().to_string();
+            let result: anyhow::Result<(&'static str, grader::transcript::TranscriptReport)> = async {
+                let text = std::fs::read_to_string(&file).with_context(|| format!("{shown}: cannot read"))?;
+                let json_path = out.join(format!("{name}.json"));
+                if !force
+                    && let Ok(old) = std::fs::read_to_string(&json_path)
+                    && let Ok(old) = serde_json::from_str::<grader::transcript::TranscriptReport>(&old)
+                    && old.content_hash == grader::rubric::content_hash(&text)
+                    && old.rubric_version == rubric_version
+                {
+                    return Ok(("skipped", old));
+                }
+                let on_event = |e: grader::transcript::PairEvent<'_>| match e {
+                    grader::transcript::PairEvent::Found(n) => answers_bar.inc_length(n as u64),
+                    grader::transcript::PairEvent::Done(_) => answers_bar.inc(1),
+                };
+                let r = grade_transcript(&engine, &shown, &text, &opts, &on_event).await?;
+                std::fs::write(out.join(format!("{name}.md")), report::markdown(&r))?;
+                std::fs::write(out.join(format!("{name}.html")), report::html(&r))?;
+                // The JSON last: its presence marks the transcript as done (resume).
+                std::fs::write(&json_path, serde_json::to_string_pretty(&r)?)?;
+                Ok(("graded", r))
+            }
+            .await;
+            files_bar.inc(1);
+            match result {
+                Ok((status, r)) => summary_of(&shown, status, &r),
+                Err(e) => {
+                    files_bar.println(format!("failed: {e:#}"));
+                    BatchSummary { file: shown, status: "failed", error: Some(format!("{e:#}")), pairs: Vec::new(), overall: None }
+                }
+            }
+        }
+    });
+    let summaries: Vec<BatchSummary> = futures::stream::iter(jobs).buffered(concurrency.min(8)).collect().await;
+    files_bar.finish_and_clear();
+    answers_bar.finish_and_clear();
+    let failed = summaries.iter().filter(|s| s.status == "failed").count();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+    } else {
+        for s in &summaries {
+            match (s.status, s.overall) {
+                ("failed", _) => println!("FAILED  {}: {}", s.file, s.error.as_deref().unwrap_or("")),
+                (status, Some(o)) => println!("{status:<7} {}: {o:.1}/10 over {} questions", s.file, s.pairs.len()),
+                (status, None) => println!("{status:<7} {}: nothing graded ({} questions)", s.file, s.pairs.len()),
+            }
+        }
+        println!("reports in {}; {} failed", out.display(), failed);
+    }
+    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

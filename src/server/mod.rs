@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grade/batch", post(routes::grade_batch))
         .route("/v1/questions", get(routes::questions))
         .route("/v1/questions/{id}", get(routes::question))
+        .route("/v1/transcripts", post(routes::transcripts))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::require_api_key,

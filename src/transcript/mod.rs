@@ -87,6 +87,22 @@ pub struct TranscriptOptions {
     pub roles: Roles,
     pub concurrency: usize,
     pub judge: Option<crate::config::JudgeKind>,
+    /// Shared across transcripts graded at the same time, so `concurrency` bounds answers in
+    /// flight overall, not per transcript.
+    pub limit: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl TranscriptOptions {
+    pub fn new(concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        TranscriptOptions {
+            format: None,
+            roles: Roles::default(),
+            concurrency,
+            judge: None,
+            limit: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
+        }
+    }
 }
 
 /// Parse and segment (no grading): for tests, previews and the fuzzer.
@@ -109,13 +125,22 @@ pub fn pairs_of(
     Ok((format, pairs))
 }
 
-/// Grade a whole transcript. `on_pair` is called as each pair finishes (progress, streaming).
+/// Progress of a transcript, reported while it is graded.
+pub enum PairEvent<'a> {
+    /// Segmentation found this many pairs.
+    Found(usize),
+    /// One pair is done (graded, unmatched or failed).
+    Done(&'a PairReport),
+}
+
+/// Grade a whole transcript. `on_event` hears how many pairs there are and each finished pair
+/// (progress bars, streaming).
 pub async fn grade_transcript(
     engine: &Engine,
     file: &str,
     text: &str,
     opts: &TranscriptOptions,
-    on_pair: &(dyn Fn(&PairReport) + Send + Sync),
+    on_event: &(dyn Fn(PairEvent<'_>) + Send + Sync),
 ) -> Result<TranscriptReport, TranscriptError> {
     let limit = engine.settings.limits.max_transcript_bytes;
     if text.len() > limit {
@@ -177,6 +202,7 @@ pub async fn grade_transcript(
         }
         merged.push((p, m));
     }
+    on_event(PairEvent::Found(merged.len()));
     let judge = opts.judge;
     let reports: Vec<PairReport> = futures::stream::iter(merged.into_iter().enumerate().map(
         |(index, (p, m))| async move {
@@ -219,7 +245,7 @@ pub async fn grade_transcript(
                     }
                 }
             }
-            on_pair(&report);
+            on_event(PairEvent::Done(&report));
             report
         },
     ))
