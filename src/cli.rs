@@ -315,7 +315,27 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Grade(args) => grade(settings, args).await,
-        Command::Batch { files, out, concurrency, format, judge, force, json } => batch(settings, files, out, concurrency, format, judge, force, json).await,
+        Command::Batch {
+            files,
+            out,
+            concurrency,
+            format,
+            judge,
+            force,
+            json,
+        } => {
+            batch(
+                settings,
+                files,
+                out,
+                concurrency,
+                format,
+                judge,
+                force,
+                json,
+            )
+            .await
+        }
         Command::Eval {
             file,
             judge,
@@ -722,7 +742,11 @@ struct BatchSummary {
     overall: Option<f32>,
 }
 
-fn summary_of(file: &str, status: &'static str, r: &grader::transcript::TranscriptReport) -> BatchSummary {
+fn summary_of(
+    file: &str,
+    status: &'static str,
+    r: &grader::transcript::TranscriptReport,
+) -> BatchSummary {
     BatchSummary {
         file: file.to_string(),
         status,
@@ -747,7 +771,10 @@ fn report_names(files: &[PathBuf]) -> Vec<String> {
     files
         .iter()
         .map(|f| {
-            let stem = f.file_stem().map_or_else(|| "transcript".to_string(), |s| s.to_string_lossy().to_string());
+            let stem = f.file_stem().map_or_else(
+                || "transcript".to_string(),
+                |s| s.to_string_lossy().to_string(),
+            );
             let n = seen.entry(stem.clone()).or_default();
             *n += 1;
             if *n == 1 { stem } else { format!("{stem}-{n}") }
@@ -767,7 +794,8 @@ async fn batch(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     use grader::transcript::{TranscriptOptions, grade_transcript, report};
-    std::fs::create_dir_all(&out).with_context(|| format!("creating the report folder {}", out.display()))?;
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("creating the report folder {}", out.display()))?;
     let concurrency = concurrency.unwrap_or(settings.limits.concurrency).max(1);
     let engine = Arc::new(open_engine(settings).await?);
     let rubric_version = engine.catalog.version();
@@ -780,9 +808,15 @@ async fn batch(
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let files_bar = multi.add(ProgressBar::new(files.len() as u64));
-    files_bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} transcripts {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    files_bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} transcripts {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let answers_bar = multi.add(ProgressBar::new(0));
-    answers_bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} answers {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    answers_bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} answers {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let names = report_names(&files);
     let jobs = files.iter().cloned().zip(names).map(|(file, name)| {
         let engine = engine.clone();
@@ -793,40 +827,52 @@ async fn batch(
         let answers_bar = answers_bar.clone();
         async move {
             let shown = file.display().to_string();
-            let result: anyhow::Result<(&'static str, grader::transcript::TranscriptReport)> = async {
-                let text = std::fs::read_to_string(&file).with_context(|| format!("{shown}: cannot read"))?;
-                let json_path = out.join(format!("{name}.json"));
-                if !force
-                    && let Ok(old) = std::fs::read_to_string(&json_path)
-                    && let Ok(old) = serde_json::from_str::<grader::transcript::TranscriptReport>(&old)
-                    && old.content_hash == grader::rubric::content_hash(&text)
-                    && old.rubric_version == rubric_version
-                {
-                    return Ok(("skipped", old));
+            let result: anyhow::Result<(&'static str, grader::transcript::TranscriptReport)> =
+                async {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("{shown}: cannot read"))?;
+                    let json_path = out.join(format!("{name}.json"));
+                    if !force
+                        && let Ok(old) = std::fs::read_to_string(&json_path)
+                        && let Ok(old) =
+                            serde_json::from_str::<grader::transcript::TranscriptReport>(&old)
+                        && old.content_hash == grader::rubric::content_hash(&text)
+                        && old.rubric_version == rubric_version
+                    {
+                        return Ok(("skipped", old));
+                    }
+                    let on_event = |e: grader::transcript::PairEvent<'_>| match e {
+                        grader::transcript::PairEvent::Found(n) => answers_bar.inc_length(n as u64),
+                        grader::transcript::PairEvent::Done(_) => answers_bar.inc(1),
+                    };
+                    let r = grade_transcript(&engine, &shown, &text, &opts, &on_event).await?;
+                    std::fs::write(out.join(format!("{name}.md")), report::markdown(&r))?;
+                    std::fs::write(out.join(format!("{name}.html")), report::html(&r))?;
+                    // The JSON last: its presence marks the transcript as done (resume).
+                    std::fs::write(&json_path, serde_json::to_string_pretty(&r)?)?;
+                    Ok(("graded", r))
                 }
-                let on_event = |e: grader::transcript::PairEvent<'_>| match e {
-                    grader::transcript::PairEvent::Found(n) => answers_bar.inc_length(n as u64),
-                    grader::transcript::PairEvent::Done(_) => answers_bar.inc(1),
-                };
-                let r = grade_transcript(&engine, &shown, &text, &opts, &on_event).await?;
-                std::fs::write(out.join(format!("{name}.md")), report::markdown(&r))?;
-                std::fs::write(out.join(format!("{name}.html")), report::html(&r))?;
-                // The JSON last: its presence marks the transcript as done (resume).
-                std::fs::write(&json_path, serde_json::to_string_pretty(&r)?)?;
-                Ok(("graded", r))
-            }
-            .await;
+                .await;
             files_bar.inc(1);
             match result {
                 Ok((status, r)) => summary_of(&shown, status, &r),
                 Err(e) => {
                     files_bar.println(format!("failed: {e:#}"));
-                    BatchSummary { file: shown, status: "failed", error: Some(format!("{e:#}")), pairs: Vec::new(), overall: None }
+                    BatchSummary {
+                        file: shown,
+                        status: "failed",
+                        error: Some(format!("{e:#}")),
+                        pairs: Vec::new(),
+                        overall: None,
+                    }
                 }
             }
         }
     });
-    let summaries: Vec<BatchSummary> = futures::stream::iter(jobs).buffered(concurrency.min(8)).collect().await;
+    let summaries: Vec<BatchSummary> = futures::stream::iter(jobs)
+        .buffered(concurrency.min(8))
+        .collect()
+        .await;
     files_bar.finish_and_clear();
     answers_bar.finish_and_clear();
     let failed = summaries.iter().filter(|s| s.status == "failed").count();
@@ -835,12 +881,26 @@ async fn batch(
     } else {
         for s in &summaries {
             match (s.status, s.overall) {
-                ("failed", _) => println!("FAILED  {}: {}", s.file, s.error.as_deref().unwrap_or("")),
-                (status, Some(o)) => println!("{status:<7} {}: {o:.1}/10 over {} questions", s.file, s.pairs.len()),
-                (status, None) => println!("{status:<7} {}: nothing graded ({} questions)", s.file, s.pairs.len()),
+                ("failed", _) => {
+                    println!("FAILED  {}: {}", s.file, s.error.as_deref().unwrap_or(""))
+                }
+                (status, Some(o)) => println!(
+                    "{status:<7} {}: {o:.1}/10 over {} questions",
+                    s.file,
+                    s.pairs.len()
+                ),
+                (status, None) => println!(
+                    "{status:<7} {}: nothing graded ({} questions)",
+                    s.file,
+                    s.pairs.len()
+                ),
             }
         }
         println!("reports in {}; {} failed", out.display(), failed);
     }
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

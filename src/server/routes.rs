@@ -586,44 +586,105 @@ pub async fn transcripts(
 ) -> Result<Response, Problem> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large", "the transcript is larger than limits.max_body_bytes; split it or raise the limit")
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+                "the transcript is larger than limits.max_body_bytes; split it or raise the limit",
+            )
         } else {
-            Problem::new(StatusCode::BAD_REQUEST, "unreadable-body", "Unreadable request body", e.to_string())
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable-body",
+                "Unreadable request body",
+                e.to_string(),
+            )
         }
     })?;
     use crate::transcript::{Format, PairEvent, TranscriptOptions, grade_transcript, pairs_of};
-    let Query(query) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Invalid query string", format!("{}; use ?format=text|vtt|srt|json and ?name=", e.body_text())))?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Query(query) = query.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Invalid query string",
+            format!(
+                "{}; use ?format=text|vtt|srt|json and ?name=",
+                e.body_text()
+            ),
+        )
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let mut format: Option<Format> = match query.format.as_deref() {
-        Some(f) => Some(f.parse().map_err(|e: String| Problem::validation("format", e))?),
+        Some(f) => Some(
+            f.parse()
+                .map_err(|e: String| Problem::validation("format", e))?,
+        ),
         None => None,
     };
     match content_type.as_str() {
         "application/json" => format = Some(Format::Json),
         "text/plain" | "text/vtt" | "application/x-subrip" | "text/srt" | "text/markdown" => {}
-        "" => return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", "no Content-Type: send text/plain (or text/vtt, application/x-subrip) or application/json turns")),
+        "" => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "no Content-Type: send text/plain (or text/vtt, application/x-subrip) or application/json turns",
+            ));
+        }
         other => {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
-                format!("Content-Type `{other}`: send text/plain (or text/vtt, application/x-subrip) or application/json turns"),
+                format!(
+                    "Content-Type `{other}`: send text/plain (or text/vtt, application/x-subrip) or application/json turns"
+                ),
             ));
         }
     }
     let text = String::from_utf8(body.to_vec()).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-utf8", "Body is not UTF-8", format!("the transcript is not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-utf8",
+            "Body is not UTF-8",
+            format!(
+                "the transcript is not valid UTF-8 (first bad byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
     })?;
     let name = query.name.unwrap_or_else(|| "transcript".into());
     let engine = state.engine.clone();
-    let problem = |e: crate::transcript::TranscriptError| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unreadable-transcript", "The transcript cannot be read", e.to_string()).field("body");
+    let problem = |e: crate::transcript::TranscriptError| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable-transcript",
+            "The transcript cannot be read",
+            e.to_string(),
+        )
+        .field("body")
+    };
     // Check it reads before answering 200 (a stream cannot turn into a 422 later).
     pairs_of(&name, &text, format, &crate::transcript::Roles::default()).map_err(problem)?;
     let mut opts = TranscriptOptions::new(engine.settings.limits.concurrency);
     opts.format = format;
-    let wants_ndjson = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/x-ndjson"));
+    let wants_ndjson = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/x-ndjson"));
     if !wants_ndjson {
-        let report = grade_transcript(&engine, &name, &text, &opts, &|_| {}).await.map_err(problem)?;
+        let report = grade_transcript(&engine, &name, &text, &opts, &|_| {})
+            .await
+            .map_err(problem)?;
         return Ok(Json(report).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -650,10 +711,15 @@ pub async fn transcripts(
     });
     let stream = tokio_stream_from(rx);
     let mut resp = Response::new(axum::body::Body::from_stream(stream));
-    resp.headers_mut().insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/x-ndjson"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-ndjson"),
+    );
     Ok(resp)
 }
 
-fn tokio_stream_from(mut rx: tokio::sync::mpsc::UnboundedReceiver<String>) -> impl futures::Stream<Item = Result<String, std::convert::Infallible>> {
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> impl futures::Stream<Item = Result<String, std::convert::Infallible>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
 }

@@ -143,6 +143,11 @@ const FOLLOW_UPS: &[&str] = &[
     "follow-up",
     "keep going",
     "continue",
+    "what did you learn",
+    "what would you do differently",
+    "how did that go",
+    "what was the result",
+    "what was the impact",
 ];
 
 fn lower(s: &str) -> String {
@@ -157,9 +162,28 @@ fn sentences(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Prompts that ask even when they are not at the start ("so, first question - tell me about…").
+const QUESTION_PHRASES: &[&str] = &[
+    "tell me about",
+    "walk me through",
+    "explain",
+    "describe",
+    "how would you",
+    "how do you",
+    "can you",
+    "could you",
+    "what is",
+    "what are",
+];
+
 fn is_question_sentence(s: &str) -> bool {
     let l = lower(s.trim());
-    l.ends_with('?') || l.contains("? ") || QUESTION_STARTS.iter().any(|p| l.starts_with(p))
+    l.ends_with('?')
+        || l.contains("? ")
+        || QUESTION_STARTS.iter().any(|p| l.starts_with(p))
+        || QUESTION_PHRASES
+            .iter()
+            .any(|p| l.starts_with(p) || l.contains(&format!(" {p}")))
 }
 
 /// The asking part of a turn ("Great. Next, what is X?" → "Next, what is X?"), if any.
@@ -180,11 +204,10 @@ fn is_small_talk(q: &str) -> bool {
 fn is_follow_up(q: &str) -> bool {
     let l = lower(q);
     let words = l.split_whitespace().count();
-    words <= 16 && FOLLOW_UPS.iter().any(|p| l.contains(p))
-        || matches!(
-            l.trim_end_matches('?').trim(),
-            "why" | "and" | "how" | "really" | "because"
-        )
+    (words <= 16 && FOLLOW_UPS.iter().any(|p| l.contains(p)))
+        || matches!(l.trim_end_matches('?').trim(), "why" | "and" | "how" | "really" | "because")
+        // "And how does that scale?" / "So why not threads?": a short question leaning on the last one.
+        || (words <= 10 && (l.starts_with("and ") || l.starts_with("so why") || l.starts_with("but ")))
 }
 
 fn matches_name(speaker: &str, names: &[String]) -> bool {

@@ -11,3 +11,9 @@ mod matching;
 mod rubrics;
 mod server;
 mod store;
+mod transcripts;
+
+/// The small engine the server and transcript tests share (fixture catalog: core.copy).
+pub async fn server_engine() -> std::sync::Arc<grader::engine::Engine> {
+    server::shared().await
+}

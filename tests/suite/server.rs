@@ -37,7 +37,7 @@ async fn engine_with(tweak: impl FnOnce(&mut Settings)) -> Arc<Engine> {
     )
 }
 
-async fn shared() -> Arc<Engine> {
+pub async fn shared() -> Arc<Engine> {
     static E: OnceCell<Arc<Engine>> = OnceCell::const_new();
     E.get_or_init(|| engine_with(|s| s.limits.max_body_bytes = 64 * 1024))
         .await
