@@ -22,6 +22,7 @@
 //! - [`eval`]: agreement metrics and the evaluation runner.
 //! - [`transcript`]: transcripts → question/answer pairs → graded report (JSON, Markdown, HTML).
 //! - [`server`]: the HTTP service (axum): routes, problems, metrics, OpenAPI.
+//! - [`slack`]: the Slack bot (slash command, app mentions with transcripts).
 
 pub mod config;
 pub mod embed;
@@ -35,6 +36,7 @@ pub mod llm;
 pub mod matching;
 pub mod rubric;
 pub mod server;
+pub mod slack;
 pub mod store;
 pub mod telemetry;
 pub mod text;

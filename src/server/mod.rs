@@ -32,8 +32,9 @@ pub use problem::Problem;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub metrics: Arc<Metrics>,
-    /// Extra routes (Slack) are mounted by their modules; the state is shared.
     pub started: std::time::Instant,
+    /// The Slack bot's client and event dedupe.
+    pub slack: Arc<crate::slack::SlackState>,
 }
 
 impl AppState {
@@ -42,6 +43,7 @@ impl AppState {
             engine,
             metrics: Arc::new(Metrics::new()),
             started: std::time::Instant::now(),
+            slack: Arc::new(crate::slack::SlackState::default()),
         }
     }
 }
@@ -63,6 +65,8 @@ pub fn router(state: AppState) -> Router {
         ));
     let mut app = Router::new()
         .merge(v1)
+        .route("/slack/commands", post(crate::slack::commands))
+        .route("/slack/events", post(crate::slack::events))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

@@ -10,6 +10,7 @@ mod llm;
 mod matching;
 mod rubrics;
 mod server;
+mod slack;
 mod store;
 mod transcripts;
 
