@@ -133,7 +133,15 @@ fn is_continuation(line: &str) -> bool {
 
 fn split_prose(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for para in text.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+    // `text` is one paragraph (blank lines and bullets end paragraphs in `segments`); hard
+    // line wraps inside it are not sentence boundaries.
+    let joined = text
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for para in std::iter::once(joined.as_str()).filter(|p| !p.is_empty()) {
         for sentence in split_sentences(para) {
             if sentence.split_whitespace().count() > LONG_SENTENCE_WORDS {
                 out.extend(split_clauses(&sentence));

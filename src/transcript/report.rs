@@ -229,13 +229,18 @@ pub fn html(r: &TranscriptReport) -> String {
         None => s.push_str("<div>No answer could be graded.</div>"),
     }
     s.push_str("</div>");
-    if !r.strongest.is_empty() || !r.weakest.is_empty() {
-        let _ = write!(
-            s,
-            "<div class=\"card\"><b>Strongest:</b> {}<br><b>Weakest:</b> {}</div>",
-            esc(&r.strongest.join(", ")),
-            esc(&r.weakest.join(", "))
-        );
+    let mut sw = Vec::new();
+    if !r.strongest.is_empty() {
+        sw.push(format!(
+            "<b>Strongest:</b> {}",
+            esc(&r.strongest.join(", "))
+        ));
+    }
+    if !r.weakest.is_empty() {
+        sw.push(format!("<b>Weakest:</b> {}", esc(&r.weakest.join(", "))));
+    }
+    if !sw.is_empty() {
+        let _ = write!(s, "<div class=\"card\">{}</div>", sw.join("<br>"));
     }
     if !r.topics.is_empty() {
         s.push_str("<h2>By topic</h2><div class=\"card\"><table><tr><th>Topic</th><th>Average</th><th></th><th>Answers</th></tr>");
