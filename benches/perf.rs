@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use grader::config::{JudgeKind, Settings};
-use grader::embed::{Embedder, LocalEmbedder, dot};
+use grader::embed::{LocalEmbedder, dot};
 use grader::engine::{Engine, GradeRequest, QuestionRef};
 use grader::index::{Collections, index_catalog};
 use grader::judge::Calibration;

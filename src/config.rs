@@ -366,8 +366,8 @@ impl Settings {
             );
         }
         if !self.llm.base_url.is_empty()
-            && !(self.llm.base_url.starts_with("http://")
-                || self.llm.base_url.starts_with("https://"))
+            && !self.llm.base_url.starts_with("http://")
+            && !self.llm.base_url.starts_with("https://")
         {
             return bad(
                 "llm.base_url",

@@ -213,7 +213,7 @@ pub struct Engine {
     pub index_report: IndexReport,
     /// The LLM judge, when an endpoint is configured.
     pub llm: Option<Arc<LlmJudge>>,
-    adhoc: Mutex<HashMap<String, Arc<(Rubric, RubricVectors, Vec<f32>)>>>,
+    adhoc: Mutex<HashMap<String, Arc<AdHocRubric>>>,
 }
 
 impl Engine {
@@ -320,8 +320,8 @@ impl Engine {
     /// Resolve the rubric a request names.
     pub async fn resolve(&self, q: &QuestionRef) -> Result<Resolved, GradeError> {
         match q {
-            QuestionRef::Id(id) => match self.catalog.get(id) {
-                Some(r) => Ok(Resolved::Catalog(r.clone())),
+            QuestionRef::Id(id) => match self.catalog.get_shared(id) {
+                Some(r) => Ok(Resolved::Catalog(r)),
                 None => Err(GradeError::UnknownQuestion {
                     id: id.clone(),
                     closest: self.closest_ids(id),
@@ -329,8 +329,12 @@ impl Engine {
             },
             QuestionRef::Text(text) => {
                 let m = self.match_question(text).await?;
-                match m.rubric_id.as_deref().and_then(|id| self.catalog.get(id)) {
-                    Some(r) => Ok(Resolved::Catalog(r.clone())),
+                match m
+                    .rubric_id
+                    .as_deref()
+                    .and_then(|id| self.catalog.get_shared(id))
+                {
+                    Some(r) => Ok(Resolved::Catalog(r)),
                     None => Err(GradeError::Unmatched {
                         similarity: m.similarity,
                         threshold: self.settings.matching.threshold,
@@ -366,7 +370,7 @@ impl Engine {
         &self,
         question: &str,
         reference: &str,
-    ) -> Result<Arc<(Rubric, RubricVectors, Vec<f32>)>, GradeError> {
+    ) -> Result<Arc<AdHocRubric>, GradeError> {
         let key = content_hash(&format!("{question}\u{1f}{reference}"));
         if let Some(hit) = self.adhoc.lock().expect("adhoc cache").get(&key) {
             return Ok(hit.clone());
@@ -424,7 +428,11 @@ impl Engine {
             misconceptions: Vec::new(),
             model_sentences: Vec::new(),
         };
-        let entry = Arc::new((rubric, vecs, qv));
+        let entry = Arc::new(AdHocRubric {
+            rubric,
+            vectors: vecs,
+            question: qv,
+        });
         let mut cache = self.adhoc.lock().expect("adhoc cache");
         if cache.len() >= ADHOC_CACHE {
             cache.clear();
@@ -480,7 +488,7 @@ impl Engine {
                     .unwrap_or_else(|| EMPTY.get_or_init(RubricVectors::default)),
                 self.questions.get(&r.id).map(Vec::as_slice),
             ),
-            Resolved::AdHoc(a) => (&a.0, &a.1, Some(a.2.as_slice())),
+            Resolved::AdHoc(a) => (&a.rubric, &a.vectors, Some(a.question.as_slice())),
         }
     }
 
@@ -671,18 +679,27 @@ pub fn finish(rubric: &Rubric, mut j: Judgement, started: Instant) -> Grade {
     }
 }
 
+/// A rubric derived from a reference answer, with its vectors.
+#[derive(Debug)]
+pub struct AdHocRubric {
+    pub rubric: Rubric,
+    pub vectors: RubricVectors,
+    /// The question's vector (restatement check).
+    pub question: Vec<f32>,
+}
+
 /// The rubric a request resolved to.
 #[derive(Debug, Clone)]
 pub enum Resolved {
-    Catalog(Rubric),
-    AdHoc(Arc<(Rubric, RubricVectors, Vec<f32>)>),
+    Catalog(Arc<Rubric>),
+    AdHoc(Arc<AdHocRubric>),
 }
 
 impl Resolved {
     pub fn rubric(&self) -> &Rubric {
         match self {
             Resolved::Catalog(r) => r,
-            Resolved::AdHoc(a) => &a.0,
+            Resolved::AdHoc(a) => &a.rubric,
         }
     }
 }

@@ -429,7 +429,7 @@ fn toml_message(e: &toml::de::Error) -> String {
 /// All rubrics, by id, with the file each came from.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    rubrics: BTreeMap<String, Rubric>,
+    rubrics: BTreeMap<String, std::sync::Arc<Rubric>>,
     files: BTreeMap<String, PathBuf>,
 }
 
@@ -478,12 +478,18 @@ impl Catalog {
             });
         }
         self.files.insert(rubric.id.clone(), file);
-        self.rubrics.insert(rubric.id.clone(), rubric);
+        self.rubrics
+            .insert(rubric.id.clone(), std::sync::Arc::new(rubric));
         Ok(())
     }
 
     pub fn get(&self, id: &str) -> Option<&Rubric> {
-        self.rubrics.get(id)
+        self.rubrics.get(id).map(|r| &**r)
+    }
+
+    /// A shared handle to a rubric (cheap to clone into a request).
+    pub fn get_shared(&self, id: &str) -> Option<std::sync::Arc<Rubric>> {
+        self.rubrics.get(id).cloned()
     }
 
     pub fn file_of(&self, id: &str) -> Option<&Path> {
@@ -491,7 +497,7 @@ impl Catalog {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Rubric> {
-        self.rubrics.values()
+        self.rubrics.values().map(|r| &**r)
     }
 
     pub fn len(&self) -> usize {

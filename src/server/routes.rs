@@ -208,10 +208,9 @@ pub async fn grade_batch(
                 // Each item is parsed on its own: one malformed item fails alone.
                 let outcome = match serde_path_to_error::deserialize::<_, GradeBody>(raw) {
                     Err(e) => Err(Problem::validation(
-                        &format!("{prefix}{}", e.path())
+                        format!("{prefix}{}", e.path())
                             .replace(".. ", ".")
-                            .trim_end_matches('.')
-                            .to_string(),
+                            .trim_end_matches('.'),
                         format!("{prefix}{}", e.into_inner()),
                     )),
                     Ok(b) => match b.validate(&prefix) {

@@ -71,7 +71,7 @@ impl Filter {
 
     pub fn matches(&self, p: &Payload) -> bool {
         self.rubric_id.as_ref().is_none_or(|r| *r == p.rubric_id)
-            && (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == p.kind))
+            && (self.kinds.is_empty() || self.kinds.contains(&p.kind))
     }
 }
 

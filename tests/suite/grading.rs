@@ -1,1 +1,315 @@
-//! placeholder
+//! The coverage judge and the grading pipeline over the shipped rubrics: score bands per
+//! answer quality, anti-gaming, determinism, evidence, ad hoc rubrics.
+
+use grader::config::JudgeKind;
+use grader::engine::{GradeError, GradeRequest, QuestionRef};
+use grader::grade::{Flag, Grade, Verdict};
+
+use crate::common::engine;
+
+async fn grade(id: &str, answer: &str) -> Grade {
+    engine()
+        .await
+        .grade(&GradeRequest {
+            question: QuestionRef::Id(id.into()),
+            answer: answer.into(),
+            judge: Some(JudgeKind::Coverage),
+            samples: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {e}"))
+}
+
+/// (rubric, strong, partial, weak, off-topic)
+const CASES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "core.copy",
+        "copy.copy makes a shallow copy: a new outer list, but the nested lists inside are the very same objects, so appending to an inner list shows up in the original too. copy.deepcopy walks the structure recursively and copies every nested object, keeping a memo dict so shared references and cycles are copied once. I use a shallow copy for flat data or immutable items, and deepcopy when I need to change nested data without touching the original. Custom classes can control this with __copy__ and __deepcopy__.",
+        "A shallow copy only copies the outer list, so the inner lists are still shared with the original. A deep copy copies everything.",
+        "Copying makes another variable with the data, deep copy is the better one.",
+        "Kubernetes schedules pods onto nodes based on resource requests and affinity rules.",
+    ),
+    (
+        "concurrency.gil",
+        "The GIL is a mutex in CPython that allows only one thread to execute Python bytecode at a time. It exists because CPython's memory management, reference counting in particular, is not thread-safe. The interpreter switches threads every few milliseconds (sys.setswitchinterval) and a thread releases the GIL while it waits on blocking I/O, and C extensions like NumPy release it during heavy computation. So threads work well for I/O-bound work but CPU-bound Python code does not run in parallel; for that you use multiprocessing or a native extension. Python 3.13 also has an experimental free-threaded build without the GIL.",
+        "The GIL means only one thread runs Python code at a time, so threads don't speed up CPU-heavy code. For I/O they are still fine.",
+        "The GIL is a lock Python uses for threads, I haven't really had issues with it.",
+        "My favourite recipe is a slow-cooked tomato sauce with basil and garlic.",
+    ),
+    (
+        "core.generators",
+        "A generator is a function that contains yield; calling it returns a generator object, an iterator that produces values lazily, one per next() call. Each yield hands a value to the caller and suspends the function with its local state intact, and the next call resumes right after the yield. return ends the generator for good and raises StopIteration, whereas a normal function's return gives back one value once. Because values are produced on demand, generators use constant memory for huge or infinite sequences, for example reading a big file line by line. Generator expressions are the inline form, and yield from delegates to a sub-generator.",
+        "Generators use yield to return values one at a time instead of building a whole list, so they save memory. return just ends the function.",
+        "A generator generates things, yield is like return.",
+        "TCP uses a three-way handshake with SYN, SYN-ACK and ACK before sending data.",
+    ),
+];
+
+#[tokio::test]
+async fn score_bands_follow_answer_quality() {
+    for (id, strong, partial, weak, off) in CASES {
+        let s = grade(id, strong).await.score;
+        let p = grade(id, partial).await.score;
+        let w = grade(id, weak).await.score;
+        let o = grade(id, off).await.score;
+        eprintln!("{id}: strong {s}, partial {p}, weak {w}, off-topic {o}");
+        assert!(s >= 6.0, "{id}: strong answer scored {s}");
+        assert!(s > p && p > w, "{id}: strong {s} > partial {p} > weak {w}");
+        assert!(w >= o, "{id}: weak {w} >= off-topic {o}");
+        assert!(o <= 1.5, "{id}: off-topic scored {o}");
+    }
+}
+
+#[tokio::test]
+async fn empty_and_restated_answers_score_near_zero() {
+    let e = engine().await;
+    for id in ["core.copy", "concurrency.gil", "core.generators"] {
+        let q = e.catalog.get(id).unwrap().question.clone();
+        for answer in [
+            q.as_str(),
+            "I don't know.",
+            "It depends.",
+            "Good question, I would have to look that up.",
+        ] {
+            let g = grade(id, answer).await;
+            assert!(g.score <= 1.5, "{id}: {answer:?} scored {}", g.score);
+        }
+    }
+}
+
+/// A long answer that lists every keyword without explaining anything must not beat a
+/// concise, correct one.
+#[tokio::test]
+async fn keyword_stuffing_does_not_beat_a_concise_correct_answer() {
+    let stuffed = "Memory management: reference counting, refcount, sys.getrefcount, garbage collector, gc module, generational, generations, gen0, gen1, gen2, cycles, cyclic references, __del__, finalizers, weakref, pymalloc, arenas, pools, blocks, free lists, heap, stack, malloc, PyObject, ob_refcnt, gc.collect, thresholds, memory leaks, tracemalloc, objgraph, interning, small ints, memory pools. Also reference counting, generational GC, arenas, pymalloc, __del__, weakref, cycles, gc.collect, gc.disable, gc.freeze, arenas, pools.";
+    let concise = "CPython frees most objects through reference counting: every object counts its references and is deallocated the moment the count drops to zero. Reference cycles never reach zero, so a cyclic garbage collector with three generations runs periodically to find and free unreachable cycles. __del__ runs when an object is finalised, but its timing is not guaranteed in cycles or at interpreter exit, so I use context managers for cleanup instead. Small objects come from pymalloc, which carves arenas into pools.";
+    let s = grade("core.memory-management", stuffed).await.score;
+    let c = grade("core.memory-management", concise).await.score;
+    eprintln!("stuffed {s}, concise {c}");
+    assert!(c > s, "concise {c} must beat stuffed {s}");
+}
+
+#[tokio::test]
+async fn grades_are_deterministic_and_evidence_is_quoted_from_the_answer() {
+    let (id, strong, ..) = CASES[0];
+    let a = grade(id, strong).await;
+    let b = grade(id, strong).await;
+    let strip = |g: &Grade| Grade {
+        latency_ms: 0,
+        ..g.clone()
+    };
+    assert_eq!(strip(&a), strip(&b), "same input, same grade");
+    assert_eq!(a.judge.kind, "coverage");
+    let norm = grader::text::normalize_for_match(strong);
+    for c in &a.criteria {
+        if c.verdict != Verdict::Missed {
+            assert!(
+                !c.evidence.is_empty() && c.evidence_verified,
+                "{}: verdict without evidence",
+                c.id
+            );
+            assert!(
+                norm.contains(&grader::text::normalize_for_match(&c.evidence)),
+                "{}: evidence not from the answer",
+                c.id
+            );
+        } else {
+            assert!(c.evidence.is_empty());
+        }
+    }
+    assert!(!a.flags.contains(&Flag::EvidenceUnverified));
+    // Score = max × Σ w·v / Σ w − penalties, from the verdicts.
+    assert!(
+        (a.score - grader::grade::compute_score(a.max_score, &a.criteria, &a.misconceptions)).abs()
+            < 1e-6
+    );
+    assert_eq!(
+        a.rubric_version,
+        engine().await.catalog.get(id).unwrap().version
+    );
+}
+
+#[tokio::test]
+async fn gaps_name_what_is_missing() {
+    let (id, _, partial, ..) = CASES[0];
+    let g = grade(id, partial).await;
+    let missed: Vec<_> = g
+        .criteria
+        .iter()
+        .filter(|c| c.verdict != Verdict::Met)
+        .collect();
+    assert!(!missed.is_empty());
+    assert!(
+        g.gaps.len() >= missed.len(),
+        "a gap per unmet criterion: {:?}",
+        g.gaps
+    );
+    assert!(g.gaps.iter().all(|x| x.starts_with("Missing: ")
+        || x.starts_with("Only partly covered")
+        || x.starts_with("Incorrect claim")));
+    assert!(!g.feedback.is_empty());
+}
+
+#[test]
+fn evidence_verification_downgrades_missing_quotes() {
+    use grader::grade::{
+        CriterionResult, JudgeInfo, Judgement, MisconceptionResult, Usage, verify_evidence,
+    };
+    let c = |id: &str, v: Verdict, e: &str| CriterionResult {
+        id: id.into(),
+        verdict: v,
+        weight: 1.0,
+        evidence: e.into(),
+        evidence_verified: false,
+        reason: String::new(),
+    };
+    let mut j = Judgement {
+        criteria: vec![
+            c("a", Verdict::Met, "The  GIL is   released during I/O"),
+            c("b", Verdict::Met, "“threads” don’t help"),
+            c("c", Verdict::Met, "something never said"),
+            c("d", Verdict::Partial, "nor this"),
+            c("e", Verdict::Met, ""),
+            c("f", Verdict::Met, "the GIL ... CPU-bound"),
+        ],
+        misconceptions: vec![MisconceptionResult {
+            id: "m".into(),
+            evidence: "not in the answer".into(),
+            penalty: 2.0,
+        }],
+        gaps: vec![],
+        feedback: String::new(),
+        judge: JudgeInfo {
+            kind: "llm".into(),
+            model: "x".into(),
+            samples: 1,
+            agreement: 1.0,
+        },
+        flags: vec![],
+        usage: Usage::default(),
+    };
+    let answer = "the gil is released during I/O, so \"threads\" don't help CPU-bound work.";
+    assert!(verify_evidence(answer, &mut j));
+    let v: Vec<(Verdict, bool)> = j
+        .criteria
+        .iter()
+        .map(|c| (c.verdict, c.evidence_verified))
+        .collect();
+    assert_eq!(
+        v,
+        vec![
+            (Verdict::Met, true),
+            (Verdict::Met, true),
+            (Verdict::Partial, false),
+            (Verdict::Missed, false),
+            (Verdict::Partial, false),
+            (Verdict::Met, true)
+        ]
+    );
+    assert!(
+        j.misconceptions.is_empty(),
+        "an unquoted misconception is not charged"
+    );
+}
+
+#[tokio::test]
+async fn ad_hoc_rubrics_grade_questions_without_a_rubric_file() {
+    let e = engine().await;
+    let question = "What is a database index and when does it not help?";
+    let reference = "A database index is a separate data structure, usually a B-tree, that maps column values to row locations so lookups avoid scanning the whole table. It speeds up reads on selective predicates, joins and ORDER BY. It costs extra storage and slows down inserts, updates and deletes because the index must be maintained. It does not help for low-selectivity columns, tiny tables, or queries that wrap the column in a function.";
+    let req = |a: &str| GradeRequest {
+        question: QuestionRef::AdHoc {
+            question: question.into(),
+            reference_answer: reference.into(),
+        },
+        answer: a.into(),
+        judge: None,
+        samples: None,
+    };
+    let good = e.grade(&req("An index is a B-tree on a column that points at the rows, so the database can find matching rows without a full table scan. It makes writes slower since every insert or update must update the index too, and it is useless when the column has few distinct values or the table is tiny.")).await.unwrap();
+    let weak = e
+        .grade(&req("An index makes the database faster."))
+        .await
+        .unwrap();
+    let off = e
+        .grade(&req("Python generators yield values lazily."))
+        .await
+        .unwrap();
+    assert!(good.rubric_id.starts_with("adhoc."));
+    assert!(good.flags.contains(&Flag::AdHocRubric));
+    assert_eq!(good.criteria.len(), 4, "one criterion per key statement");
+    assert!(
+        good.score > weak.score && weak.score >= off.score,
+        "{} > {} >= {}",
+        good.score,
+        weak.score,
+        off.score
+    );
+    assert!(good.score >= 5.0, "{}", good.score);
+    let err = e
+        .grade(&GradeRequest {
+            question: QuestionRef::AdHoc {
+                question: "Q?".into(),
+                reference_answer: "ok".into(),
+            },
+            answer: "x".into(),
+            judge: None,
+            samples: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GradeError::EmptyReference));
+}
+
+#[tokio::test]
+async fn grading_by_question_text_and_errors() {
+    let e = engine().await;
+    let g = e
+        .grade(&GradeRequest {
+            question: QuestionRef::Text(
+                "Can you explain what the GIL is and why it matters for threads?".into(),
+            ),
+            answer: CASES[1].2.into(),
+            judge: None,
+            samples: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(g.rubric_id, "concurrency.gil");
+    let err = e
+        .grade(&GradeRequest {
+            question: QuestionRef::Text("What's the best way to cook risotto?".into()),
+            answer: "Stir it.".into(),
+            judge: None,
+            samples: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, GradeError::Unmatched { candidates, .. } if !candidates.is_empty()),
+        "{err}"
+    );
+    let err = e
+        .grade(&GradeRequest {
+            question: QuestionRef::Id("core.copies".into()),
+            answer: "x".into(),
+            judge: None,
+            samples: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("core.copy"),
+        "suggests the right id: {err}"
+    );
+    let err = e
+        .grade(&GradeRequest {
+            question: QuestionRef::Id("core.copy".into()),
+            answer: "  \n ".into(),
+            judge: None,
+            samples: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GradeError::EmptyAnswer));
+}

@@ -1,0 +1,273 @@
+//! The `grader` binary end to end (real model, embedded store in a temporary data dir).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::common::{data, root};
+
+/// One data dir for the CLI tests, indexed once (processes in parallel must not race to
+/// build it).
+fn data_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("grader-cli-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = grader_in(&dir, &["index", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+fn grader_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_grader"))
+        .args(args)
+        .current_dir(root())
+        .env("GRADER__DATA_DIR", dir)
+        .env("GRADER__LOG__LEVEL", "warn")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap()
+}
+
+fn grader(args: &[&str]) -> Output {
+    grader_in(data_dir(), args)
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn rubrics_list_and_lint() {
+    let v = json(&grader(&["rubrics", "list", "--json"]));
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 55);
+    for r in rows {
+        for key in ["id", "topic", "question", "criteria", "exemplars"] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        assert!(r["criteria"].as_u64().unwrap() >= 4 && r["exemplars"].as_u64().unwrap() >= 3);
+    }
+    let out = grader(&["rubrics", "lint"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("55 rubrics OK"));
+}
+
+#[test]
+fn lint_reports_every_bad_file_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("core")).unwrap();
+    let good = std::fs::read_to_string(data("fixtures/rubrics/core/copy.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("core/copy.toml"),
+        good.replacen("weight = 1", "weight = 0", 1),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("core/other.toml"),
+        good.replace("core.copy", "core.other")
+            .replace("aliases = [", "aliases = [\"x\"]\nold_aliases = ["),
+    )
+    .unwrap();
+    let out = grader(&["rubrics", "lint", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("core/copy.toml: criteria[2].weight: must be > 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("core/other.toml") && err.contains("old_aliases"),
+        "{err}"
+    );
+    assert!(err.contains("2 error(s)"), "{err}");
+}
+
+#[test]
+fn match_prints_json() {
+    let v = json(&grader(&[
+        "match",
+        "How does Python's garbage collector deal with reference cycles?",
+        "--json",
+    ]));
+    assert_eq!(v["rubric_id"], "core.memory-management");
+    assert!(v["similarity"].as_f64().unwrap() > 0.5);
+    assert!(v["candidates"].as_array().unwrap().len() >= 2);
+    let v = json(&grader(&[
+        "match",
+        "What temperature should I bake sourdough at?",
+        "--json",
+    ]));
+    assert!(v["rubric_id"].is_null(), "{v}");
+}
+
+#[test]
+fn grade_from_argument_file_and_stdin() {
+    let answer = "The GIL lets only one thread run Python bytecode at a time, so CPU-bound threads don't run in parallel; it is released during blocking I/O.";
+    let v = json(&grader(&[
+        "grade",
+        "--question-id",
+        "concurrency.gil",
+        "--answer",
+        answer,
+        "--json",
+    ]));
+    assert_eq!(v["rubric_id"], "concurrency.gil");
+    assert!(v["score"].as_f64().unwrap() > 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("answer.txt");
+    std::fs::write(&f, answer).unwrap();
+    let v2 = json(&grader(&[
+        "grade",
+        "--question-id",
+        "concurrency.gil",
+        "--answer-file",
+        f.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(v2["score"], v["score"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grader"))
+        .args(["grade", "--question", "What is the GIL?", "-"])
+        .current_dir(root())
+        .env("GRADER__DATA_DIR", data_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("concurrency.gil "), "human output: {text}");
+    assert!(text.contains("[met"), "a line per criterion: {text}");
+    let out = grader(&["grade", "--question-id", "nope.nope", "--answer", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown question id `nope.nope`"));
+}
+
+#[test]
+fn eval_reports_metrics_and_skips_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("set.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(data("labelled.jsonl"))
+        .unwrap()
+        .lines()
+        .take(12)
+        .map(str::to_string)
+        .collect();
+    std::fs::write(&f, format!("{}\nnot json\n{{\"question\": \"What is a hash map?\", \"reference_answer\": \"A hash map stores key-value pairs in buckets chosen by hashing the key. Lookups are O(1) on average.\", \"answer\": \"It hashes keys into buckets for O(1) lookups.\", \"score\": 8, \"scale_max\": 10}}\n", lines.join("\n"))).unwrap();
+    let out = grader(&["eval", f.to_str().unwrap(), "--json"]);
+    let v = json(&out);
+    assert_eq!(v["n"], 13);
+    for key in [
+        "pearson",
+        "spearman",
+        "qwk",
+        "rmse",
+        "mae",
+        "answers_per_second",
+    ] {
+        assert!(v[key].is_number(), "{key}: {v}");
+    }
+    assert_eq!(v["skipped_lines"][0]["line"], 13);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":13: skipped"));
+    let v = json(&grader(&[
+        "eval",
+        f.to_str().unwrap(),
+        "--json",
+        "--limit",
+        "5",
+    ]));
+    assert_eq!(v["n"], 5);
+}
+
+#[test]
+fn batch_writes_reports_resumes_and_reports_failures() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let t = |n: &str| {
+        data(&format!("transcripts/{n}"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = vec![
+            "batch".into(),
+            t("basic.txt"),
+            t("voices.vtt"),
+            t("bad/empty.txt"),
+            "--out".into(),
+            out_dir.path().to_str().unwrap().into(),
+            "--json".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| grader(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run(args(&[]));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed transcript makes the exit code non-zero"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["status"], "graded");
+    assert!(rows[0]["overall"].is_number());
+    let pairs = rows[0]["pairs"].as_array().unwrap();
+    assert_eq!(pairs[0]["rubric_id"], "core.copy");
+    assert!(pairs[0]["score"].is_number() && pairs[0]["max_score"] == 10.0);
+    assert_eq!(rows[1]["status"], "graded");
+    assert_eq!(rows[2]["status"], "failed");
+    assert!(
+        rows[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("empty.txt:1: the transcript is empty")
+    );
+    for ext in ["json", "md", "html"] {
+        assert!(
+            out_dir.path().join(format!("basic.{ext}")).exists(),
+            "basic.{ext}"
+        );
+        assert!(out_dir.path().join(format!("voices.{ext}")).exists());
+    }
+    let again: Value = serde_json::from_slice(&run(args(&[])).stdout).unwrap();
+    assert_eq!(
+        again[0]["status"], "skipped",
+        "same content and rubric set: not graded again"
+    );
+    assert_eq!(again[0]["overall"], rows[0]["overall"]);
+    let forced: Value = serde_json::from_slice(&run(args(&["--force"])).stdout).unwrap();
+    assert_eq!(forced[0]["status"], "graded");
+}
