@@ -554,3 +554,38 @@ async fn llm_judge_without_an_endpoint_is_a_clear_error() {
     assert!(err.is_input_error());
     assert!(err.to_string().contains("GRADER__LLM__BASE_URL"), "{err}");
 }
+
+/// A real OpenAI-compatible server (e.g. `bash scripts/local-llm.sh`, llama.cpp serving
+/// SmolLM2-135M): a Grade comes back in the `tool_call` and `json_object` modes. A model that
+/// small grades badly, so this checks the protocol and the structure, not the values.
+#[tokio::test]
+async fn real_server_protocol() {
+    let Ok(url) = std::env::var("GRADER_TEST_LLM_URL") else {
+        eprintln!(
+            "SKIPPED real_server_protocol: set GRADER_TEST_LLM_URL=http://127.0.0.1:8765/v1 (bash scripts/local-llm.sh)"
+        );
+        return;
+    };
+    for mode in [StructuredOutput::ToolCall, StructuredOutput::JsonObject] {
+        let fake = FakeOpenAi::start().await; // unused endpoint; the real one is set below
+        let e = engine(&fake, |s| {
+            s.llm.base_url = url.clone();
+            s.llm.model =
+                std::env::var("GRADER_TEST_LLM_MODEL").unwrap_or_else(|_| "smollm2".into());
+            s.llm.structured_output = mode;
+            s.llm.max_retries = 4;
+            s.llm.timeout_ms = 300_000;
+            s.llm.max_output_tokens = 600;
+        })
+        .await;
+        let g = e
+            .grade(&request(ANSWER))
+            .await
+            .unwrap_or_else(|err| panic!("{mode:?}: {err}"));
+        assert_eq!(g.judge.kind, "llm", "{mode:?}");
+        assert_eq!(g.criteria.len(), 4, "{mode:?}: one verdict per criterion");
+        assert!(g.usage.prompt_tokens > 0, "{mode:?}: usage reported");
+        assert!((0.0..=10.0).contains(&g.score));
+        assert!(fake.requests().is_empty());
+    }
+}

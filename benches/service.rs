@@ -1,0 +1,418 @@
+//! Service-level numbers: the LLM judge's overhead against a fake OpenAI server with a fixed
+//! 50 ms latency, HTTP load on `grader serve` (coverage and LLM), transcript throughput, and
+//! process startup. Everything runs on 127.0.0.1 and every loop is bounded.
+//!
+//! `cargo bench --bench service` prints the numbers; under `cargo test` it runs a tiny smoke
+//! version.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+use grader::config::{JudgeKind, Settings};
+use grader::embed::{Embedder, LocalEmbedder};
+use grader::engine::{Engine, GradeRequest, QuestionRef};
+use grader::judge::Calibration;
+use grader::rubric::Catalog;
+use grader::store::EmbeddedStore;
+use serde_json::{Value, json};
+
+const LATENCY: Duration = Duration::from_millis(50);
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// CPU seconds (user + system) this process has used.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A fake OpenAI server: answers every chat completion after `LATENCY` with a valid grading
+/// object for whatever criteria the request's schema lists. Responses go out with TCP_NODELAY.
+async fn fake_llm() -> SocketAddr {
+    async fn chat(body: Bytes) -> axum::response::Response {
+        let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let ids = req["response_format"]["json_schema"]["schema"]["properties"]["criteria"]["items"]["properties"]["id"]["enum"].as_array().cloned().unwrap_or_default();
+        let out = json!({
+            "criteria": ids.iter().map(|id| json!({"id": id, "verdict": "missed", "evidence": "", "reason": "fake"})).collect::<Vec<_>>(),
+            "misconceptions": [], "gaps": [], "feedback": "fake"
+        });
+        tokio::time::sleep(LATENCY).await;
+        let resp = json!({"id": "x", "object": "chat.completion", "created": 1, "model": "fake",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": out.to_string()}}],
+            "usage": {"prompt_tokens": 900, "completion_tokens": 150, "total_tokens": 1050}});
+        ([("content-type", "application/json")], resp.to_string()).into_response()
+    }
+    use axum::response::IntoResponse;
+    let app = Router::new().route("/v1/chat/completions", post(chat));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        let l = listener.tap_io(|t| {
+            let _ = t.set_nodelay(true);
+        });
+        axum::serve(l, app).await.unwrap();
+    });
+    addr
+}
+
+fn settings(root: &Path) -> Settings {
+    let mut s = Settings::defaults().unwrap();
+    s.rubrics_dir = root.join("rubrics");
+    s.embedding.model_dir = root.join("models/all-MiniLM-L6-v2");
+    s.judge.calibration = root.join("config/calibration.toml");
+    s
+}
+
+async fn engine(
+    root: &Path,
+    embedder: &LocalEmbedder,
+    tweak: impl FnOnce(&mut Settings),
+) -> Arc<Engine> {
+    let mut s = settings(root);
+    tweak(&mut s);
+    let catalog = Catalog::load_dir(&s.rubrics_dir).unwrap();
+    let cal = Calibration::load(&s.judge.calibration).unwrap();
+    Arc::new(
+        Engine::with_parts(
+            s,
+            catalog,
+            Arc::new(embedder.clone()),
+            Arc::new(EmbeddedStore::in_memory()),
+            cal,
+        )
+        .await
+        .unwrap(),
+    )
+}
+
+fn answers(catalog: &Catalog) -> Vec<(String, String)> {
+    catalog
+        .iter()
+        .filter_map(|r| {
+            r.exemplars
+                .iter()
+                .find(|e| (40..140).contains(&e.answer.split_whitespace().count()))
+                .map(|e| (r.id.clone(), e.answer.clone()))
+        })
+        .collect()
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(&root, full));
+}
+
+async fn run(root: &Path, full: bool) {
+    let n = |big: usize| if full { big } else { (big / 100).max(4) };
+    let embedder = LocalEmbedder::load(&root.join("models/all-MiniLM-L6-v2"), 256, 32)
+        .expect("run scripts/fetch-models.sh first");
+    let llm_addr = fake_llm().await;
+    let base_url = format!("http://{llm_addr}/v1");
+    let llm = engine(root, &embedder, |s| {
+        s.llm.base_url = base_url.clone();
+        s.llm.max_concurrency = 64;
+        s.judge.kind = JudgeKind::Llm;
+    })
+    .await;
+    let set = answers(&llm.catalog);
+
+    println!(
+        "== LLM judge overhead (fake endpoint, fixed {} ms latency)",
+        LATENCY.as_millis()
+    );
+    // The answer's embedding (shared with the coverage hints) on its own, for the split.
+    let mut embed_times = Vec::new();
+    for (_, a) in set.iter().cycle().take(n(200)) {
+        let segs: Vec<String> = grader::text::segments(a)
+            .into_iter()
+            .map(|s| s.text)
+            .chain([a.clone()])
+            .collect();
+        let t = Instant::now();
+        embedder.embed(&segs).await.unwrap();
+        embed_times.push(t.elapsed());
+    }
+    embed_times.sort();
+    let mut overhead = Vec::new();
+    let cpu0 = cpu_seconds();
+    let count = n(200);
+    for (id, a) in set.iter().cycle().take(count) {
+        let t = Instant::now();
+        llm.grade(&GradeRequest {
+            question: QuestionRef::Id(id.clone()),
+            answer: a.clone(),
+            judge: Some(JudgeKind::Llm),
+            samples: None,
+        })
+        .await
+        .unwrap();
+        overhead.push(t.elapsed().saturating_sub(LATENCY));
+    }
+    let cpu_per_item = (cpu_seconds() - cpu0) / count as f64;
+    overhead.sort();
+    let embed_p50 = percentile(&embed_times, 0.5);
+    let rest: Vec<Duration> = {
+        let mut v: Vec<Duration> = overhead
+            .iter()
+            .map(|o| o.saturating_sub(embed_p50))
+            .collect();
+        v.sort();
+        v
+    };
+    println!(
+        "  per grade beyond the model's time: p50 {:.1} ms, p99 {:.1} ms; of which the answer's embedding p50 {:.1} ms, everything else p50 {:.2} ms, p99 {:.2} ms",
+        ms(percentile(&overhead, 0.5)),
+        ms(percentile(&overhead, 0.99)),
+        ms(embed_p50),
+        ms(percentile(&rest, 0.5)),
+        ms(percentile(&rest, 0.99))
+    );
+    println!("  CPU per graded item: {:.1} ms", cpu_per_item * 1000.0);
+    let total = n(1000);
+    let conc = 32;
+    let t = Instant::now();
+    let jobs = set.iter().cycle().take(total).cloned().map(|(id, a)| {
+        let e = llm.clone();
+        async move {
+            e.grade(&GradeRequest {
+                question: QuestionRef::Id(id),
+                answer: a,
+                judge: Some(JudgeKind::Llm),
+                samples: None,
+            })
+            .await
+            .unwrap()
+        }
+    });
+    use futures::StreamExt;
+    let _: Vec<_> = futures::stream::iter(jobs)
+        .buffer_unordered(conc)
+        .collect()
+        .await;
+    let wall = t.elapsed();
+    let ideal = LATENCY.as_secs_f64() * (total as f64 / conc as f64).ceil();
+    println!(
+        "  {total} grades at concurrency {conc}: {:.2} s (ideal {:.2} s, ratio {:.3})",
+        wall.as_secs_f64(),
+        ideal,
+        wall.as_secs_f64() / ideal
+    );
+
+    println!("== transcripts (100 × 10 answers)");
+    let transcripts: Vec<String> = (0..n(100))
+        .map(|k| {
+            let mut s = String::new();
+            for (i, (id, a)) in set.iter().cycle().skip(k * 3).take(10).enumerate() {
+                let q = llm.catalog.get(id).unwrap().question.clone();
+                s.push_str(&format!(
+                    "Interviewer: {q}\nCandidate: {} (take {k}.{i})\n",
+                    a.replace('\n', " ")
+                ));
+            }
+            s
+        })
+        .collect();
+    let coverage = engine(root, &embedder, |_| {}).await;
+    for (name, e, judge, conc) in [
+        ("coverage", coverage.clone(), JudgeKind::Coverage, 4usize),
+        ("llm (fake, 50 ms)", llm.clone(), JudgeKind::Llm, 32),
+    ] {
+        let mut opts = grader::transcript::TranscriptOptions::new(conc);
+        opts.judge = Some(judge);
+        let opts = Arc::new(opts);
+        let t = Instant::now();
+        let jobs = transcripts.iter().enumerate().map(|(i, text)| {
+            let e = e.clone();
+            let opts = opts.clone();
+            async move {
+                grader::transcript::grade_transcript(&e, &format!("t{i}"), text, &opts, &|_| {})
+                    .await
+                    .unwrap()
+            }
+        });
+        let reports: Vec<_> = futures::stream::iter(jobs)
+            .buffer_unordered(conc)
+            .collect()
+            .await;
+        let answers: usize = reports
+            .iter()
+            .map(|r| r.pairs.iter().filter(|p| p.grade.is_some()).count())
+            .sum();
+        let wall = t.elapsed().as_secs_f64();
+        let ideal = if judge == JudgeKind::Llm {
+            format!(
+                " (ideal {:.2} s)",
+                LATENCY.as_secs_f64() * (answers as f64 / conc as f64).ceil()
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "  {name}: {answers} answers in {wall:.2} s = {:.1} answers/s{ideal}",
+            answers as f64 / wall
+        );
+    }
+
+    println!("== HTTP load on `grader serve` (separate process, loopback)");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_grader"));
+    let data = tempfile::tempdir().unwrap();
+    for (label, llm_url) in [
+        ("coverage", None),
+        ("llm (fake, 50 ms)", Some(base_url.clone())),
+    ] {
+        let started = Instant::now();
+        let (mut child, addr) = spawn_server(&bin, root, data.path(), llm_url.as_deref());
+        let startup = started.elapsed();
+        let how = if llm_url.is_none() {
+            "cold: loads the model and indexes the rubric set"
+        } else {
+            "warm: index already on disk"
+        };
+        println!(
+            "  [{label}] process start to serving: {:.0} ms ({how})",
+            ms(startup)
+        );
+        grader::llm::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .unwrap();
+        for conc in [1usize, 8, 64] {
+            let total = if full {
+                if conc == 1 { 200 } else { 1000 }
+            } else {
+                8
+            };
+            let t = Instant::now();
+            let jobs = set.iter().cycle().take(total).cloned().map(|(id, a)| {
+                let client = client.clone();
+                async move {
+                    let t = Instant::now();
+                    let r = client
+                        .post(format!("http://{addr}/v1/grade"))
+                        .json(&json!({"question_id": id, "answer": a}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    let _ = r.bytes().await;
+                    t.elapsed()
+                }
+            });
+            let mut lat: Vec<Duration> = futures::stream::iter(jobs)
+                .buffer_unordered(conc)
+                .collect()
+                .await;
+            let wall = t.elapsed().as_secs_f64();
+            lat.sort();
+            let extra = if llm_url.is_some() {
+                format!(
+                    ", service adds p50 {:.1} ms beyond the model",
+                    ms(percentile(&lat, 0.5).saturating_sub(LATENCY))
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "  [{label}] concurrency {conc:>2}: {:>6.1} grades/s  p50 {:>6.1} ms  p99 {:>6.1} ms{extra}",
+                total as f64 / wall,
+                ms(percentile(&lat, 0.5)),
+                ms(percentile(&lat, 0.99))
+            );
+        }
+        println!(
+            "  [{label}] peak RSS of the server: {:.0} MB",
+            peak_rss_mb(child.id())
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Start `grader serve --port 0` and wait until it answers /healthz.
+fn spawn_server(bin: &Path, root: &Path, data: &Path, llm: Option<&str>) -> (Child, SocketAddr) {
+    let mut cmd = Command::new(bin);
+    cmd.args(["serve", "--port", "0"])
+        .current_dir(root)
+        .env("GRADER__DATA_DIR", data)
+        .env("GRADER__LOG__LEVEL", "info")
+        .env("GRADER__LOG__FORMAT", "json")
+        .env("GRADER__LIMITS__MAX_BATCH", "64")
+        .env_remove("OPENAI_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(url) = llm {
+        cmd.env("GRADER__LLM__BASE_URL", url)
+            .env("GRADER__LLM__MAX_CONCURRENCY", "64")
+            .env("GRADER__LOG__LEVEL", "warn,grader=info");
+    }
+    let mut child = cmd.spawn().expect("spawn grader serve");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr: SocketAddr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && let Some(a) = v["addr"].as_str()
+        {
+            break a.parse().unwrap();
+        }
+    };
+    // Keep draining its logs so the pipe never fills.
+    std::thread::spawn(move || for _ in lines {});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, addr)
+}
