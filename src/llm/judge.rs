@@ -195,8 +195,14 @@ pub struct LlmMisconception {
     pub evidence: String,
 }
 
-/// The JSON schema of the output object for a rubric (criterion ids as an enum).
-pub fn output_schema(rubric: &Rubric) -> Value {
+/// The JSON schema of the output object for a rubric.
+///
+/// `pinned` fixes the array to one entry per criterion, in rubric order (`prefixItems` with a
+/// `const` id each): servers that turn the schema into a decoding grammar (llama.cpp, vLLM)
+/// then cannot skip or repeat a criterion. OpenAI's strict `json_schema` mode does not accept
+/// `prefixItems`, so that mode gets the plain form with the ids as an enum; the output object
+/// is the same either way, and the parser checks every id exactly once regardless.
+pub fn output_schema(rubric: &Rubric, pinned: bool) -> Value {
     let ids: Vec<&str> = rubric.criteria.iter().map(|c| c.id.as_str()).collect();
     let mids: Vec<&str> = rubric
         .misconceptions
@@ -208,36 +214,57 @@ pub fn output_schema(rubric: &Rubric) -> Value {
     } else {
         json!({"type": "string", "enum": mids})
     };
+    // Grammar-decoding servers also get length bounds, so a rambling model cannot run out of
+    // output tokens mid-object.
+    let text = |max: usize| {
+        if pinned {
+            json!({"type": "string", "maxLength": max})
+        } else {
+            json!({"type": "string"})
+        }
+    };
+    let item = |id: Value| {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["id", "verdict", "evidence", "reason"],
+            "properties": {
+                "id": id,
+                "verdict": {"type": "string", "enum": ["met", "partial", "missed"]},
+                "evidence": text(200),
+                "reason": text(200)
+            }
+        })
+    };
+    let criteria = if pinned {
+        json!({
+            "type": "array",
+            "prefixItems": ids.iter().map(|id| item(json!({"type": "string", "const": id}))).collect::<Vec<_>>(),
+            "items": false,
+            "minItems": ids.len(),
+            "maxItems": ids.len()
+        })
+    } else {
+        json!({"type": "array", "items": item(json!({"type": "string", "enum": ids}))})
+    };
     json!({
         "type": "object",
         "additionalProperties": false,
         "required": ["criteria", "misconceptions", "gaps", "feedback"],
         "properties": {
-            "criteria": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["id", "verdict", "evidence", "reason"],
-                    "properties": {
-                        "id": {"type": "string", "enum": ids},
-                        "verdict": {"type": "string", "enum": ["met", "partial", "missed"]},
-                        "evidence": {"type": "string"},
-                        "reason": {"type": "string"}
-                    }
-                }
-            },
+            "criteria": criteria,
             "misconceptions": {
                 "type": "array",
+                "maxItems": mids.len(),
                 "items": {
                     "type": "object",
                     "additionalProperties": false,
                     "required": ["id", "evidence"],
-                    "properties": {"id": mid_schema, "evidence": {"type": "string"}}
+                    "properties": {"id": mid_schema, "evidence": text(200)}
                 }
             },
-            "gaps": {"type": "array", "items": {"type": "string"}},
-            "feedback": {"type": "string"}
+            "gaps": if pinned { json!({"type": "array", "items": text(240), "maxItems": 8}) } else { json!({"type": "array", "items": text(240)}) },
+            "feedback": text(600)
         }
     })
 }
@@ -348,7 +375,10 @@ impl LlmJudge {
     pub fn prepare(&self, input: &JudgeInput<'_>) -> Result<Prepared, LlmError> {
         let rubric = input.rubric;
         let (open, close) = delimiter(input.answer);
-        let schema = output_schema(rubric);
+        let schema = output_schema(
+            rubric,
+            self.settings.structured_output != StructuredOutput::JsonSchema,
+        );
         let mode = match self.settings.structured_output {
             StructuredOutput::JsonSchema => "json_schema",
             StructuredOutput::ToolCall => "tool_call",
@@ -417,7 +447,9 @@ impl LlmJudge {
                 body["tool_choice"] = json!({"type": "function", "function": {"name": TOOL_NAME}});
             }
             StructuredOutput::JsonObject => {
-                body["response_format"] = json!({"type": "json_object"});
+                // The schema is in the prompt; llama.cpp-based servers also read it from
+                // `response_format.schema` and constrain decoding with it.
+                body["response_format"] = json!({"type": "json_object", "schema": schema});
             }
         }
         Ok(Prepared {

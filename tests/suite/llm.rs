@@ -186,7 +186,11 @@ async fn json_object_mode_puts_the_schema_in_the_prompt_and_tolerates_fences() {
     let g = e.grade(&request(ANSWER)).await.unwrap();
     assert!((g.score - 6.7).abs() < 0.05);
     let r = &fake.requests()[0];
-    assert_eq!(r["response_format"], json!({"type": "json_object"}));
+    assert_eq!(r["response_format"]["type"], "json_object");
+    assert_eq!(
+        r["response_format"]["schema"]["required"],
+        json!(["criteria", "misconceptions", "gaps", "feedback"])
+    );
     let system = r["messages"][0]["content"].as_str().unwrap();
     assert!(
         system.contains("\"verdict\": \"met\" | \"partial\" | \"missed\""),
@@ -575,7 +579,7 @@ async fn real_server_protocol() {
             s.llm.structured_output = mode;
             s.llm.max_retries = 4;
             s.llm.timeout_ms = 300_000;
-            s.llm.max_output_tokens = 600;
+            s.llm.max_output_tokens = 1500;
         })
         .await;
         let g = e
