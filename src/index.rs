@@ -20,7 +20,7 @@ use crate::store::{Filter, Payload, Point, StoreError, VectorStore, point_id};
 use crate::text::segments;
 
 /// Bump when what is indexed per rubric changes, so old indexes are rebuilt.
-const SCHEMA: &str = "grader-index-v1";
+const SCHEMA: &str = "grader-index-v2";
 
 #[derive(Debug, Clone)]
 pub struct Collections {
@@ -77,6 +77,20 @@ pub fn rubric_hash(rubric: &Rubric, model_id: &str) -> String {
 struct Pending {
     collection: usize,
     payload: Payload,
+}
+
+/// Whole answers (model answers, exemplars) are embedded from their first words only: that is
+/// enough to rank them by similarity to a candidate's answer, and attention over 256 tokens
+/// makes full-length answers the bulk of indexing time.
+const REFERENCE_EMBED_WORDS: usize = 90;
+
+impl Pending {
+    fn embed_text(&self) -> String {
+        match self.payload.kind.as_str() {
+            "model_answer" | "exemplar" => self.payload.text.split_whitespace().take(REFERENCE_EMBED_WORDS).collect::<Vec<_>>().join(" "),
+            _ => self.payload.text.clone(),
+        }
+    }
 }
 
 fn points_for(rubric: &Rubric, hash: &str) -> Vec<Pending> {
@@ -203,7 +217,7 @@ pub async fn index_catalog(
     // Embed a few rubrics per call: big batches keep the model busy, bounded memory.
     for chunk in todo.chunks(8) {
         let pending: Vec<Pending> = chunk.iter().flat_map(|(r, h)| points_for(r, h)).collect();
-        let texts: Vec<String> = pending.iter().map(|p| p.payload.text.clone()).collect();
+        let texts: Vec<String> = pending.iter().map(Pending::embed_text).collect();
         let vectors = embedder.embed(&texts).await?;
         let mut per: [Vec<Point>; 3] = Default::default();
         for (p, v) in pending.into_iter().zip(vectors) {
