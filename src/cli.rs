@@ -590,48 +590,53 @@ async fn calibrate(
     }
     let out = out.unwrap_or_else(|| settings.judge.calibration.clone());
     let engine = open_engine(settings).await?;
+    let command = format!("grader calibrate {}", file.display());
+    let data = file.display().to_string();
+    let started = Instant::now();
+    // Catalog rubrics: each item graded against its rubric.
     let mut measured = Vec::new();
+    // Ad hoc rubrics: the same items graded against the rubric's model answer as a reference.
+    let mut measured_adhoc = Vec::new();
     for (line, item) in &items {
         let req = request_for(item, Some(JudgeKind::Coverage));
-        let resolved = engine
-            .resolve(&req.question)
-            .await
-            .with_context(|| format!("{}:{line}", file.display()))?;
+        let resolved = engine.resolve(&req.question).await.with_context(|| format!("{}:{line}", file.display()))?;
         let f = engine.coverage_features(&resolved, &item.answer).await?;
-        measured.push((
-            item.group(),
-            item.score / item.scale_max * 10.0,
-            resolved,
-            f,
-        ));
+        let human = item.score / item.scale_max * 10.0;
+        if let grader::engine::Resolved::Catalog(r) = &resolved
+            && let Some(model) = r.model_answers.first()
+        {
+            let adhoc = QuestionRef::AdHoc { question: r.question.clone(), reference_answer: model.text.clone() };
+            let ra = engine.resolve(&adhoc).await?;
+            let fa = engine.coverage_features(&ra, &item.answer).await?;
+            measured_adhoc.push((item.group(), human, ra, fa));
+        }
+        measured.push((item.group(), human, resolved, f));
     }
-    let fit_items: Vec<FitItem> = measured
-        .iter()
-        .map(|(group, human, resolved, features)| {
-            let (rubric, vecs, q) = engine.parts(resolved);
-            FitItem {
-                group: group.clone(),
-                human: *human,
-                judge: CoverageJudge::new(rubric, vecs, q),
-                features: features.clone(),
-            }
-        })
-        .collect();
-    let command = format!("grader calibrate {}", file.display());
-    let started = Instant::now();
-    let (thresholds, info) = fit(&fit_items, &command, &file.display().to_string());
+    let fit_on = |set: &[(String, f64, grader::engine::Resolved, grader::judge::CoverageFeatures)]| {
+        let items: Vec<FitItem> = set
+            .iter()
+            .map(|(group, human, resolved, features)| {
+                let (rubric, vecs, q) = engine.parts(resolved);
+                FitItem { group: group.clone(), human: *human, judge: CoverageJudge::new(rubric, vecs, q), features: features.clone() }
+            })
+            .collect();
+        fit(&items, &command, &data)
+    };
+    let (thresholds, info) = fit_on(&measured);
+    let adhoc = (!measured_adhoc.is_empty()).then(|| fit_on(&measured_adhoc));
     let cal = Calibration {
         thresholds,
         fit: info,
+        adhoc_thresholds: adhoc.as_ref().map(|a| a.0),
+        adhoc_fit: adhoc.map(|a| a.1),
     };
     let body = toml::to_string_pretty(&cal)?;
     let header = format!(
-        "# Coverage judge thresholds. Do not edit by hand: refit with\n#   {command}\n# (fit in {:.1} s over {} answers; cv_* = two-fold cross-validation by question)\n",
+        "# Coverage judge thresholds. Do not edit by hand: refit with\n#   {command}\n# (fit in {:.1} s over {} answers; cv_* = two-fold cross-validation by question;\n# adhoc_* = the same answers graded against each rubric's model answer as an ad hoc reference)\n",
         started.elapsed().as_secs_f64(),
-        fit_items.len()
+        measured.len()
     );
-    std::fs::write(&out, format!("{header}{body}"))
-        .with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(&out, format!("{header}{body}")).with_context(|| format!("writing {}", out.display()))?;
     println!("{header}{body}");
     println!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)

@@ -493,18 +493,12 @@ impl Engine {
     }
 
     /// The coverage judge's verdicts under the shipped calibration.
-    pub fn coverage_judgement(
-        &self,
-        resolved: &Resolved,
-        features: &CoverageFeatures,
-    ) -> Judgement {
+    pub fn coverage_judgement(&self, resolved: &Resolved, features: &CoverageFeatures) -> Judgement {
         let (rubric, vecs, q) = self.parts(resolved);
-        CoverageJudge::new(rubric, vecs, q).decide(
-            features,
-            &self.calibration.thresholds,
-            self.embedder.model_id(),
-        )
+        let thresholds = self.calibration.for_rubric(matches!(resolved, Resolved::AdHoc(_)));
+        CoverageJudge::new(rubric, vecs, q).decide(features, thresholds, self.embedder.model_id())
     }
+
 
     /// Grade one answer.
     pub async fn grade(&self, req: &GradeRequest) -> Result<Grade, GradeError> {

@@ -9,17 +9,28 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
     /// Combined evidence at or above this → met.
+    #[serde(serialize_with = "two_decimals")]
     pub met: f32,
     /// At or above this (and below `met`) → partial.
+    #[serde(serialize_with = "two_decimals")]
     pub partial: f32,
     /// Weight of keyword evidence (share of a criterion's keywords present) in the combined score.
+    #[serde(serialize_with = "two_decimals")]
     pub keyword_weight: f32,
     /// Similarity lost by list-like fragments ("refcount, gc, arenas") that name without explaining.
+    #[serde(serialize_with = "two_decimals")]
     pub list_penalty: f32,
     /// A sentence at or above this similarity to a misconception claims it...
+    #[serde(serialize_with = "two_decimals")]
     pub misconception: f32,
     /// ...when it is also this much closer to the misconception than to any correct point.
+    #[serde(serialize_with = "two_decimals")]
     pub misconception_margin: f32,
+}
+
+/// Thresholds are written with two decimals (an f32 widened to f64 would print 0.800000011920929).
+fn two_decimals<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((*x as f64 * 100.0).round() / 100.0)
 }
 
 impl Default for Thresholds {
@@ -58,6 +69,23 @@ pub struct Calibration {
     pub thresholds: Thresholds,
     #[serde(default)]
     pub fit: FitInfo,
+    /// Thresholds for ad hoc rubrics (criteria are a reference answer's sentences: no
+    /// phrasings, no keywords, so similarities sit lower). Fitted on the same labelled answers
+    /// graded against each rubric's model answer as the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adhoc_thresholds: Option<Thresholds>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adhoc_fit: Option<FitInfo>,
+}
+
+impl Calibration {
+    /// The thresholds for a rubric from the catalog or an ad hoc one.
+    pub fn for_rubric(&self, adhoc: bool) -> &Thresholds {
+        match (&self.adhoc_thresholds, adhoc) {
+            (Some(t), true) => t,
+            _ => &self.thresholds,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

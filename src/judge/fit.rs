@@ -26,8 +26,8 @@ fn grid() -> Vec<Thresholds> {
         let n = ((to - from) / step).round() as usize;
         (0..=n).map(move |i| from + step * i as f32)
     };
-    for keyword_weight in [0.0, 0.05, 0.1, 0.15, 0.2] {
-        for list_penalty in [0.0, 0.05, 0.1, 0.15] {
+    for keyword_weight in [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4] {
+        for list_penalty in [0.0, 0.05, 0.1, 0.15, 0.2] {
             for (misconception, misconception_margin) in [
                 (2.0, 0.0),
                 (0.75, 0.03),
@@ -36,7 +36,7 @@ fn grid() -> Vec<Thresholds> {
                 (0.8, 0.0),
                 (0.9, 0.0),
             ] {
-                for met in steps(0.45, 0.85, 0.01) {
+                for met in steps(0.45, 1.05, 0.01) {
                     for partial in steps(met - 0.3, met - 0.02, 0.02) {
                         out.push(Thresholds {
                             met,
@@ -128,7 +128,8 @@ pub fn fit(items: &[FitItem<'_>], command: &str, data: &str) -> (Thresholds, Fit
         cv_pearson: round(cv.pearson),
         cv_qwk: round(cv.qwk),
     };
-    let r2 = |x: f32| (x * 100.0).round() / 100.0;
+    // Two decimals, exact in the file (f32 → f64 would print 0.800000011920929).
+    let r2 = |x: f32| ((x as f64 * 100.0).round() / 100.0) as f32;
     let t = Thresholds {
         met: r2(t.met),
         partial: r2(t.partial),
