@@ -133,7 +133,8 @@ async fn run(root: &Path, scale: usize) {
     let catalog = Catalog::load_dir(&root.join("rubrics")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let names = Collections::new("grader");
-    let store = EmbeddedStore::open(dir.path()).unwrap();
+    // The layout Engine::open uses: <data_dir>/store.
+    let store = EmbeddedStore::open(&dir.path().join("store")).unwrap();
     let t = Instant::now();
     let r = index_catalog(&catalog, &store, &embedder, &names)
         .await
@@ -149,7 +150,7 @@ async fn run(root: &Path, scale: usize) {
     let mut settings = Settings::defaults().unwrap();
     settings.data_dir = dir.path().to_path_buf();
     let cal = Calibration::load(&root.join("config/calibration.toml")).unwrap();
-    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
     let engine = Engine::with_parts(
         settings.clone(),
         catalog.clone(),

@@ -17,7 +17,7 @@ use crate::grade::{
 };
 use crate::index::{Phrase, RubricVectors};
 use crate::rubric::Rubric;
-use crate::text::{Segment, normalize_for_match};
+use crate::text::{Segment, normalize_for_match, words};
 
 use super::calibration::Thresholds;
 
@@ -100,11 +100,13 @@ impl<'a> CoverageJudge<'a> {
             .iter()
             .map(|s| !s.is_code && is_list_like(&s.text))
             .collect();
+        let question_words: std::collections::HashSet<String> = words(&self.rubric.question).collect();
         let restates: Vec<bool> = vectors
             .iter()
-            .map(|v| {
-                self.question
-                    .is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY)
+            .zip(&segments)
+            .map(|(v, s)| {
+                self.question.is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY)
+                    || (!s.is_code && restates_words(&s.text, &question_words))
             })
             .collect();
         let best = |phrases: &[&Phrase], v: &[f32]| {
@@ -366,6 +368,21 @@ pub struct Decision {
     pub misconceptions: Vec<(usize, usize)>,
     /// False when nothing in the answer relates to the rubric.
     pub relevant: bool,
+}
+
+/// A segment that only reuses the question's own words ("What are generators?") says nothing
+/// new: at least 80% of its content words come from the question.
+fn restates_words(segment: &str, question: &std::collections::HashSet<String>) -> bool {
+    const STOP: &[&str] = &[
+        "a", "an", "the", "is", "are", "and", "or", "of", "to", "in", "what", "how", "why", "between", "difference", "do",
+        "does", "it", "this", "that", "you", "i", "so", "well",
+    ];
+    let content: Vec<String> = words(segment).filter(|w| !STOP.contains(&w.as_str())).collect();
+    if content.is_empty() {
+        return true;
+    }
+    let reused = content.iter().filter(|w| question.contains(*w)).count();
+    reused * 5 >= content.len() * 4
 }
 
 /// Whether `term` occurs in `text` on word boundaries (both already normalised).
