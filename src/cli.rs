@@ -686,16 +686,24 @@ async fn calibrate_matching(
     for q in &off {
         offs.push((engine.match_question(q).await?.similarity, q));
     }
-    let mut best = (0usize, 0.0f32);
-    for step in 30..=90 {
-        let t = step as f32 / 100.0;
-        let good = on.iter().filter(|(s, ok, _)| *ok && *s >= t).count()
-            + offs.iter().filter(|(s, _)| *s < t).count();
-        if good > best.0 {
-            best = (good, t);
-        }
-    }
-    let t = best.1;
+    // Every threshold on the grid that separates best; take the middle of that plateau so
+    // the chosen value keeps a margin on both sides instead of sitting on the worst off-topic.
+    let scored: Vec<(usize, f32)> = (30..=90)
+        .map(|step| {
+            let t = step as f32 / 100.0;
+            let good = on.iter().filter(|(s, ok, _)| *ok && *s >= t).count()
+                + offs.iter().filter(|(s, _)| *s < t).count();
+            (good, t)
+        })
+        .collect();
+    let top = scored.iter().map(|(g, _)| *g).max().unwrap_or(0);
+    let plateau: Vec<f32> = scored
+        .iter()
+        .filter(|(g, _)| *g == top)
+        .map(|(_, t)| *t)
+        .collect();
+    let t = plateau[plateau.len() / 2];
+    let max_off = offs.iter().map(|(s, _)| *s).fold(0.0f32, f32::max);
     let top1 = on.iter().filter(|(_, ok, _)| *ok).count() as f64 / on.len().max(1) as f64;
     let matched =
         on.iter().filter(|(s, ok, _)| *ok && *s >= t).count() as f64 / on.len().max(1) as f64;
@@ -703,11 +711,13 @@ async fn calibrate_matching(
     if json {
         println!(
             "{}",
-            serde_json::json!({"threshold": t, "paraphrase_top1": top1, "paraphrase_matched": matched, "offtopic_rejected": rejected, "paraphrases": on.len(), "offtopic": offs.len()})
+            serde_json::json!({"threshold": t, "plateau": [plateau[0], plateau[plateau.len() - 1]], "max_offtopic_similarity": max_off, "paraphrase_top1": top1, "paraphrase_matched": matched, "offtopic_rejected": rejected, "paraphrases": on.len(), "offtopic": offs.len()})
         );
     } else {
         println!(
-            "threshold {t:.2}: paraphrases top-1 {:.1}%, matched above threshold {:.1}%, off-topic rejected {:.1}% ({} paraphrases, {} off-topic)",
+            "threshold {t:.2} (best from {:.2} to {:.2}; highest off-topic similarity {max_off:.2}): paraphrases top-1 {:.1}%, matched above threshold {:.1}%, off-topic rejected {:.1}% ({} paraphrases, {} off-topic)",
+            plateau[0],
+            plateau[plateau.len() - 1],
             top1 * 100.0,
             matched * 100.0,
             rejected * 100.0,
