@@ -109,44 +109,27 @@ impl<'a> CoverageJudge<'a> {
                     || (!s.is_code && restates_words(&s.text, &question_words))
             })
             .collect();
-        let best = |phrases: &[&Phrase], v: &[f32]| {
-            phrases
+        // For each group of phrases (a criterion or a misconception), each segment's best
+        // similarity to any phrase of the group.
+        let similarities = |groups: &[Vec<&Phrase>]| -> Vec<Vec<f32>> {
+            groups
                 .iter()
-                .map(|p| dot(&p.vector, v))
-                .fold(f32::MIN, f32::max)
+                .map(|phrases| {
+                    vectors
+                        .iter()
+                        .map(|v| {
+                            phrases
+                                .iter()
+                                .map(|p| dot(&p.vector, v))
+                                .reduce(f32::max)
+                                .unwrap_or(0.0)
+                        })
+                        .collect()
+                })
+                .collect()
         };
-        let criterion_sims = self
-            .criterion_phrases
-            .iter()
-            .map(|phrases| {
-                vectors
-                    .iter()
-                    .map(|v| {
-                        if phrases.is_empty() {
-                            0.0
-                        } else {
-                            best(phrases, v)
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        let misconception_sims = self
-            .misconception_phrases
-            .iter()
-            .map(|phrases| {
-                vectors
-                    .iter()
-                    .map(|v| {
-                        if phrases.is_empty() {
-                            0.0
-                        } else {
-                            best(phrases, v)
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let criterion_sims = similarities(&self.criterion_phrases);
+        let misconception_sims = similarities(&self.misconception_phrases);
         let normalized: Vec<String> = segments
             .iter()
             .map(|s| normalize_for_match(&s.text))

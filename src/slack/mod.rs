@@ -217,20 +217,24 @@ pub fn parse_command(text: &str, is_id: impl Fn(&str) -> bool) -> Ask {
     }
 }
 
-/// `POST /slack/commands`
-pub async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let secret = match secret(&state.engine) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(e) = verify(
+/// Verify a request's Slack signature against the configured signing secret; the error is the
+/// response to send (404 when Slack is not configured, 401 when the signature does not hold).
+fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+    let secret = secret(&state.engine)?;
+    verify(
         &secret,
-        &headers,
-        &body,
+        headers,
+        body,
         now_secs(),
         state.engine.settings.slack.max_clock_skew_secs,
-    ) {
-        return unauthorized(&e);
+    )
+    .map_err(|e| unauthorized(&e))
+}
+
+/// `POST /slack/commands`
+pub async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authenticate(&state, &headers, &body) {
+        return r;
     }
     let cmd: Command = match serde_urlencoded::from_bytes(&body) {
         Ok(c) => c,
@@ -311,18 +315,8 @@ pub async fn commands(State(state): State<AppState>, headers: HeaderMap, body: B
 
 /// `POST /slack/events`
 pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let secret = match secret(&state.engine) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(e) = verify(
-        &secret,
-        &headers,
-        &body,
-        now_secs(),
-        state.engine.settings.slack.max_clock_skew_secs,
-    ) {
-        return unauthorized(&e);
+    if let Err(r) = authenticate(&state, &headers, &body) {
+        return r;
     }
     let payload: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
