@@ -161,87 +161,103 @@ async fn run(root: &Path, full: bool) {
     .await;
     let set = answers(&llm.catalog);
 
+    let coverage = engine(root, &embedder, |_| {}).await;
+    let minimal = engine(root, &embedder, |s| {
+        s.llm.base_url = base_url.clone();
+        s.llm.max_concurrency = 64;
+        s.judge.kind = JudgeKind::Llm;
+        s.judge.llm_hints = false;
+        s.judge.exemplars_k = 0;
+    })
+    .await;
+    let request = |id: &str, a: &str, judge| GradeRequest {
+        question: QuestionRef::Id(id.to_string()),
+        answer: a.to_string(),
+        judge: Some(judge),
+        samples: None,
+    };
+
     println!(
-        "== LLM judge overhead (fake endpoint, fixed {} ms latency)",
+        "== LLM judge overhead (fake endpoint, fixed {} ms latency, one grade at a time)",
         LATENCY.as_millis()
     );
-    // The answer's embedding (shared with the coverage hints) on its own, for the split.
-    let mut embed_times = Vec::new();
-    for (_, a) in set.iter().cycle().take(n(200)) {
-        let segs: Vec<String> = grader::text::segments(a)
-            .into_iter()
-            .map(|s| s.text)
-            .chain([a.clone()])
-            .collect();
-        let t = Instant::now();
-        embedder.embed(&segs).await.unwrap();
-        embed_times.push(t.elapsed());
-    }
-    embed_times.sort();
-    let mut overhead = Vec::new();
-    let cpu0 = cpu_seconds();
+    // Per answer, paired: the coverage grade (the embedding pass the LLM judge's hints and
+    // exemplar retrieval share, plus the coverage decision), then the LLM grade with hints and
+    // exemplars, then the LLM grade without them (no embedding at all).
     let count = n(200);
+    let (mut shared, mut rest, mut full, mut bare) = (vec![], vec![], vec![], vec![]);
+    let (mut cpu_full, mut cpu_bare) = (0.0, 0.0);
     for (id, a) in set.iter().cycle().take(count) {
         let t = Instant::now();
-        llm.grade(&GradeRequest {
-            question: QuestionRef::Id(id.clone()),
-            answer: a.clone(),
-            judge: Some(JudgeKind::Llm),
-            samples: None,
-        })
-        .await
-        .unwrap();
-        overhead.push(t.elapsed().saturating_sub(LATENCY));
+        coverage
+            .grade(&request(id, a, JudgeKind::Coverage))
+            .await
+            .unwrap();
+        let cov = t.elapsed();
+        let cpu0 = cpu_seconds();
+        let t = Instant::now();
+        llm.grade(&request(id, a, JudgeKind::Llm)).await.unwrap();
+        let f = t.elapsed().saturating_sub(LATENCY);
+        cpu_full += cpu_seconds() - cpu0;
+        let cpu0 = cpu_seconds();
+        let t = Instant::now();
+        minimal.grade(&request(id, a, JudgeKind::Llm)).await.unwrap();
+        bare.push(t.elapsed().saturating_sub(LATENCY));
+        cpu_bare += cpu_seconds() - cpu0;
+        shared.push(cov);
+        rest.push(f.saturating_sub(cov));
+        full.push(f);
     }
-    let cpu_per_item = (cpu_seconds() - cpu0) / count as f64;
-    overhead.sort();
-    let embed_p50 = percentile(&embed_times, 0.5);
-    let rest: Vec<Duration> = {
-        let mut v: Vec<Duration> = overhead
-            .iter()
-            .map(|o| o.saturating_sub(embed_p50))
-            .collect();
+    for v in [&mut shared, &mut rest, &mut full, &mut bare] {
         v.sort();
-        v
-    };
+    }
+    let p = |v: &[Duration], q| ms(percentile(v, q));
     println!(
-        "  per grade beyond the model's time: p50 {:.1} ms, p99 {:.1} ms; of which the answer's embedding p50 {:.1} ms, everything else p50 {:.2} ms, p99 {:.2} ms",
-        ms(percentile(&overhead, 0.5)),
-        ms(percentile(&overhead, 0.99)),
-        ms(embed_p50),
-        ms(percentile(&rest, 0.5)),
-        ms(percentile(&rest, 0.99))
+        "  with hints + exemplars: p50 {:.1} ms, p99 {:.1} ms beyond the model; of which the embedding pass (as a coverage grade) p50 {:.1} ms, everything else p50 {:.2} ms, p99 {:.2} ms; CPU {:.1} ms per grade",
+        p(&full, 0.5),
+        p(&full, 0.99),
+        p(&shared, 0.5),
+        p(&rest, 0.5),
+        p(&rest, 0.99),
+        cpu_full / count as f64 * 1000.0
     );
-    println!("  CPU per graded item: {:.1} ms", cpu_per_item * 1000.0);
+    println!(
+        "  without (llm_hints = false, exemplars_k = 0): p50 {:.2} ms, p99 {:.2} ms beyond the model; CPU {:.2} ms per grade",
+        p(&bare, 0.5),
+        p(&bare, 0.99),
+        cpu_bare / count as f64 * 1000.0
+    );
     let total = n(1000);
     let conc = 32;
-    let t = Instant::now();
-    let jobs = set.iter().cycle().take(total).cloned().map(|(id, a)| {
-        let e = llm.clone();
-        async move {
-            e.grade(&GradeRequest {
-                question: QuestionRef::Id(id),
-                answer: a,
-                judge: Some(JudgeKind::Llm),
-                samples: None,
-            })
-            .await
-            .unwrap()
-        }
-    });
-    use futures::StreamExt;
-    let _: Vec<_> = futures::stream::iter(jobs)
-        .buffer_unordered(conc)
-        .collect()
-        .await;
-    let wall = t.elapsed();
-    let ideal = LATENCY.as_secs_f64() * (total as f64 / conc as f64).ceil();
-    println!(
-        "  {total} grades at concurrency {conc}: {:.2} s (ideal {:.2} s, ratio {:.3})",
-        wall.as_secs_f64(),
-        ideal,
-        wall.as_secs_f64() / ideal
-    );
+    for (label, e) in [("with hints + exemplars", &llm), ("without", &minimal)] {
+        let t = Instant::now();
+        let jobs = set.iter().cycle().take(total).cloned().map(|(id, a)| {
+            let e = e.clone();
+            async move {
+                e.grade(&GradeRequest {
+                    question: QuestionRef::Id(id),
+                    answer: a,
+                    judge: Some(JudgeKind::Llm),
+                    samples: None,
+                })
+                .await
+                .unwrap()
+            }
+        });
+        use futures::StreamExt;
+        let _: Vec<_> = futures::stream::iter(jobs)
+            .buffer_unordered(conc)
+            .collect()
+            .await;
+        let wall = t.elapsed();
+        let ideal = LATENCY.as_secs_f64() * (total as f64 / conc as f64).ceil();
+        println!(
+            "  {total} grades at concurrency {conc}, {label}: {:.2} s (ideal {:.2} s, ratio {:.3})",
+            wall.as_secs_f64(),
+            ideal,
+            wall.as_secs_f64() / ideal
+        );
+    }
 
     println!("== transcripts (100 × 10 answers)");
     let transcripts: Vec<String> = (0..n(100))
@@ -257,7 +273,7 @@ async fn run(root: &Path, full: bool) {
             s
         })
         .collect();
-    let coverage = engine(root, &embedder, |_| {}).await;
+    use futures::StreamExt;
     for (name, e, judge, conc) in [
         ("coverage", coverage.clone(), JudgeKind::Coverage, 4usize),
         ("llm (fake, 50 ms)", llm.clone(), JudgeKind::Llm, 32),

@@ -599,25 +599,41 @@ async fn calibrate(
     let mut measured_adhoc = Vec::new();
     for (line, item) in &items {
         let req = request_for(item, Some(JudgeKind::Coverage));
-        let resolved = engine.resolve(&req.question).await.with_context(|| format!("{}:{line}", file.display()))?;
+        let resolved = engine
+            .resolve(&req.question)
+            .await
+            .with_context(|| format!("{}:{line}", file.display()))?;
         let f = engine.coverage_features(&resolved, &item.answer).await?;
         let human = item.score / item.scale_max * 10.0;
         if let grader::engine::Resolved::Catalog(r) = &resolved
             && let Some(model) = r.model_answers.first()
         {
-            let adhoc = QuestionRef::AdHoc { question: r.question.clone(), reference_answer: model.text.clone() };
+            let adhoc = QuestionRef::AdHoc {
+                question: r.question.clone(),
+                reference_answer: model.text.clone(),
+            };
             let ra = engine.resolve(&adhoc).await?;
             let fa = engine.coverage_features(&ra, &item.answer).await?;
             measured_adhoc.push((item.group(), human, ra, fa));
         }
         measured.push((item.group(), human, resolved, f));
     }
-    let fit_on = |set: &[(String, f64, grader::engine::Resolved, grader::judge::CoverageFeatures)]| {
+    let fit_on = |set: &[(
+        String,
+        f64,
+        grader::engine::Resolved,
+        grader::judge::CoverageFeatures,
+    )]| {
         let items: Vec<FitItem> = set
             .iter()
             .map(|(group, human, resolved, features)| {
                 let (rubric, vecs, q) = engine.parts(resolved);
-                FitItem { group: group.clone(), human: *human, judge: CoverageJudge::new(rubric, vecs, q), features: features.clone() }
+                FitItem {
+                    group: group.clone(),
+                    human: *human,
+                    judge: CoverageJudge::new(rubric, vecs, q),
+                    features: features.clone(),
+                }
             })
             .collect();
         fit(&items, &command, &data)
@@ -636,7 +652,8 @@ async fn calibrate(
         started.elapsed().as_secs_f64(),
         measured.len()
     );
-    std::fs::write(&out, format!("{header}{body}")).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(&out, format!("{header}{body}"))
+        .with_context(|| format!("writing {}", out.display()))?;
     println!("{header}{body}");
     println!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)

@@ -161,6 +161,8 @@ pub struct JudgeSettings {
     pub kind: JudgeKind,
     pub calibration: PathBuf,
     pub exemplars_k: usize,
+    /// Give the LLM judge the coverage judge's best-matching sentences as hints.
+    pub llm_hints: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -458,16 +458,15 @@ impl Engine {
         whole: bool,
     ) -> Result<(CoverageFeatures, Option<Vec<f32>>), GradeError> {
         let segs = segments(answer);
-        let mut texts: Vec<String> = segs.iter().map(|s| s.text.clone()).collect();
-        if whole {
-            texts.push(answer.to_string());
-        }
-        let mut vectors = if texts.is_empty() {
+        let texts: Vec<String> = segs.iter().map(|s| s.text.clone()).collect();
+        let vectors = if texts.is_empty() {
             Vec::new()
         } else {
             self.embedder.embed(&texts).await?
         };
-        let answer_vector = if whole { vectors.pop() } else { None };
+        // The whole answer's vector (to retrieve exemplars) is the mean of its segments',
+        // weighted by their length: no second pass over the answer.
+        let answer_vector = whole.then(|| mean_vector(&texts, &vectors));
         let (rubric, vecs, q) = self.parts(resolved);
         let judge = CoverageJudge::new(rubric, vecs, q);
         Ok((judge.features(segs, &vectors), answer_vector))
@@ -493,12 +492,23 @@ impl Engine {
     }
 
     /// The coverage judge's verdicts under the shipped calibration.
-    pub fn coverage_judgement(&self, resolved: &Resolved, features: &CoverageFeatures) -> Judgement {
+    pub fn coverage_judgement(
+        &self,
+        resolved: &Resolved,
+        features: &CoverageFeatures,
+    ) -> Judgement {
         let (rubric, vecs, q) = self.parts(resolved);
-        let thresholds = self.calibration.for_rubric(matches!(resolved, Resolved::AdHoc(_)));
+        let thresholds = self
+            .calibration
+            .for_rubric(matches!(resolved, Resolved::AdHoc(_)));
         CoverageJudge::new(rubric, vecs, q).decide(features, thresholds, self.embedder.model_id())
     }
 
+    /// The coverage judge's verdicts on an answer (one embedding pass).
+    async fn coverage_grade(&self, resolved: &Resolved, answer: &str) -> Result<Judgement, GradeError> {
+        let features = self.coverage_features(resolved, answer).await?;
+        Ok(self.coverage_judgement(resolved, &features))
+    }
 
     /// Grade one answer.
     pub async fn grade(&self, req: &GradeRequest) -> Result<Grade, GradeError> {
@@ -529,27 +539,49 @@ impl Engine {
             tracing::warn!(rubric = %rubric.id, removed = guarded.removed.len(), "answer contains text aimed at the grader");
             flags.push(Flag::InjectionSuspected);
         }
-        let (features, answer_vector) = self
-            .measure(&resolved, &guarded.text, llm.is_some())
-            .await?;
-        let coverage = self.coverage_judgement(&resolved, &features);
+        // The coverage features (one embedding pass) serve the coverage judge, the LLM judge's
+        // hints and, through the answer's vector, exemplar retrieval; skip the pass when none
+        // of them is wanted.
+        let settings = &self.settings.judge;
+        let retrieve = settings.exemplars_k > 0 && matches!(resolved, Resolved::Catalog(_));
+        let embed = llm.is_none() || judge == JudgeKind::Hybrid || settings.llm_hints || retrieve;
+        let (measured, answer_vector) = if embed {
+            let (f, v) = self
+                .measure(&resolved, &guarded.text, llm.is_some() && retrieve)
+                .await?;
+            let c = self.coverage_judgement(&resolved, &f);
+            (Some((f, c)), v)
+        } else {
+            (None, None)
+        };
         let mut judgement = match llm {
-            None => coverage,
+            None => match measured {
+                Some((_, c)) => c,
+                None => self.coverage_grade(&resolved, &guarded.text).await?,
+            },
             Some(llm) => {
                 let exemplars = match (&resolved, &answer_vector) {
-                    (Resolved::Catalog(r), Some(v)) => self.exemplars_for(r, v).await?,
+                    (Resolved::Catalog(r), Some(v)) if !v.is_empty() => {
+                        self.exemplars_for(r, v).await?
+                    }
                     _ => Vec::new(),
                 };
-                let hints = coverage
-                    .criteria
-                    .iter()
-                    .zip(features.criterion_sims.iter())
-                    .map(|(c, sims)| Hint {
-                        id: c.id.clone(),
-                        evidence: c.evidence.clone(),
-                        similarity: format!("{:.2}", sims.iter().copied().fold(0.0f32, f32::max)),
-                    })
-                    .collect();
+                let hints = match (&measured, settings.llm_hints) {
+                    (Some((features, coverage)), true) => coverage
+                        .criteria
+                        .iter()
+                        .zip(features.criterion_sims.iter())
+                        .map(|(c, sims)| Hint {
+                            id: c.id.clone(),
+                            evidence: c.evidence.clone(),
+                            similarity: format!(
+                                "{:.2}",
+                                sims.iter().copied().fold(0.0f32, f32::max)
+                            ),
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 let input = JudgeInput {
                     rubric,
                     answer: &guarded.text,
@@ -562,9 +594,9 @@ impl Engine {
                 };
                 match llm.judge(&input).await {
                     Ok(mut j) => {
-                        if judge == JudgeKind::Hybrid {
+                        if let (JudgeKind::Hybrid, Some((_, coverage))) = (judge, &measured) {
                             j.judge.kind = "hybrid".into();
-                            if disagree(rubric, &j, &coverage) {
+                            if disagree(rubric, &j, coverage) {
                                 j.flags.push(Flag::JudgesDisagree);
                             }
                         }
@@ -572,7 +604,10 @@ impl Engine {
                     }
                     Err(e) if self.settings.llm.fallback == crate::config::Fallback::Coverage => {
                         tracing::warn!(error = %e, "LLM judge failed; falling back to the coverage judge");
-                        let mut c = coverage;
+                        let mut c = match measured {
+                            Some((_, c)) => c,
+                            None => self.coverage_grade(&resolved, &guarded.text).await?,
+                        };
                         c.flags.push(Flag::FallbackToCoverage);
                         c
                     }
@@ -696,4 +731,21 @@ impl Resolved {
             Resolved::AdHoc(a) => &a.rubric,
         }
     }
+}
+
+/// The length-weighted mean of segment vectors, L2-normalised (empty input: an empty vector,
+/// which retrieves nothing).
+fn mean_vector(texts: &[String], vectors: &[Vec<f32>]) -> Vec<f32> {
+    let Some(dim) = vectors.first().map(Vec::len) else {
+        return Vec::new();
+    };
+    let mut mean = vec![0.0f32; dim];
+    for (t, v) in texts.iter().zip(vectors) {
+        let w = t.split_whitespace().count().max(1) as f32;
+        for (m, x) in mean.iter_mut().zip(v) {
+            *m += w * x;
+        }
+    }
+    crate::embed::normalize(&mut mean);
+    mean
 }

@@ -87,7 +87,13 @@ const REFERENCE_EMBED_WORDS: usize = 90;
 impl Pending {
     fn embed_text(&self) -> String {
         match self.payload.kind.as_str() {
-            "model_answer" | "exemplar" => self.payload.text.split_whitespace().take(REFERENCE_EMBED_WORDS).collect::<Vec<_>>().join(" "),
+            "model_answer" | "exemplar" => self
+                .payload
+                .text
+                .split_whitespace()
+                .take(REFERENCE_EMBED_WORDS)
+                .collect::<Vec<_>>()
+                .join(" "),
             _ => self.payload.text.clone(),
         }
     }

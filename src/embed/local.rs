@@ -7,15 +7,33 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use futures::future::BoxFuture;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use super::{EmbedError, Embedder, normalize};
 
-/// The local sentence embedder. Cheap to clone (the model is shared).
+/// The local sentence embedder. Cheap to clone (the model and its worker are shared).
+///
+/// Async callers ([`Embedder::embed`]) hand their texts to one worker thread, which takes
+/// every request waiting when it becomes free and embeds them together: under concurrent load
+/// the forward passes get larger (the matrix kernels run several times more efficiently on a
+/// few hundred rows than on a dozen) and nothing waits on a timer, so a lone request is not
+/// delayed. The matrix kernels themselves use every core.
 #[derive(Clone)]
 pub struct LocalEmbedder {
     inner: Arc<Inner>,
+    queue: Arc<Queue>,
 }
+
+type Reply = tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>;
+
+/// The worker's inbox; dropping the last embedder drops the sender and the worker exits.
+struct Queue {
+    tx: std::sync::mpsc::Sender<(Vec<String>, Reply)>,
+}
+
+/// Texts the worker takes into one round at most (then it starts on them; later requests
+/// wait for the next round).
+const MAX_TEXTS_PER_ROUND: usize = 512;
 
 struct Inner {
     model: BertModel,
@@ -23,6 +41,7 @@ struct Inner {
     device: Device,
     dim: usize,
     batch_size: usize,
+    pad_id: u32,
     model_id: String,
 }
 
@@ -50,16 +69,11 @@ impl LocalEmbedder {
             .map_err(|e| load_err(format!("config.json: {e}")))?;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| load_err(format!("tokenizer.json: {e}")))?;
-        // The bundled tokenizer pads every input to a fixed 128 tokens; pad to the longest in
-        // the batch instead (less work, and sentence-transformers does the same) and cut at
-        // `max_tokens` (the model was trained on up to 256).
+        // The bundled tokenizer pads every input to a fixed 128 tokens. Turn that off: texts
+        // are grouped by token length and each group is padded to its own longest (see
+        // `plan_batches`), and cut at `max_tokens` (the model was trained on up to 256).
         let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id,
-            pad_token: "[PAD]".into(),
-            ..PaddingParams::default()
-        }));
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_tokens,
@@ -73,53 +87,119 @@ impl LocalEmbedder {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
             .map_err(|e| load_err(format!("model.safetensors: {e}")))?;
         let model = BertModel::load(vb, &config).map_err(|e| load_err(format!("BERT: {e}")))?;
+        let inner = Arc::new(Inner {
+            model,
+            tokenizer,
+            device,
+            dim: config.hidden_size,
+            batch_size: batch_size.max(1),
+            pad_id,
+            model_id: format!("all-MiniLM-L6-v2/{max_tokens}"),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let core = inner.clone();
+        std::thread::Builder::new()
+            .name("grader-embed".into())
+            .spawn(move || worker(&core, &rx))
+            .map_err(|e| load_err(format!("starting the embedding thread: {e}")))?;
         Ok(LocalEmbedder {
-            inner: Arc::new(Inner {
-                model,
-                tokenizer,
-                device,
-                dim: config.hidden_size,
-                batch_size: batch_size.max(1),
-                model_id: format!("all-MiniLM-L6-v2/{max_tokens}"),
-            }),
+            inner,
+            queue: Arc::new(Queue { tx }),
         })
     }
 
-    /// Embed synchronously (CPU-bound; async callers go through [`Embedder::embed`], which
-    /// moves the work off the async runtime).
+    /// Embed synchronously on the calling thread (CPU-bound; async callers go through
+    /// [`Embedder::embed`], which runs on the embedding worker).
     pub fn embed_sync(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut out = Vec::with_capacity(texts.len());
-        // Sort by length so each batch pads to similar lengths, then restore the order.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut sorted = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(self.inner.batch_size) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-            let vectors = self.embed_batch(&batch)?;
-            for (&i, v) in chunk.iter().zip(vectors) {
-                sorted[i] = v;
+        self.inner.embed(texts)
+    }
+}
+
+/// The embedding worker: one round per wake-up, every waiting request at once.
+fn worker(inner: &Inner, rx: &std::sync::mpsc::Receiver<(Vec<String>, Reply)>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let mut count = jobs[0].0.len();
+        while count < MAX_TEXTS_PER_ROUND {
+            match rx.try_recv() {
+                Ok(job) => {
+                    count += job.0.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
             }
         }
-        out.extend(sorted);
+        let texts: Vec<String> = jobs.iter().flat_map(|(t, _)| t.iter().cloned()).collect();
+        // A panic inside the model must not take the worker (and every later request) down.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.embed(&texts)))
+            .unwrap_or_else(|_| Err(EmbedError::Inference("the embedding model panicked".into())));
+        match result {
+            Ok(mut vectors) => {
+                for (texts, reply) in jobs.into_iter().rev() {
+                    let mine = vectors.split_off(vectors.len() - texts.len());
+                    let _ = reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in jobs {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Embed on the calling thread, texts grouped into forward passes by token length.
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let inner = self;
+        let encodings = inner
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        // Shortest first, then groups that each pad to their own longest: one answer's
+        // sentences and its code block no longer all pad to the code block's length.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let lengths: Vec<usize> = order
+            .iter()
+            .map(|&i| encodings[i].get_ids().len())
+            .collect();
+        let mut out = vec![Vec::new(); texts.len()];
+        for range in plan_batches(&lengths, inner.batch_size) {
+            let batch: Vec<&Encoding> = order[range.clone()]
+                .iter()
+                .map(|&i| &encodings[i])
+                .collect();
+            let vectors = self.embed_encodings(&batch)?;
+            for (&i, v) in order[range].iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
         Ok(out)
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let inner = &*self.inner;
+    /// One forward pass over encodings padded to the longest among them.
+    fn embed_encodings(&self, encodings: &[&Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let inner = self;
         let infer = |e: candle_core::Error| EmbedError::Inference(e.to_string());
-        let encodings = inner
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         let n = encodings.len();
-        let len = encodings.first().map_or(0, |e| e.get_ids().len());
+        let len = encodings
+            .iter()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0);
         let mut ids = Vec::with_capacity(n * len);
         let mut mask = Vec::with_capacity(n * len);
         let mut types = Vec::with_capacity(n * len);
-        for e in &encodings {
+        for e in encodings {
+            let pad = len - e.get_ids().len();
             ids.extend_from_slice(e.get_ids());
+            ids.extend(std::iter::repeat_n(inner.pad_id, pad));
             mask.extend_from_slice(e.get_attention_mask());
+            mask.extend(std::iter::repeat_n(0, pad));
             types.extend_from_slice(e.get_type_ids());
+            types.extend(std::iter::repeat_n(0, pad));
         }
         let ids = Tensor::from_vec(ids, (n, len), &inner.device).map_err(infer)?;
         let mask = Tensor::from_vec(mask, (n, len), &inner.device).map_err(infer)?;
@@ -148,6 +228,38 @@ impl LocalEmbedder {
     }
 }
 
+/// A forward pass has a fixed cost (a few dozen small kernels per layer) on top of the work per
+/// padded token; measured here it is worth about this many tokens.
+const PASS_COST_TOKENS: usize = 48;
+
+/// Split texts sorted by token length (ascending) into contiguous batches of at most
+/// `max_batch`, minimising the padded tokens computed plus a fixed cost per forward pass
+/// (dynamic programming over the split points; n is at most a few hundred).
+pub fn plan_batches(lengths: &[usize], max_batch: usize) -> Vec<std::ops::Range<usize>> {
+    let n = lengths.len();
+    let max_batch = max_batch.max(1);
+    // best[j] = (cost of embedding the first j texts, start of the last batch)
+    let mut best = vec![(0usize, 0usize); n + 1];
+    for j in 1..=n {
+        best[j] = (usize::MAX, 0);
+        for i in j.saturating_sub(max_batch)..j {
+            let cost = best[i].0 + PASS_COST_TOKENS + (j - i) * lengths[j - 1];
+            if cost < best[j].0 {
+                best[j] = (cost, i);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut j = n;
+    while j > 0 {
+        let i = best[j].1;
+        out.push(i..j);
+        j = i;
+    }
+    out.reverse();
+    out
+}
+
 impl Embedder for LocalEmbedder {
     fn dim(&self) -> usize {
         self.inner.dim
@@ -161,12 +273,13 @@ impl Embedder for LocalEmbedder {
         &'a self,
         texts: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
-        let this = self.clone();
-        let texts = texts.to_vec();
+        let (reply, result) = tokio::sync::oneshot::channel();
+        let sent = self.queue.tx.send((texts.to_vec(), reply));
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || this.embed_sync(&texts))
+            sent.map_err(|_| EmbedError::Inference("the embedding worker has stopped".into()))?;
+            result
                 .await
-                .map_err(|e| EmbedError::Inference(format!("embedding task failed: {e}")))?
+                .map_err(|_| EmbedError::Inference("the embedding worker has stopped".into()))?
         })
     }
 }

@@ -8,10 +8,10 @@ mod local;
 
 use futures::future::BoxFuture;
 
-pub use local::LocalEmbedder;
+pub use local::{LocalEmbedder, plan_batches};
 
 /// Why embedding failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbedError {
     #[error(
         "embedding model not found in {dir}: {missing} is missing; run `bash scripts/fetch-models.sh` (or set embedding.model_dir)"

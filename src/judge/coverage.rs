@@ -100,12 +100,14 @@ impl<'a> CoverageJudge<'a> {
             .iter()
             .map(|s| !s.is_code && is_list_like(&s.text))
             .collect();
-        let question_words: std::collections::HashSet<String> = words(&self.rubric.question).collect();
+        let question_words: std::collections::HashSet<String> =
+            words(&self.rubric.question).collect();
         let restates: Vec<bool> = vectors
             .iter()
             .zip(&segments)
             .map(|(v, s)| {
-                self.question.is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY)
+                self.question
+                    .is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY)
                     || (!s.is_code && restates_words(&s.text, &question_words))
             })
             .collect();
@@ -357,10 +359,34 @@ pub struct Decision {
 /// new: at least 80% of its content words come from the question.
 fn restates_words(segment: &str, question: &std::collections::HashSet<String>) -> bool {
     const STOP: &[&str] = &[
-        "a", "an", "the", "is", "are", "and", "or", "of", "to", "in", "what", "how", "why", "between", "difference", "do",
-        "does", "it", "this", "that", "you", "i", "so", "well",
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "what",
+        "how",
+        "why",
+        "between",
+        "difference",
+        "do",
+        "does",
+        "it",
+        "this",
+        "that",
+        "you",
+        "i",
+        "so",
+        "well",
     ];
-    let content: Vec<String> = words(segment).filter(|w| !STOP.contains(&w.as_str())).collect();
+    let content: Vec<String> = words(segment)
+        .filter(|w| !STOP.contains(&w.as_str()))
+        .collect();
     if content.is_empty() {
         return true;
     }

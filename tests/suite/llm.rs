@@ -405,6 +405,40 @@ async fn connection_errors_are_retried_then_fall_back_when_configured() {
     assert!(err.contains("connect"), "{err}");
 }
 
+/// With hints off and no exemplars the prompt carries neither (and the LLM path needs no
+/// embedding pass); a fallback to coverage still grades.
+#[tokio::test]
+async fn hints_and_exemplars_can_be_turned_off() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Scripted::ok(content_reply(&good_output().to_string())));
+    let e = engine(&fake, |s| {
+        s.judge.llm_hints = false;
+        s.judge.exemplars_k = 0;
+    })
+    .await;
+    let g = e.grade(&request(ANSWER)).await.unwrap();
+    assert!((g.score - 6.7).abs() < 0.05, "{}", g.score);
+    let user = fake.requests()[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!user.contains("Hints from an automatic sentence matcher"), "{user}");
+    assert!(!user.contains("Graded examples"), "{user}");
+    assert!(user.contains("deep-recursive (weight 3"), "{user}");
+
+    fake.set_default(Scripted::status(400, r#"{"error":{"message":"bad request"}}"#));
+    let e = engine(&fake, |s| {
+        s.judge.llm_hints = false;
+        s.judge.exemplars_k = 0;
+        s.llm.fallback = Fallback::Coverage;
+    })
+    .await;
+    let g = e.grade(&request(ANSWER)).await.unwrap();
+    assert_eq!(g.judge.kind, "coverage");
+    assert!(g.flags.contains(&Flag::FallbackToCoverage));
+    assert!(g.score > 0.0);
+}
+
 #[tokio::test]
 async fn injected_instructions_are_removed_and_cannot_raise_the_score() {
     let fake = FakeOpenAi::start().await;

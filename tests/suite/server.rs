@@ -785,7 +785,10 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
 async fn transcripts_endpoint_returns_the_report_or_streams_pairs() {
     let e = shared().await;
     let text = std::fs::read_to_string(data("transcripts/basic.txt")).unwrap();
-    let req = Request::post("/v1/transcripts?name=basic.txt").header("content-type", "text/plain").body(Body::from(text.clone())).unwrap();
+    let req = Request::post("/v1/transcripts?name=basic.txt")
+        .header("content-type", "text/plain")
+        .body(Body::from(text.clone()))
+        .unwrap();
     let r = call(e.clone(), req).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["file"], "basic.txt");
@@ -794,28 +797,78 @@ async fn transcripts_endpoint_returns_the_report_or_streams_pairs() {
     assert_eq!(r.body["unmatched"], 2);
     // JSON turns.
     let turns = std::fs::read_to_string(data("transcripts/turns.json")).unwrap();
-    let r = call(e.clone(), Request::post("/v1/transcripts").header("content-type", "application/json").body(Body::from(turns)).unwrap()).await;
+    let r = call(
+        e.clone(),
+        Request::post("/v1/transcripts")
+            .header("content-type", "application/json")
+            .body(Body::from(turns))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["format"], "json");
     // Streaming: one line per pair as it finishes, then the summary.
-    let req = Request::post("/v1/transcripts?format=text").header("content-type", "text/plain").header("accept", "application/x-ndjson").body(Body::from(text)).unwrap();
+    let req = Request::post("/v1/transcripts?format=text")
+        .header("content-type", "text/plain")
+        .header("accept", "application/x-ndjson")
+        .body(Body::from(text))
+        .unwrap();
     let r = call(e.clone(), req).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.content_type, "application/x-ndjson");
-    let lines: Vec<Value> = r.text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = r
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4, "{}", r.text);
     assert!(lines[..3].iter().all(|l| l["type"] == "pair"));
     assert_eq!(lines[3]["type"], "summary");
     assert!(lines[3]["overall"].is_number());
     // Bad transcripts are 4xx problems naming the line.
-    let r = call(e.clone(), Request::post("/v1/transcripts").header("content-type", "text/plain").body(Body::from("just prose, no speakers")).unwrap()).await;
+    let r = call(
+        e.clone(),
+        Request::post("/v1/transcripts")
+            .header("content-type", "text/plain")
+            .body(Body::from("just prose, no speakers"))
+            .unwrap(),
+    )
+    .await;
     assert_problem(&r, 422, Some("body"), "transcript:1: no speaker labels");
-    let r = call(e.clone(), Request::post("/v1/transcripts?format=vtt").header("content-type", "text/plain").body(Body::from("Interviewer: hi?")).unwrap()).await;
+    let r = call(
+        e.clone(),
+        Request::post("/v1/transcripts?format=vtt")
+            .header("content-type", "text/plain")
+            .body(Body::from("Interviewer: hi?"))
+            .unwrap(),
+    )
+    .await;
     assert_problem(&r, 422, Some("body"), "WEBVTT");
-    let r = call(e.clone(), Request::post("/v1/transcripts?format=docx").header("content-type", "text/plain").body(Body::from("x")).unwrap()).await;
+    let r = call(
+        e.clone(),
+        Request::post("/v1/transcripts?format=docx")
+            .header("content-type", "text/plain")
+            .body(Body::from("x"))
+            .unwrap(),
+    )
+    .await;
     assert_problem(&r, 422, Some("format"), "text, vtt, srt or json");
-    let r = call(e.clone(), Request::post("/v1/transcripts").header("content-type", "image/png").body(Body::from("x")).unwrap()).await;
+    let r = call(
+        e.clone(),
+        Request::post("/v1/transcripts")
+            .header("content-type", "image/png")
+            .body(Body::from("x"))
+            .unwrap(),
+    )
+    .await;
     assert_problem(&r, 415, None, "text/plain");
-    let r = call(e.clone(), Request::post("/v1/transcripts").header("content-type", "text/plain").body(Body::from(vec![0xffu8, 0xfe])).unwrap()).await;
+    let r = call(
+        e.clone(),
+        Request::post("/v1/transcripts")
+            .header("content-type", "text/plain")
+            .body(Body::from(vec![0xffu8, 0xfe]))
+            .unwrap(),
+    )
+    .await;
     assert_problem(&r, 400, None, "UTF-8");
 }
