@@ -505,7 +505,11 @@ impl Engine {
     }
 
     /// The coverage judge's verdicts on an answer (one embedding pass).
-    async fn coverage_grade(&self, resolved: &Resolved, answer: &str) -> Result<Judgement, GradeError> {
+    async fn coverage_grade(
+        &self,
+        resolved: &Resolved,
+        answer: &str,
+    ) -> Result<Judgement, GradeError> {
         let features = self.coverage_features(resolved, answer).await?;
         Ok(self.coverage_judgement(resolved, &features))
     }

@@ -422,11 +422,17 @@ async fn hints_and_exemplars_can_be_turned_off() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(!user.contains("Hints from an automatic sentence matcher"), "{user}");
+    assert!(
+        !user.contains("Hints from an automatic sentence matcher"),
+        "{user}"
+    );
     assert!(!user.contains("Graded examples"), "{user}");
     assert!(user.contains("deep-recursive (weight 3"), "{user}");
 
-    fake.set_default(Scripted::status(400, r#"{"error":{"message":"bad request"}}"#));
+    fake.set_default(Scripted::status(
+        400,
+        r#"{"error":{"message":"bad request"}}"#,
+    ));
     let e = engine(&fake, |s| {
         s.judge.llm_hints = false;
         s.judge.exemplars_k = 0;
