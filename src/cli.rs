@@ -15,7 +15,6 @@ use grader::config::{JudgeKind, LogFormat, Settings, Sources};
 use grader::engine::{Engine, GradeRequest, QuestionRef};
 use grader::eval::{self, BadLine};
 use grader::grade::{Grade, Verdict};
-use grader::judge::CoverageJudge;
 use grader::judge::calibration::Calibration;
 use grader::judge::fit::{FitItem, fit};
 use grader::rubric::{Catalog, RubricSummary};
@@ -626,14 +625,11 @@ async fn calibrate(
     )]| {
         let items: Vec<FitItem> = set
             .iter()
-            .map(|(group, human, resolved, features)| {
-                let (rubric, vecs, q) = engine.parts(resolved);
-                FitItem {
-                    group: group.clone(),
-                    human: *human,
-                    judge: CoverageJudge::new(rubric, vecs, q),
-                    features: features.clone(),
-                }
+            .map(|(group, human, resolved, features)| FitItem {
+                group: group.clone(),
+                human: *human,
+                judge: engine.coverage_judge(resolved),
+                features: features.clone(),
             })
             .collect();
         fit(&items, &command, &data)

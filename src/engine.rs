@@ -199,6 +199,8 @@ pub struct GradeRequest {
 
 /// Ad hoc rubrics are built from reference answers at grade time; keep recent ones.
 const ADHOC_CACHE: usize = 256;
+/// Distinctive terms taken from each statement of an ad hoc reference as its keywords.
+const ADHOC_KEYWORDS: usize = 3;
 
 pub struct Engine {
     pub settings: Settings,
@@ -383,15 +385,21 @@ impl Engine {
         if statements.is_empty() {
             return Err(GradeError::EmptyReference);
         }
+        // Keyword evidence needs keywords: each statement's distinctive terms (not the
+        // question's own words, which every on-topic answer repeats).
+        let question_words: std::collections::HashSet<String> =
+            crate::text::words(question).collect();
+        let keywords = crate::text::key_terms(&statements, &question_words, ADHOC_KEYWORDS);
         let criteria: Vec<Criterion> = statements
             .iter()
+            .zip(keywords)
             .enumerate()
-            .map(|(i, s)| Criterion {
+            .map(|(i, (s, keywords))| Criterion {
                 id: format!("statement-{}", i + 1),
                 weight: 1.0,
                 point: s.clone(),
                 phrasings: Vec::new(),
-                keywords: Vec::new(),
+                keywords,
             })
             .collect();
         let rubric = Rubric {
@@ -467,8 +475,7 @@ impl Engine {
         // The whole answer's vector (to retrieve exemplars) is the mean of its segments',
         // weighted by their length: no second pass over the answer.
         let answer_vector = whole.then(|| mean_vector(&texts, &vectors));
-        let (rubric, vecs, q) = self.parts(resolved);
-        let judge = CoverageJudge::new(rubric, vecs, q);
+        let judge = self.coverage_judge(resolved);
         Ok((judge.features(segs, &vectors), answer_vector))
     }
 
@@ -491,17 +498,23 @@ impl Engine {
         }
     }
 
+    /// The coverage judge for a resolved rubric.
+    pub fn coverage_judge<'a>(&'a self, resolved: &'a Resolved) -> CoverageJudge<'a> {
+        let (rubric, vecs, q) = self.parts(resolved);
+        CoverageJudge::new(rubric, vecs, q)
+    }
+
     /// The coverage judge's verdicts under the shipped calibration.
     pub fn coverage_judgement(
         &self,
         resolved: &Resolved,
         features: &CoverageFeatures,
     ) -> Judgement {
-        let (rubric, vecs, q) = self.parts(resolved);
         let thresholds = self
             .calibration
             .for_rubric(matches!(resolved, Resolved::AdHoc(_)));
-        CoverageJudge::new(rubric, vecs, q).decide(features, thresholds, self.embedder.model_id())
+        self.coverage_judge(resolved)
+            .decide(features, thresholds, self.embedder.model_id())
     }
 
     /// The coverage judge's verdicts on an answer (one embedding pass).

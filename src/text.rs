@@ -289,3 +289,85 @@ pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
 }
+
+/// Common English function words: they say nothing about what a sentence is about.
+pub fn is_stopword(w: &str) -> bool {
+    const STOP: &[&str] = &[
+        "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be",
+        "because", "been", "before", "being", "between", "both", "but", "by", "can", "could", "do",
+        "does", "doing", "done", "down", "each", "either", "else", "etc", "even", "every", "few",
+        "for", "from", "get", "gets", "had", "has", "have", "having", "here", "how", "however",
+        "i", "if", "in", "into", "is", "it", "its", "itself", "just", "less", "like", "made",
+        "make", "makes", "many", "may", "might", "more", "most", "much", "must", "need", "no",
+        "not", "of", "off", "often", "on", "once", "one", "only", "or", "other", "others", "our",
+        "out", "over", "own", "per", "rather", "same", "should", "since", "so", "some", "still",
+        "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this",
+        "those", "through", "thus", "to", "too", "two", "under", "until", "up", "upon", "us",
+        "use", "used", "uses", "using", "usually", "very", "via", "was", "way", "we", "well",
+        "were", "what", "when", "where", "whether", "which", "while", "who", "whole", "why",
+        "will", "with", "within", "without", "would", "yet", "you", "your",
+    ];
+    STOP.binary_search(&w).is_ok()
+}
+
+/// A crude stem for prefix matching: the word without a common inflectional suffix, never
+/// shorter than four characters ("maintained" → "maintain", "indexes" → "index").
+pub fn stem(word: &str) -> &str {
+    const SUFFIXES: &[&str] = &[
+        "ations", "ation", "ings", "ing", "ions", "ion", "ities", "ity", "ies", "ed", "es", "ly",
+        "s",
+    ];
+    for s in SUFFIXES {
+        if let Some(base) = word.strip_suffix(s)
+            && base.chars().count() >= 4
+        {
+            return base;
+        }
+    }
+    word
+}
+
+/// The distinctive terms of each statement, for keyword evidence on rubrics that have none
+/// (ad hoc rubrics built from a reference answer): content words that are not in `exclude`
+/// (the question's words), preferring words no other statement uses, then longer words; at
+/// most `per_statement` each, as prefix terms (`stem*`) so inflections match.
+pub fn key_terms(
+    statements: &[String],
+    exclude: &std::collections::HashSet<String>,
+    per_statement: usize,
+) -> Vec<Vec<String>> {
+    let excluded_stems: std::collections::HashSet<&str> = exclude.iter().map(|w| stem(w)).collect();
+    let per: Vec<Vec<String>> = statements
+        .iter()
+        .map(|s| {
+            let mut seen = std::collections::HashSet::new();
+            words(s)
+                .filter(|w| {
+                    w.chars().count() >= 3
+                        && !w.chars().all(|c| c.is_ascii_digit())
+                        && !is_stopword(w)
+                        && !excluded_stems.contains(stem(w))
+                })
+                .map(|w| stem(&w).to_string())
+                .filter(|w| seen.insert(w.clone()))
+                .collect()
+        })
+        .collect();
+    let mut df: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for terms in &per {
+        for t in terms {
+            *df.entry(t.as_str()).or_default() += 1;
+        }
+    }
+    per.iter()
+        .map(|terms| {
+            let mut ranked: Vec<&String> = terms.iter().collect();
+            ranked.sort_by_key(|t| (df[t.as_str()], std::cmp::Reverse(t.chars().count())));
+            ranked
+                .into_iter()
+                .take(per_statement)
+                .map(|t| format!("{t}*"))
+                .collect()
+        })
+        .collect()
+}

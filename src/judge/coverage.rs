@@ -11,7 +11,7 @@
 //! Fighting gaming: sentences that merely restate the question earn nothing, and list-like
 //! fragments that name terms without explaining them lose similarity and earn no keyword credit.
 
-use crate::embed::dot;
+use crate::embed::{dot, without_direction};
 use crate::grade::{
     CriterionResult, Flag, JudgeInfo, Judgement, MisconceptionResult, Usage, Verdict,
 };
@@ -54,6 +54,10 @@ pub struct CoverageJudge<'a> {
     /// Per criterion: the phrases to compare against (point, phrasings, supporting sentences).
     criterion_phrases: Vec<Vec<&'a Phrase>>,
     misconception_phrases: Vec<Vec<&'a Phrase>>,
+    /// The question's vector. Segments are compared to criteria with its direction removed
+    /// from both ([`without_direction`]): sentences on one topic are close in MiniLM space
+    /// whatever they claim, so this compares what they say beyond the topic (refitting with
+    /// and without it: pearson 0.831 vs 0.793 on the labelled set, 0.709 vs 0.636 ad hoc).
     question: Option<&'a [f32]>,
 }
 
@@ -113,7 +117,7 @@ impl<'a> CoverageJudge<'a> {
             .collect();
         // For each group of phrases (a criterion or a misconception), each segment's best
         // similarity to any phrase of the group.
-        let similarities = |groups: &[Vec<&Phrase>]| -> Vec<Vec<f32>> {
+        let similarities = |groups: &[Vec<&[f32]>], vectors: &[Vec<f32>]| -> Vec<Vec<f32>> {
             groups
                 .iter()
                 .map(|phrases| {
@@ -122,7 +126,7 @@ impl<'a> CoverageJudge<'a> {
                         .map(|v| {
                             phrases
                                 .iter()
-                                .map(|p| dot(&p.vector, v))
+                                .map(|p| dot(p, v))
                                 .reduce(f32::max)
                                 .unwrap_or(0.0)
                         })
@@ -130,8 +134,39 @@ impl<'a> CoverageJudge<'a> {
                 })
                 .collect()
         };
-        let criterion_sims = similarities(&self.criterion_phrases);
-        let misconception_sims = similarities(&self.misconception_phrases);
+        fn raw<'p>(groups: &[Vec<&'p Phrase>]) -> Vec<Vec<&'p [f32]>> {
+            groups
+                .iter()
+                .map(|g| g.iter().map(|p| p.vector.as_slice()).collect())
+                .collect()
+        }
+        let (criterion_sims, misconception_sims) = match self.question {
+            Some(q) => {
+                let strip = |groups: &[Vec<&'a Phrase>]| -> Vec<Vec<Vec<f32>>> {
+                    groups
+                        .iter()
+                        .map(|g| g.iter().map(|p| without_direction(&p.vector, q)).collect())
+                        .collect()
+                };
+                fn borrow(groups: &[Vec<Vec<f32>>]) -> Vec<Vec<&[f32]>> {
+                    groups
+                        .iter()
+                        .map(|g| g.iter().map(Vec::as_slice).collect())
+                        .collect()
+                }
+                let segs: Vec<Vec<f32>> = vectors.iter().map(|v| without_direction(v, q)).collect();
+                let crit = strip(&self.criterion_phrases);
+                let mis = strip(&self.misconception_phrases);
+                (
+                    similarities(&borrow(&crit), &segs),
+                    similarities(&borrow(&mis), &segs),
+                )
+            }
+            None => (
+                similarities(&raw(&self.criterion_phrases), vectors),
+                similarities(&raw(&self.misconception_phrases), vectors),
+            ),
+        };
         let normalized: Vec<String> = segments
             .iter()
             .map(|s| normalize_for_match(&s.text))
@@ -394,8 +429,13 @@ fn restates_words(segment: &str, question: &std::collections::HashSet<String>) -
     reused * 5 >= content.len() * 4
 }
 
-/// Whether `term` occurs in `text` on word boundaries (both already normalised).
+/// Whether `term` occurs in `text` on word boundaries (both already normalised). A term
+/// ending in `*` is a prefix: `maintain*` matches "maintained".
 fn contains_term(text: &str, term: &str) -> bool {
+    let (term, prefix) = match term.strip_suffix('*') {
+        Some(t) => (t, true),
+        None => (term, false),
+    };
     if term.is_empty() {
         return false;
     }
@@ -411,7 +451,7 @@ fn contains_term(text: &str, term: &str) -> bool {
         let after_ok = text[end..]
             .chars()
             .next()
-            .is_none_or(|c| !is_word(c) || !term.ends_with(is_word));
+            .is_none_or(|c| prefix || !is_word(c) || !term.ends_with(is_word));
         if before_ok && after_ok {
             return true;
         }

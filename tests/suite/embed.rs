@@ -90,3 +90,35 @@ fn batch_plan_groups_texts_by_length() {
     assert_eq!(check(&[16; 10], 32).len(), 1);
     assert_eq!(check(&[16; 70], 32).len(), 3);
 }
+
+/// Removing the question's direction keeps unit length, leaves nothing along the question, and
+/// moves a specific restatement of a claim closer, relative to a vague on-topic sentence, than
+/// raw cosine puts it (here −0.130 → −0.069: better, not enough alone; keywords do the rest).
+#[tokio::test]
+async fn removing_the_topic_direction_separates_what_sentences_claim() {
+    use grader::embed::without_direction;
+    let e = embedder();
+    let texts: Vec<String> = [
+        "What is a database index and when does it not help?",
+        "It costs extra storage and slows down inserts, updates and deletes because the index must be maintained.",
+        "Every insert or update also has to update the index, so writes get slower.",
+        "An index makes the database faster.",
+    ]
+    .map(String::from)
+    .to_vec();
+    let v = e.embed(&texts).await.unwrap();
+    let q = &v[0];
+    let r: Vec<Vec<f32>> = v[1..].iter().map(|x| without_direction(x, q)).collect();
+    for x in &r {
+        assert!((dot(x, x) - 1.0).abs() < 1e-4, "unit length");
+        assert!(dot(x, q).abs() < 1e-4, "orthogonal to the question");
+    }
+    let raw_gap = dot(&v[1], &v[2]) - dot(&v[1], &v[3]);
+    let topic_gap = dot(&r[0], &r[1]) - dot(&r[0], &r[2]);
+    assert!(
+        topic_gap > raw_gap + 0.03,
+        "specific − vague similarity: {topic_gap} without the topic, {raw_gap} raw"
+    );
+    // A vector parallel to the direction has nothing left.
+    assert!(without_direction(q, q).iter().all(|x| *x == 0.0));
+}

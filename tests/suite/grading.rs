@@ -261,6 +261,42 @@ async fn ad_hoc_rubrics_grade_questions_without_a_rubric_file() {
     assert!(matches!(err, GradeError::EmptyReference));
 }
 
+#[test]
+fn ad_hoc_keywords_are_each_statements_distinctive_terms() {
+    use grader::text::{is_stopword, key_terms, stem, words};
+    for w in ["a", "about", "down", "your", "which"] {
+        assert!(
+            is_stopword(w),
+            "{w} (the list must stay sorted for binary search)"
+        );
+    }
+    assert!(!is_stopword("index"));
+    assert_eq!(stem("maintained"), "maintain");
+    assert_eq!(stem("indexes"), "index");
+    assert_eq!(stem("inserts"), "insert");
+    assert_eq!(stem("tree"), "tree", "short words keep their ending");
+    let statements = vec![
+        "A database index maps column values to row locations.".to_string(),
+        "Indexes slow down inserts because they must be maintained.".to_string(),
+        "They do not help on tiny tables or low-selectivity columns.".to_string(),
+    ];
+    let question = words("What is a database index?").collect();
+    let terms = key_terms(&statements, &question, 3);
+    assert_eq!(terms.len(), 3);
+    // The question's own words (in any inflection) are never keywords: every on-topic
+    // answer repeats them.
+    for t in terms.iter().flatten() {
+        assert!(
+            !t.starts_with("index") && !t.starts_with("database"),
+            "{terms:?}"
+        );
+        assert!(t.ends_with('*'), "keywords are prefixes: {t}");
+    }
+    assert_eq!(terms[1], ["maintain*", "insert*", "slow*"]);
+    // A word two statements share ("column") ranks after words only one statement has.
+    assert!(!terms[0][..2].contains(&"column*".to_string()), "{terms:?}");
+}
+
 #[tokio::test]
 async fn grading_by_question_text_and_errors() {
     let e = engine().await;
