@@ -36,7 +36,7 @@ fn grid() -> Vec<Thresholds> {
                 (0.8, 0.0),
                 (0.9, 0.0),
             ] {
-                for met in steps(0.45, 1.05, 0.01) {
+                for met in steps(0.30, 1.05, 0.01) {
                     for partial in steps(met - 0.3, met - 0.02, 0.02) {
                         out.push(Thresholds {
                             met,
