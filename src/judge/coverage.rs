@@ -2,8 +2,9 @@
 //!
 //! The answer is split into sentences/clauses (code blocks whole) and embedded in one batch.
 //! Each criterion's evidence is its best answer segment by cosine similarity against the
-//! criterion's point, its phrasings and the model-answer sentences closest to it, plus the
-//! share of its keywords that appear in explanatory text. Thresholds from the calibration file
+//! criterion's point, its phrasings and the model-answer sentences closest to it (both sides
+//! with the question's direction removed), plus the share of its keywords that appear in
+//! explanatory text; a segment is evidence for at most one criterion per three content words. Thresholds from the calibration file
 //! map the combined evidence to met / partial / missed. Misconceptions are found the same way,
 //! but only charged when a sentence is clearly closer to the wrong claim than to any correct
 //! point (negated claims look alike to an embedding model).
