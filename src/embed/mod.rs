@@ -43,21 +43,6 @@ pub trait Embedder: Send + Sync {
 /// Written as four independent accumulators over chunks so the compiler vectorises it
 /// (SSE/AVX on x86-64) without `unsafe` or a SIMD crate; see `benches/` for the numbers.
 #[inline]
-/// `v` with its component along the unit vector `dir` removed, re-normalised (zero when `v`
-/// is (almost) parallel to `dir`). Used to compare texts on what they say beyond a shared
-/// topic: two sentences about database indexes are close in MiniLM space whatever they claim.
-pub fn without_direction(v: &[f32], dir: &[f32]) -> Vec<f32> {
-    let along = dot(v, dir);
-    let mut r: Vec<f32> = v.iter().zip(dir).map(|(x, d)| x - along * d).collect();
-    let norm = dot(&r, &r).sqrt();
-    if norm < 1e-3 {
-        r.iter_mut().for_each(|x| *x = 0.0);
-    } else {
-        r.iter_mut().for_each(|x| *x /= norm);
-    }
-    r
-}
-
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0.0f32; 8];
@@ -75,6 +60,21 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + rem
+}
+
+/// `v` with its component along the unit vector `dir` removed, re-normalised (zero when `v`
+/// is (almost) parallel to `dir`). Used to compare texts on what they say beyond a shared
+/// topic: two sentences about database indexes are close in MiniLM space whatever they claim.
+pub fn without_direction(v: &[f32], dir: &[f32]) -> Vec<f32> {
+    let along = dot(v, dir);
+    let mut r: Vec<f32> = v.iter().zip(dir).map(|(x, d)| x - along * d).collect();
+    let norm = dot(&r, &r).sqrt();
+    if norm < 1e-3 {
+        r.iter_mut().for_each(|x| *x = 0.0);
+    } else {
+        r.iter_mut().for_each(|x| *x /= norm);
+    }
+    r
 }
 
 /// Scale `v` to unit length (left as is when it is all zeros).

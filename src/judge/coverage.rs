@@ -4,8 +4,8 @@
 //! Each criterion's evidence is its best answer segment by cosine similarity against the
 //! criterion's point, its phrasings and the model-answer sentences closest to it (both sides
 //! with the question's direction removed), plus the share of its keywords that appear in
-//! explanatory text; a segment is evidence for at most one criterion per three content words. Thresholds from the calibration file
-//! map the combined evidence to met / partial / missed. Misconceptions are found the same way,
+//! explanatory text; a segment is evidence for at most one criterion per three content words.
+//! Thresholds from the calibration file map the combined evidence to met / partial / missed. Misconceptions are found the same way,
 //! but only charged when a sentence is clearly closer to the wrong claim than to any correct
 //! point (negated claims look alike to an embedding model).
 //!
@@ -288,19 +288,12 @@ impl<'a> CoverageJudge<'a> {
         let mut used = vec![0.0f32; f.segments.len()];
         for ci in order {
             let Some(si) = evidence[ci] else { continue };
-            let cap = f.capacity[si];
-            let credit = |v: Verdict| match v {
-                Verdict::Met => 1.0,
-                Verdict::Partial => 0.5,
-                Verdict::Missed => 0.0,
-            };
-            while verdicts[ci] != Verdict::Missed && used[si] + credit(verdicts[ci]) > cap + 1e-6 {
-                verdicts[ci] = match verdicts[ci] {
-                    Verdict::Met => Verdict::Partial,
-                    _ => Verdict::Missed,
-                };
+            while verdicts[ci] != Verdict::Missed
+                && used[si] + verdicts[ci].value() > f.capacity[si] + 1e-6
+            {
+                verdicts[ci] = verdicts[ci].downgrade();
             }
-            used[si] += credit(verdicts[ci]);
+            used[si] += verdicts[ci].value();
         }
         let mut misconceptions = Vec::new();
         for mi in 0..self.rubric.misconceptions.len() {
