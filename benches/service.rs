@@ -3,7 +3,7 @@
 //! process startup. Everything runs on 127.0.0.1 and every loop is bounded.
 //!
 //! `cargo bench --bench service` prints the numbers; under `cargo test` it runs a tiny smoke
-//! version.
+//! version on the suite's prebuilt index (so it never indexes the rubric set itself).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,12 +16,12 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use grader::config::{JudgeKind, Settings};
-use grader::embed::LocalEmbedder;
 use grader::engine::{Engine, GradeRequest, QuestionRef};
-use grader::judge::Calibration;
 use grader::rubric::Catalog;
-use grader::store::EmbeddedStore;
 use serde_json::{Value, json};
+
+#[path = "../tests/suite/common.rs"]
+mod common;
 
 const LATENCY: Duration = Duration::from_millis(50);
 
@@ -94,34 +94,9 @@ async fn fake_llm() -> SocketAddr {
     addr
 }
 
-fn settings(root: &Path) -> Settings {
-    let mut s = Settings::defaults().unwrap();
-    s.rubrics_dir = root.join("rubrics");
-    s.embedding.model_dir = root.join("models/all-MiniLM-L6-v2");
-    s.judge.calibration = root.join("config/calibration.toml");
-    s
-}
-
-async fn engine(
-    root: &Path,
-    embedder: &LocalEmbedder,
-    tweak: impl FnOnce(&mut Settings),
-) -> Arc<Engine> {
-    let mut s = settings(root);
-    tweak(&mut s);
-    let catalog = Catalog::load_dir(&s.rubrics_dir).unwrap();
-    let cal = Calibration::load(&s.judge.calibration).unwrap();
-    Arc::new(
-        Engine::with_parts(
-            s,
-            catalog,
-            Arc::new(embedder.clone()),
-            Arc::new(EmbeddedStore::in_memory()),
-            cal,
-        )
-        .await
-        .unwrap(),
-    )
+/// An engine over the shipped set (from the prebuilt index) with `tweak`ed settings.
+async fn engine(tweak: impl FnOnce(&mut Settings)) -> Arc<Engine> {
+    Arc::new(common::engine_with(common::Rubrics::Shipped, tweak).await)
 }
 
 fn answers(catalog: &Catalog) -> Vec<(String, String)> {
@@ -149,20 +124,18 @@ fn main() {
 
 async fn run(root: &Path, full: bool) {
     let n = |big: usize| if full { big } else { (big / 100).max(4) };
-    let embedder = LocalEmbedder::load(&root.join("models/all-MiniLM-L6-v2"), 256, 32)
-        .expect("run scripts/fetch-models.sh first");
     let llm_addr = fake_llm().await;
     let base_url = format!("http://{llm_addr}/v1");
-    let llm = engine(root, &embedder, |s| {
+    let llm = engine(|s| {
         s.llm.base_url = base_url.clone();
         s.llm.max_concurrency = 64;
         s.judge.kind = JudgeKind::Llm;
     })
     .await;
-    let set = answers(&llm.catalog);
+    let set = answers(llm.catalog());
 
-    let coverage = engine(root, &embedder, |_| {}).await;
-    let minimal = engine(root, &embedder, |s| {
+    let coverage = engine(|_| {}).await;
+    let minimal = engine(|s| {
         s.llm.base_url = base_url.clone();
         s.llm.max_concurrency = 64;
         s.judge.kind = JudgeKind::Llm;
@@ -267,7 +240,7 @@ async fn run(root: &Path, full: bool) {
         .map(|k| {
             let mut s = String::new();
             for (i, (id, a)) in set.iter().cycle().skip(k * 3).take(10).enumerate() {
-                let q = llm.catalog.get(id).unwrap().question.clone();
+                let q = llm.catalog().get(id).unwrap().question.clone();
                 s.push_str(&format!(
                     "Interviewer: {q}\nCandidate: {} (take {k}.{i})\n",
                     a.replace('\n', " ")
@@ -320,6 +293,10 @@ async fn run(root: &Path, full: bool) {
     println!("== HTTP load on `grader serve` (separate process, loopback)");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_grader"));
     let data = tempfile::tempdir().unwrap();
+    if !full {
+        // The smoke run starts from the prebuilt index: the first server start is warm too.
+        common::data_dir_from_snapshot(data.path()).await;
+    }
     for (label, llm_url) in [
         ("coverage", None),
         ("llm (fake, 50 ms)", Some(base_url.clone())),
@@ -327,7 +304,7 @@ async fn run(root: &Path, full: bool) {
         let started = Instant::now();
         let (mut child, addr) = spawn_server(&bin, root, data.path(), llm_url.as_deref());
         let startup = started.elapsed();
-        let how = if llm_url.is_none() {
+        let how = if llm_url.is_none() && full {
             "cold: loads the model and indexes the rubric set"
         } else {
             "warm: index already on disk"

@@ -131,13 +131,32 @@ pub struct MatchingSettings {
     pub candidates: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+/// Which judge grades. `auto` is only a request: it resolves to `llm` when an endpoint is
+/// configured, else `coverage`, so a grade never reports `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JudgeKind {
     Auto,
     Coverage,
     Llm,
     Hybrid,
+}
+
+impl JudgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JudgeKind::Auto => "auto",
+            JudgeKind::Coverage => "coverage",
+            JudgeKind::Llm => "llm",
+            JudgeKind::Hybrid => "hybrid",
+        }
+    }
+}
+
+impl std::fmt::Display for JudgeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::str::FromStr for JudgeKind {

@@ -1,13 +1,19 @@
-//! Evaluation: agreement between the judges and human scores.
+//! Evaluation: agreement between the judges and human scores (`grader eval`).
 //!
 //! Reads JSONL items `{question_id?, question?, reference_answer?, answer, score, scale_max}`,
-//! grades each (by rubric id, or ad hoc from question + reference answer), scales the
-//! prediction to the item's scale and reports Pearson r, Spearman ρ, quadratic weighted kappa
-//! (on rounded scores), RMSE and MAE, overall and per question.
+//! grades each (by rubric id, or ad hoc from question + reference answer) with [`run`], scales
+//! the prediction to the item's scale and reports Pearson r, Spearman ρ, quadratic weighted
+//! kappa (on rounded scores), RMSE and MAE, overall and per question.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+
+use crate::config::JudgeKind;
+use crate::engine::{Engine, GradeRequest, QuestionRef};
 
 /// One labelled answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -34,6 +40,87 @@ impl EvalItem {
             .or_else(|| self.question.clone())
             .unwrap_or_else(|| "(unnamed)".into())
     }
+
+    /// How the item names its question: by id, or ad hoc from question + reference answer,
+    /// or as text to match.
+    pub fn question_ref(&self) -> QuestionRef {
+        match (&self.question_id, &self.question, &self.reference_answer) {
+            (Some(id), _, _) => QuestionRef::Id(id.clone()),
+            (None, Some(q), Some(r)) => QuestionRef::AdHoc {
+                question: q.clone(),
+                reference_answer: r.clone(),
+            },
+            (None, Some(q), None) => QuestionRef::Text(q.clone()),
+            _ => QuestionRef::Text(String::new()),
+        }
+    }
+
+    /// The grading request for this item.
+    pub fn request(&self, judge: Option<JudgeKind>) -> GradeRequest {
+        GradeRequest {
+            question: self.question_ref(),
+            answer: self.answer.clone(),
+            judge,
+            samples: None,
+        }
+    }
+}
+
+/// Grade every item (`concurrency` at a time) and report agreement. `skipped` are the lines
+/// [`parse_items`] could not use; an item that fails to grade is reported in `failed` and
+/// through `on_failed`. `on_graded` hears each finished item (progress).
+pub async fn run(
+    engine: Arc<Engine>,
+    items: Vec<(usize, EvalItem)>,
+    skipped: Vec<BadLine>,
+    opts: RunOptions,
+    on_graded: &(dyn Fn() + Send + Sync),
+    on_failed: &(dyn Fn(&BadLine) + Send + Sync),
+) -> EvalReport {
+    let judge = engine.effective_judge(opts.judge);
+    let started = Instant::now();
+    let results: Vec<(usize, EvalItem, Result<crate::grade::Grade, String>)> =
+        futures::stream::iter(items.into_iter().map(|(line, item)| {
+            let engine = engine.clone();
+            async move {
+                let r = engine
+                    .grade(&item.request(opts.judge))
+                    .await
+                    .map_err(|e| e.to_string());
+                on_graded();
+                (line, item, r)
+            }
+        }))
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut scored = Vec::new();
+    let mut failed = Vec::new();
+    for (line, item, r) in results {
+        match r {
+            Ok(g) => scored.push((
+                item.group(),
+                g.score as f64 / g.max_score as f64 * item.scale_max,
+                item.score,
+                item.scale_max,
+            )),
+            Err(e) => {
+                let bad = BadLine { line, error: e };
+                on_failed(&bad);
+                failed.push(bad);
+            }
+        }
+    }
+    report(&scored, elapsed, judge, skipped, failed)
+}
+
+/// How [`run`] grades.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub judge: Option<JudgeKind>,
+    /// Items graded at once.
+    pub concurrency: usize,
 }
 
 /// A line that could not be used, with its number (1-based).
@@ -198,7 +285,7 @@ pub struct EvalReport {
     pub rmse: f64,
     pub mae: f64,
     pub answers_per_second: f64,
-    pub judge: String,
+    pub judge: JudgeKind,
     pub skipped_lines: Vec<BadLineOwned>,
     pub failed: Vec<BadLineOwned>,
     pub per_question: BTreeMap<String, Metrics>,
@@ -214,7 +301,7 @@ pub struct BadLineOwned {
 pub fn report(
     results: &[(String, f64, f64, f64)],
     elapsed_secs: f64,
-    judge: &str,
+    judge: JudgeKind,
     skipped: Vec<BadLine>,
     failed: Vec<BadLine>,
 ) -> EvalReport {
@@ -255,7 +342,7 @@ pub fn report(
         } else {
             0.0
         },
-        judge: judge.to_string(),
+        judge,
         skipped_lines: conv(skipped),
         failed: conv(failed),
         per_question,

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::config::JudgeKind;
 use crate::rubric::Rubric;
 use crate::text::{normalize_for_match, quote_occurs};
 
@@ -61,7 +62,8 @@ pub struct MisconceptionResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JudgeInfo {
     /// `coverage`, `llm` or `hybrid`.
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: JudgeKind,
     pub model: String,
     pub samples: u32,
     /// Share of per-criterion votes that agreed with the majority (1.0 for a single sample).
@@ -123,6 +125,9 @@ pub struct Judgement {
     /// Judge-written gaps (LLM); the pipeline adds its own from the verdicts when empty.
     pub gaps: Vec<String>,
     pub feedback: String,
+    /// Per criterion (rubric order), the judge's continuous strength of evidence (the coverage
+    /// judge's best similarity); empty when the judge has none. Shown to the LLM as hints.
+    pub strength: Vec<f32>,
     pub judge: JudgeInfo,
     pub flags: Vec<Flag>,
     pub usage: Usage,
@@ -158,12 +163,26 @@ pub fn compute_score(
     criteria: &[CriterionResult],
     misconceptions: &[MisconceptionResult],
 ) -> f32 {
-    let total: f32 = criteria.iter().map(|c| c.weight).sum();
+    score(
+        max_score,
+        criteria.iter().map(|c| (c.weight, c.verdict)),
+        misconceptions.iter().map(|m| m.penalty),
+    )
+}
+
+/// The score formula itself over (weight, verdict) pairs and penalties: what
+/// [`compute_score`] and the calibration fit (which has no `CriterionResult`s) both use.
+pub fn score(
+    max_score: f32,
+    verdicts: impl IntoIterator<Item = (f32, Verdict)> + Clone,
+    penalties: impl IntoIterator<Item = f32>,
+) -> f32 {
+    let total: f32 = verdicts.clone().into_iter().map(|(w, _)| w).sum();
     if total <= 0.0 {
         return 0.0;
     }
-    let earned: f32 = criteria.iter().map(|c| c.weight * c.verdict.value()).sum();
-    let penalty: f32 = misconceptions.iter().map(|m| m.penalty).sum();
+    let earned: f32 = verdicts.into_iter().map(|(w, v)| w * v.value()).sum();
+    let penalty: f32 = penalties.into_iter().sum();
     let raw = max_score * earned / total - penalty;
     (raw.clamp(0.0, max_score) * 10.0).round() / 10.0
 }

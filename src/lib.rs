@@ -13,17 +13,22 @@
 //! - [`store`]: the `VectorStore` trait, the embedded exact index, and Qdrant.
 //! - [`index`]: indexing rubrics into the store; the judges' cached vectors.
 //! - [`matching`]: free-text question → rubric.
-//! - [`judge`]: the coverage judge and its calibration.
-//! - [`llm`]: OpenAI-compatible endpoints (embeddings; the LLM judge).
-//! - [`grade`]: the `Grade` type, evidence verification and the score.
+//! - [`judge`]: the `Judge` trait and its context; the coverage, LLM and hybrid judges; the
+//!   coverage judge's calibration file.
+//! - [`llm`]: the OpenAI-compatible transport (embeddings; the chat client the LLM judge uses).
+//! - [`grade`]: the `Grade` type, evidence verification and the score formula.
 //! - [`guard`]: removes text aimed at the grader (prompt injection) before judging.
 //! - [`tokens`]: tiktoken encodings per model family.
-//! - [`engine`]: the pipeline that ties it together.
-//! - [`eval`]: agreement metrics and the evaluation runner.
-//! - [`transcript`]: transcripts → question/answer pairs → graded report (JSON, Markdown, HTML).
-//! - [`server`]: the HTTP service (axum): routes, problems, metrics, OpenAPI.
-//! - [`slack`]: the Slack bot (slash command, app mentions with transcripts).
+//! - [`engine`]: the pipeline that ties it together (resolve once, embed once, judge, score).
+//! - [`eval`]: agreement metrics and the evaluation runner (`grader eval`).
+//! - [`calibrate`]: fitting the coverage thresholds and the matching threshold.
+//! - [`transcript`]: transcripts → question/answer pairs → graded report (JSON, Markdown,
+//!   HTML); the resumable batch runner.
+//! - [`problem`]: `application/problem+json` errors for every HTTP interface.
+//! - [`server`]: the HTTP service (axum): routes by resource, middleware, metrics, OpenAPI.
+//! - [`slack`]: the Slack bot (slash command, app mentions with transcripts), its own router.
 
+pub mod calibrate;
 pub mod config;
 pub mod embed;
 pub mod engine;
@@ -34,6 +39,7 @@ pub mod index;
 pub mod judge;
 pub mod llm;
 pub mod matching;
+pub mod problem;
 pub mod rubric;
 pub mod server;
 pub mod slack;

@@ -150,8 +150,8 @@ fn split_prose(text: &str) -> Vec<String> {
             }
         }
     }
-    // Join lines of one paragraph that were broken mid-sentence: a fragment of 1-2 words on
-    // its own carries no meaning to embed.
+    // Drop pieces with no letters or digits (stray punctuation, rules, bullets): there is
+    // nothing in them to embed or quote.
     out.retain(|s| s.chars().any(char::is_alphanumeric));
     out
 }

@@ -235,7 +235,7 @@ const PASS_COST_TOKENS: usize = 48;
 /// Split texts sorted by token length (ascending) into contiguous batches of at most
 /// `max_batch`, minimising the padded tokens computed plus a fixed cost per forward pass
 /// (dynamic programming over the split points; n is at most a few hundred).
-pub fn plan_batches(lengths: &[usize], max_batch: usize) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn plan_batches(lengths: &[usize], max_batch: usize) -> Vec<std::ops::Range<usize>> {
     let n = lengths.len();
     let max_batch = max_batch.max(1);
     // best[j] = (cost of embedding the first j texts, start of the last batch)
@@ -281,5 +281,34 @@ impl Embedder for LocalEmbedder {
                 .await
                 .map_err(|_| EmbedError::Inference("the embedding worker has stopped".into()))?
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_batches;
+
+    /// Batches cover every text once, in order, within the size limit; short texts are not
+    /// padded to a long one's length, and texts of one length share a pass.
+    #[test]
+    fn batch_plan_groups_texts_by_length() {
+        let check = |lengths: &[usize], max: usize| {
+            let plan = plan_batches(lengths, max);
+            let mut next = 0;
+            for r in &plan {
+                assert_eq!(r.start, next, "{plan:?}");
+                assert!(!r.is_empty() && r.len() <= max, "{plan:?}");
+                next = r.end;
+            }
+            assert_eq!(next, lengths.len());
+            plan
+        };
+        assert!(check(&[], 32).is_empty());
+        // Eight sentences and one long code block: the block gets its own pass.
+        let plan = check(&[10, 12, 12, 14, 15, 18, 20, 22, 240], 32);
+        assert_eq!(plan.last().unwrap().len(), 1, "{plan:?}");
+        // Equal lengths: one pass, limited by the batch size.
+        assert_eq!(check(&[16; 10], 32).len(), 1);
+        assert_eq!(check(&[16; 70], 32).len(), 3);
     }
 }

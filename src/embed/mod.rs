@@ -8,7 +8,7 @@ mod local;
 
 use futures::future::BoxFuture;
 
-pub use local::{LocalEmbedder, plan_batches};
+pub use local::LocalEmbedder;
 
 /// Why embedding failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -40,7 +40,7 @@ pub trait Embedder: Send + Sync {
 
 /// Dot product of two equal-length slices (cosine similarity for unit vectors).
 ///
-/// Written as four independent accumulators over chunks so the compiler vectorises it
+/// Written as eight independent accumulators over chunks of eight so the compiler vectorises it
 /// (SSE/AVX on x86-64) without `unsafe` or a SIMD crate; see `benches/` for the numbers.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -5,13 +5,21 @@
 //! criterion's point, its phrasings and the model-answer sentences closest to it (both sides
 //! with the question's direction removed), plus the share of its keywords that appear in
 //! explanatory text; a segment is evidence for at most one criterion per three content words.
-//! Thresholds from the calibration file map the combined evidence to met / partial / missed. Misconceptions are found the same way,
-//! but only charged when a sentence is clearly closer to the wrong claim than to any correct
-//! point (negated claims look alike to an embedding model).
+//! Thresholds from the calibration file map the combined evidence to met / partial / missed.
+//! Misconceptions are found the same way, but only charged when a sentence is clearly closer to
+//! the wrong claim than to any correct point (negated claims look alike to an embedding model).
+//! The judge reads the answer's segment vectors from the grade's `AnswerView`: it embeds
+//! nothing itself.
+//!
+//! Long because a judge is one file: its features, its decision and the text helpers only it
+//! uses (restatement, list-like fragments, term matching) are read together.
 //!
 //! Fighting gaming: sentences that merely restate the question earn nothing, and list-like
 //! fragments that name terms without explaining them lose similarity and earn no keyword credit.
 
+use futures::future::BoxFuture;
+
+use crate::config::JudgeKind;
 use crate::embed::{dot, without_direction};
 use crate::grade::{
     CriterionResult, Flag, JudgeInfo, Judgement, MisconceptionResult, Usage, Verdict,
@@ -21,6 +29,7 @@ use crate::rubric::Rubric;
 use crate::text::{Segment, normalize_for_match, words};
 
 use super::calibration::Thresholds;
+use super::{Judge, JudgeContext, JudgeError, ResolvedRubric};
 
 /// Model-answer sentences at least this close to a criterion's point count as its phrasings.
 const SUPPORT_SIMILARITY: f32 = 0.6;
@@ -56,8 +65,42 @@ pub struct CoverageFeatures {
     pub capacity: Vec<f32>,
 }
 
-/// The coverage judge for one rubric (its vectors prepared once).
-pub struct CoverageJudge<'a> {
+/// The coverage judge (a [`Judge`]): deterministic, local, reads the answer's segment vectors.
+#[derive(Debug, Clone)]
+pub struct CoverageJudge {
+    /// The embedding model's id, reported as the judge's model.
+    model: String,
+}
+
+impl CoverageJudge {
+    pub fn new(model: impl Into<String>) -> Self {
+        CoverageJudge {
+            model: model.into(),
+        }
+    }
+}
+
+impl Judge for CoverageJudge {
+    fn kind(&self) -> JudgeKind {
+        JudgeKind::Coverage
+    }
+
+    fn judge<'a>(
+        &'a self,
+        cx: &'a JudgeContext<'a>,
+    ) -> BoxFuture<'a, Result<Judgement, JudgeError>> {
+        Box::pin(async move {
+            // The rubric's phrases are gathered once per grade, for measuring and deciding.
+            let prepared = Prepared::of(cx.rubric);
+            let features = prepared.features(&cx.answer.segments, &cx.answer.vectors);
+            Ok(prepared.decide(&features, cx.thresholds, &self.model))
+        })
+    }
+}
+
+/// The coverage judge's view of one rubric (its phrase vectors gathered once), shared by
+/// grading and the calibration fit.
+pub struct Prepared<'a> {
     rubric: &'a Rubric,
     /// Per criterion: the phrases to compare against (point, phrasings, supporting sentences).
     criterion_phrases: Vec<Vec<&'a Phrase>>,
@@ -69,7 +112,15 @@ pub struct CoverageJudge<'a> {
     question: Option<&'a [f32]>,
 }
 
-impl<'a> CoverageJudge<'a> {
+impl<'a> Prepared<'a> {
+    pub fn of(resolved: &'a ResolvedRubric) -> Self {
+        Prepared::new(
+            &resolved.rubric,
+            &resolved.vectors,
+            resolved.question_vector(),
+        )
+    }
+
     pub fn new(
         rubric: &'a Rubric,
         vectors: &'a RubricVectors,
@@ -98,7 +149,7 @@ impl<'a> CoverageJudge<'a> {
             .iter()
             .map(|p| p.iter().collect())
             .collect();
-        CoverageJudge {
+        Prepared {
             rubric,
             criterion_phrases,
             misconception_phrases,
@@ -107,7 +158,8 @@ impl<'a> CoverageJudge<'a> {
     }
 
     /// Measure an answer whose segments are already embedded (one vector per segment).
-    pub fn features(&self, segments: Vec<Segment>, vectors: &[Vec<f32>]) -> CoverageFeatures {
+    pub fn features(&self, segments: &[Segment], vectors: &[Vec<f32>]) -> CoverageFeatures {
+        let segments = segments.to_vec();
         let list_like: Vec<bool> = segments
             .iter()
             .map(|s| !s.is_code && is_list_like(&s.text))
@@ -327,25 +379,19 @@ impl<'a> CoverageJudge<'a> {
         self.rubric.max_score
     }
 
-    /// The score a decision earns (the same formula as [`crate::grade::compute_score`]).
+    /// The score a decision earns: [`crate::grade::score`], the one formula every grade uses.
     pub fn score(&self, d: &Decision) -> f32 {
-        let total = self.rubric.total_weight();
-        if total <= 0.0 {
-            return 0.0;
-        }
-        let earned: f32 = self
-            .rubric
-            .criteria
-            .iter()
-            .zip(&d.verdicts)
-            .map(|(c, v)| c.weight * v.value())
-            .sum();
-        let penalty: f32 = d
-            .misconceptions
-            .iter()
-            .map(|(mi, _)| self.rubric.misconceptions[*mi].penalty)
-            .sum();
-        (self.rubric.max_score * earned / total - penalty).clamp(0.0, self.rubric.max_score)
+        crate::grade::score(
+            self.rubric.max_score,
+            self.rubric
+                .criteria
+                .iter()
+                .map(|c| c.weight)
+                .zip(d.verdicts.iter().copied()),
+            d.misconceptions
+                .iter()
+                .map(|(mi, _)| self.rubric.misconceptions[*mi].penalty),
+        )
     }
 
     /// Verdicts for measured features under the given thresholds.
@@ -397,13 +443,20 @@ impl<'a> CoverageJudge<'a> {
         } else {
             vec![Flag::NoContent]
         };
+        // The hint strength per criterion: its best raw similarity in any segment.
+        let strength = f
+            .criterion_sims
+            .iter()
+            .map(|sims| sims.iter().copied().fold(0.0f32, f32::max))
+            .collect();
         Judgement {
             criteria,
             misconceptions,
             gaps: Vec::new(),
             feedback: String::new(),
+            strength,
             judge: JudgeInfo {
-                kind: "coverage".into(),
+                kind: JudgeKind::Coverage,
                 model: model.to_string(),
                 samples: 1,
                 agreement: 1.0,

@@ -1,11 +1,66 @@
-//! Judges: turn an answer and a rubric into per-criterion verdicts with evidence.
+//! Judges: turn an answer and a resolved rubric into per-criterion verdicts with evidence.
 //!
-//! The coverage judge (embedded, no network) lives here; the LLM judge lives in `llm/`
-//! because only `llm/` talks to model endpoints.
+//! Every judge implements [`Judge`]: it reads one [`JudgeContext`] (the resolved rubric with its
+//! vectors and thresholds, and the answer as judges see it, embedded once per grade) and returns
+//! a [`Judgement`]. The engine then verifies the evidence and computes the score from the
+//! verdicts, so no judge sets the number. A new judge is one file here implementing the trait,
+//! plus its [`JudgeKind`] and a line where the engine builds its judges (`Engine::judge_for`).
+//!
+//! # Layout
+//! - [`context`]: `JudgeContext`, `ResolvedRubric`, `AnswerView`: what every judge reads.
+//! - [`coverage`]: the embedded default (similarity and keywords under calibrated thresholds).
+//! - [`llm`]: the LLM judge's grading logic (prompt, output schema, parsing, voting) over the
+//!   OpenAI-compatible transport in `crate::llm`.
+//! - [`hybrid`]: the LLM judge's verdicts plus a local judge's disagreement flag.
+//! - [`calibration`]: the coverage judge's thresholds file (fitted by `crate::calibrate`).
 
 pub mod calibration;
+pub mod context;
 pub mod coverage;
-pub mod fit;
+pub mod hybrid;
+pub mod llm;
 
-pub use calibration::Calibration;
+use futures::future::BoxFuture;
+
+pub use crate::config::JudgeKind;
+use crate::embed::EmbedError;
+use crate::grade::Judgement;
+use crate::llm::LlmError;
+use crate::store::StoreError;
+
+pub use calibration::{Calibration, Thresholds};
+pub use context::{AnswerView, JudgeContext, ResolvedRubric, RubricSource};
 pub use coverage::{CoverageFeatures, CoverageJudge};
+pub use hybrid::HybridJudge;
+pub use llm::LlmJudge;
+
+/// A judge: verdicts per criterion (with evidence quotes) for one answer against one rubric.
+///
+/// Object-safe (`Arc<dyn Judge>`): the future is boxed and borrows the judge and the context.
+pub trait Judge: Send + Sync {
+    /// The kind reported in the grade (`JudgeInfo::kind`).
+    fn kind(&self) -> JudgeKind;
+
+    /// Whether this judge reads `AnswerView::vectors` / `vector`. The engine embeds the
+    /// answer only when the judge it runs needs it.
+    fn needs_vectors(&self) -> bool {
+        true
+    }
+
+    /// Judge one answer. Evidence is quoted from `cx.answer.text`; the engine verifies it.
+    fn judge<'a>(
+        &'a self,
+        cx: &'a JudgeContext<'a>,
+    ) -> BoxFuture<'a, Result<Judgement, JudgeError>>;
+}
+
+/// Why a judge could not decide.
+#[derive(Debug, thiserror::Error)]
+pub enum JudgeError {
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("LLM judge failed: {0}")]
+    Llm(#[from] LlmError),
+}

@@ -1,9 +1,11 @@
-//! Everything that talks to OpenAI-compatible endpoints (the only module that imports
-//! `async-openai`): the embeddings endpoint as an [`Embedder`], and the LLM judge.
+//! The OpenAI-compatible transport (the only module that imports `async-openai`): the
+//! embeddings endpoint as an [`Embedder`], and the chat client the LLM judge sends its
+//! requests through ([`chat::LlmClient`]: retries, backoff, token and cost accounting). What
+//! the judge asks and how it reads the answer live in `judge/llm.rs`.
 
-pub mod judge;
+pub mod chat;
 
-pub use judge::{LlmError, LlmJudge};
+pub use chat::{LlmClient, LlmError, LlmStats};
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;

@@ -1,12 +1,79 @@
-//! The JSON body extractor: content type, size, UTF-8 and shape problems each become a
-//! precise 4xx problem that names the field at fault.
+//! The request body extractors, one set of checks for every route: content type (415), size
+//! (413), UTF-8 (400), and for JSON the shape, each as a precise problem that names the field
+//! at fault. [`JsonBody`] for JSON routes, [`TextBody`] for transcripts.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use super::problem::Problem;
+use crate::problem::Problem;
+
+/// The request's `Content-Type` as sent, and its lower-case essence (no parameters).
+fn content_type(req: &Request) -> (String, String) {
+    let sent = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let essence = sent
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    (sent, essence)
+}
+
+fn unsupported(sent: &str, fix: &str) -> Problem {
+    let got = if sent.is_empty() {
+        "no Content-Type".to_string()
+    } else {
+        format!("Content-Type `{sent}`")
+    };
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        "Unsupported media type",
+        format!("{got}: {fix}"),
+    )
+}
+
+/// The whole body, within `limits.max_body_bytes` (the router's `DefaultBodyLimit`).
+async fn bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+                "the body is larger than limits.max_body_bytes; send less (split a batch or a transcript)",
+            )
+        } else {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable-body",
+                "Unreadable request body",
+                format!("the request body could not be read: {e}"),
+            )
+        }
+    })
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, Problem> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-utf8",
+            "Body is not UTF-8",
+            format!(
+                "the body is not valid UTF-8 (first bad byte at offset {}); encode it as UTF-8",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
 
 /// A JSON request body (`application/json` or any `+json` type).
 pub struct JsonBody<T>(pub T);
@@ -19,64 +86,57 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let (sent, essence) = content_type(&req);
         if !(essence == "application/json"
             || (essence.starts_with("application/") && essence.ends_with("+json")))
         {
-            let got = if content_type.is_empty() {
-                "no Content-Type".to_string()
-            } else {
-                format!("Content-Type `{content_type}`")
-            };
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                format!("{got}: send the body as JSON with `Content-Type: application/json`"),
+            return Err(unsupported(
+                &sent,
+                "send the body as JSON with `Content-Type: application/json`",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body-too-large",
-                    "Request body too large",
-                    "the body is larger than limits.max_body_bytes; send less (e.g. split a batch)",
-                )
-            } else {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable-body",
-                    "Unreadable request body",
-                    format!("the request body could not be read: {e}"),
-                )
-            }
-        })?;
+        let bytes = bytes(req, state).await?;
         parse(&bytes).map(JsonBody)
+    }
+}
+
+/// A transcript body: text (`text/plain`, `text/vtt`, `application/x-subrip`, `text/srt`,
+/// `text/markdown`) or JSON turns (`application/json`).
+pub struct TextBody {
+    pub text: String,
+    /// Sent as `application/json` (JSON turns).
+    pub json: bool,
+}
+
+const TEXT_TYPES: &[&str] = &[
+    "text/plain",
+    "text/vtt",
+    "application/x-subrip",
+    "text/srt",
+    "text/markdown",
+];
+
+impl<S: Send + Sync> FromRequest<S> for TextBody {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let (sent, essence) = content_type(&req);
+        let json = essence == "application/json";
+        if !json && !TEXT_TYPES.contains(&essence.as_str()) {
+            return Err(unsupported(
+                &sent,
+                "send text/plain (or text/vtt, application/x-subrip) or application/json turns",
+            ));
+        }
+        let bytes = bytes(req, state).await?;
+        let text = utf8(&bytes)?.to_string();
+        Ok(TextBody { text, json })
     }
 }
 
 /// Parse JSON bytes into `T` with problems that point at the spot.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-utf8",
-            "Body is not UTF-8",
-            format!("the body is not valid UTF-8 (first bad byte at offset {}); encode the JSON as UTF-8", e.valid_up_to()),
-        )
-    })?;
+    let text = utf8(bytes)?;
     if text.trim().is_empty() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,

@@ -2,16 +2,27 @@
 //!
 //! [`Application::build`] opens the engine and binds the socket (port 0 for tests);
 //! [`router`] builds the routes over a ready [`AppState`] so tests can call it with `oneshot`.
-//! Bad input is always a 4xx `application/problem+json` that says what to fix.
+//! Bad input is always a 4xx `application/problem+json` that says what to fix. The Slack bot
+//! brings its own router and state (`crate::slack::router`), mounted here.
+//!
+//! # Layout
+//! - `grade.rs`, `questions.rs`, `transcripts.rs`, `ops.rs`: the handlers, by resource.
+//! - `body.rs`: the body extractors (JSON and transcript text), one set of checks for all.
+//! - `middleware.rs`: API keys, request logs, request ids in problems, panics.
+//! - `openapi.rs`: the OpenAPI document; `metrics.rs`: the Prometheus registry.
 
 // Handlers return `Result<_, Problem>`; a problem is a response body, built once per error,
 // so its size does not matter and boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
 mod body;
+mod grade;
 mod metrics;
-pub mod problem;
-mod routes;
+mod middleware;
+mod openapi;
+mod ops;
+mod questions;
+mod transcripts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,8 +39,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use crate::config::Settings;
 use crate::engine::{Engine, OpenError};
 
+pub use crate::problem::Problem;
 pub use metrics::Metrics;
-pub use problem::Problem;
 
 /// Shared by every request.
 #[derive(Clone)]
@@ -37,17 +48,17 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
-    /// The Slack bot's client and event dedupe.
+    /// The Slack bot's state (its routes are mounted under `/slack`).
     pub slack: Arc<crate::slack::SlackState>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>) -> Self {
         AppState {
+            slack: Arc::new(crate::slack::SlackState::new(engine.clone())),
             engine,
             metrics: Arc::new(Metrics::new()),
             started: std::time::Instant::now(),
-            slack: Arc::new(crate::slack::SlackState::default()),
         }
     }
 }
@@ -56,27 +67,27 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// All routes with their middleware.
 pub fn router(state: AppState) -> Router {
-    let settings = &state.engine.settings;
+    let settings = state.engine.settings();
     let v1 = Router::new()
-        .route("/v1/grade", post(routes::grade))
-        .route("/v1/grade/batch", post(routes::grade_batch))
-        .route("/v1/questions", get(routes::questions))
-        .route("/v1/questions/{id}", get(routes::question))
-        .route("/v1/transcripts", post(routes::transcripts))
+        .route("/v1/grade", post(grade::grade))
+        .route("/v1/grade/batch", post(grade::grade_batch))
+        .route("/v1/questions", get(questions::questions))
+        .route("/v1/questions/{id}", get(questions::question))
+        .route("/v1/transcripts", post(transcripts::transcripts))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            routes::require_api_key,
+            middleware::require_api_key,
         ));
     let mut app = Router::new()
         .merge(v1)
-        .route("/slack/commands", post(crate::slack::commands))
-        .route("/slack/events", post(crate::slack::events))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route("/openapi.json", get(routes::openapi))
-        .fallback(routes::not_found)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::openapi))
+        .with_state(state.clone())
+        .merge(crate::slack::router(state.slack.clone()))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -86,11 +97,11 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&settings.server.cors_origins) {
         app = app.layer(cors);
     }
-    app.layer(axum::middleware::from_fn(routes::log_requests))
+    app.layer(axum::middleware::from_fn(middleware::log_requests))
+        .layer(axum::middleware::from_fn(middleware::problem_request_id))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(CatchPanicLayer::custom(routes::panic_response))
-        .with_state(state)
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
@@ -150,10 +161,8 @@ impl Application {
 
     /// Bind a service over a ready engine (tests build the engine once and share it).
     pub async fn with_engine(engine: Arc<Engine>) -> Result<Self, ServeError> {
-        let addr = format!(
-            "{}:{}",
-            engine.settings.server.host, engine.settings.server.port
-        );
+        let server = &engine.settings().server;
+        let addr = format!("{}:{}", server.host, server.port);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| ServeError::Bind {

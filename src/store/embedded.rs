@@ -82,6 +82,14 @@ impl EmbeddedStore {
         }
     }
 
+    /// Load the store under `dir` into memory, detached from it: changes are never written
+    /// back (tests and benchmarks start many engines from one prebuilt index this way).
+    pub fn load_detached(dir: &Path) -> Result<Self, StoreError> {
+        let mut store = Self::open(dir)?;
+        store.dir = None;
+        Ok(store)
+    }
+
     /// Open (or create) the store under `dir`, loading every collection found there.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let io = |path: &Path, e: std::io::Error| StoreError::Io {

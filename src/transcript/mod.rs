@@ -1,6 +1,13 @@
 //! Interview transcripts: parse, segment into question/answer pairs, match each question to a
 //! rubric, grade all pairs concurrently, and build the report (JSON, Markdown, HTML).
+//!
+//! # Layout
+//! - `parse.rs`: text, WebVTT, SRT and JSON turns (errors name the line).
+//! - `segment.rs`: turns → question/answer pairs (follow-ups and multi-turn answers merge).
+//! - `report.rs`: Markdown and self-contained HTML.
+//! - `batch.rs`: many transcript files → report files, resumable (`grader batch`).
 
+pub mod batch;
 pub mod parse;
 pub mod report;
 pub mod segment;
@@ -10,13 +17,28 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, GradeRequest, QuestionRef};
+use crate::config::JudgeKind;
+use crate::engine::{Engine, GradeOptions};
 use crate::grade::Grade;
-use crate::matching::{Candidate, match_vector};
+use crate::matching::Candidate;
 use crate::rubric::content_hash;
 
 pub use parse::{Format, Turn};
 pub use segment::{Pair, Roles};
+
+/// Candidates kept per question (shown for unmatched questions).
+const MATCH_CANDIDATES: usize = 3;
+
+// The report's bands on the 0–10 scale. Design choices for the reader, not fitted (nothing in
+// grading depends on them): a topic averaging 7+ is a strength and under 6 a weakness (the
+// gap between them keeps a middling topic out of both lists); answers under 8 contribute their
+// top gaps (two each, eight at most: a summary, not the whole list).
+const STRONG_TOPIC: f32 = 7.0;
+const WEAK_TOPIC: f32 = 6.0;
+const TOPICS_LISTED: usize = 3;
+const GAP_ANSWER_BELOW: f32 = 8.0;
+const GAPS_PER_ANSWER: usize = 2;
+const KEY_GAPS: usize = 8;
 
 /// A transcript that could not be graded: the file, the line and what to fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -68,7 +90,7 @@ pub struct TranscriptReport {
     /// Version of the rubric set the grades were made with.
     pub rubric_version: String,
     pub format: Format,
-    pub judge: String,
+    pub judge: JudgeKind,
     pub pairs: Vec<PairReport>,
     pub topics: Vec<TopicScore>,
     /// Mean of the graded answers' scores, 0–10 (`None` when nothing could be graded).
@@ -86,7 +108,7 @@ pub struct TranscriptOptions {
     pub format: Option<Format>,
     pub roles: Roles,
     pub concurrency: usize,
-    pub judge: Option<crate::config::JudgeKind>,
+    pub judge: Option<JudgeKind>,
     /// Shared across transcripts graded at the same time, so `concurrency` bounds answers in
     /// flight overall, not per transcript.
     pub limit: std::sync::Arc<tokio::sync::Semaphore>,
@@ -142,7 +164,7 @@ pub async fn grade_transcript(
     opts: &TranscriptOptions,
     on_event: &(dyn Fn(PairEvent<'_>) + Send + Sync),
 ) -> Result<TranscriptReport, TranscriptError> {
-    let limit = engine.settings.limits.max_transcript_bytes;
+    let limit = engine.settings().limits.max_transcript_bytes;
     if text.len() > limit {
         return Err(TranscriptError {
             file: file.into(),
@@ -163,29 +185,14 @@ pub async fn grade_transcript(
     }
     // Match every question at once: one embedding call.
     let questions: Vec<String> = pairs.iter().map(|p| p.question.clone()).collect();
-    let internal = |e: String| TranscriptError {
-        file: file.into(),
-        line: 0,
-        message: e,
-    };
-    let vectors = engine
-        .embedder
-        .embed(&questions)
+    let matches = engine
+        .match_questions(&questions, MATCH_CANDIDATES)
         .await
-        .map_err(|e| internal(e.to_string()))?;
-    let mut matches = Vec::with_capacity(pairs.len());
-    for v in &vectors {
-        let m = match_vector(
-            v,
-            engine.store.as_ref(),
-            &engine.collections,
-            engine.settings.matching.threshold,
-            3,
-        )
-        .await
-        .map_err(|e| internal(e.to_string()))?;
-        matches.push(m);
-    }
+        .map_err(|e| TranscriptError {
+            file: file.into(),
+            line: 0,
+            message: e.to_string(),
+        })?;
     // A question matched to the same rubric as the one before it continues that question.
     let mut merged: Vec<(Pair, crate::matching::MatchResult)> = Vec::with_capacity(pairs.len());
     for (p, m) in pairs.drain(..).zip(matches) {
@@ -203,14 +210,18 @@ pub async fn grade_transcript(
         merged.push((p, m));
     }
     on_event(PairEvent::Found(merged.len()));
-    let judge = opts.judge;
+    let grade_opts = GradeOptions {
+        judge: opts.judge,
+        samples: None,
+    };
     let reports: Vec<PairReport> = futures::stream::iter(merged.into_iter().enumerate().map(
         |(index, (p, m))| async move {
-            let topic = m
+            // Resolved once, from the match: the grade uses this rubric as it is.
+            let resolved = m
                 .rubric_id
                 .as_deref()
-                .and_then(|id| engine.catalog.get(id))
-                .map(|r| r.topic.clone());
+                .and_then(|id| engine.resolve_id(id).ok());
+            let topic = resolved.as_ref().map(|r| r.rubric.topic.clone());
             let mut report = PairReport {
                 index,
                 question: p.question,
@@ -229,17 +240,17 @@ pub async fn grade_transcript(
                 grade: None,
                 error: None,
             };
-            if let Some(id) = m.rubric_id {
+            if let Some(resolved) = resolved {
                 if report.answer.trim().is_empty() {
                     report.error = Some("the candidate did not answer".into());
                 } else {
-                    let req = GradeRequest {
-                        question: QuestionRef::Id(id),
-                        answer: report.answer.clone(),
-                        judge,
-                        samples: None,
-                    };
-                    match engine.grade(&req).await {
+                    // The permit bounds answers in flight across every transcript sharing
+                    // these options (a batch), not only within this one.
+                    let _permit = opts.limit.acquire().await.expect("never closed");
+                    match engine
+                        .grade_resolved(&resolved, &report.answer, grade_opts)
+                        .await
+                    {
                         Ok(g) => report.grade = Some(g),
                         Err(e) => report.error = Some(e.to_string()),
                     }
@@ -303,20 +314,24 @@ fn summarize(
     });
     let strongest = ranked
         .iter()
-        .filter(|t| t.average >= 7.0)
-        .take(3)
+        .filter(|t| t.average >= STRONG_TOPIC)
+        .take(TOPICS_LISTED)
         .map(|t| t.topic.clone())
         .collect();
     let weakest = ranked
         .iter()
         .rev()
-        .filter(|t| t.average < 6.0)
-        .take(3)
+        .filter(|t| t.average < WEAK_TOPIC)
+        .take(TOPICS_LISTED)
         .map(|t| t.topic.clone())
         .collect();
     let mut weak_pairs: Vec<&PairReport> = pairs
         .iter()
-        .filter(|p| p.grade.as_ref().is_some_and(|g| scaled(g) < 8.0))
+        .filter(|p| {
+            p.grade
+                .as_ref()
+                .is_some_and(|g| scaled(g) < GAP_ANSWER_BELOW)
+        })
         .collect();
     weak_pairs.sort_by(|a, b| {
         scaled(a.grade.as_ref().unwrap()).total_cmp(&scaled(b.grade.as_ref().unwrap()))
@@ -326,24 +341,24 @@ fn summarize(
         for gap in p
             .grade
             .as_ref()
-            .map(|g| g.gaps.iter().take(2))
+            .map(|g| g.gaps.iter().take(GAPS_PER_ANSWER))
             .into_iter()
             .flatten()
         {
             key_gaps.push(format!("{}: {gap}", p.rubric_id.as_deref().unwrap_or("?")));
         }
-        if key_gaps.len() >= 8 {
+        if key_gaps.len() >= KEY_GAPS {
             break;
         }
     }
-    let judge = pairs.iter().find_map(|p| p.grade.as_ref()).map_or_else(
-        || format!("{:?}", engine.effective_judge(None)).to_lowercase(),
-        |g| g.judge.kind.clone(),
-    );
+    let judge = pairs
+        .iter()
+        .find_map(|p| p.grade.as_ref())
+        .map_or_else(|| engine.effective_judge(None), |g| g.judge.kind);
     TranscriptReport {
         file: file.to_string(),
         content_hash: content_hash(text),
-        rubric_version: engine.catalog.version(),
+        rubric_version: engine.catalog().version(),
         format,
         judge,
         unmatched: pairs.iter().filter(|p| p.rubric_id.is_none()).count(),

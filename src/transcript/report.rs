@@ -214,7 +214,7 @@ pub fn html(r: &TranscriptReport) -> String {
         "<h1>Interview report</h1><div class=\"muted\">{} · {} questions · judge {} · rubric set {}</div>",
         esc(&r.file),
         r.pairs.len(),
-        esc(&r.judge),
+        esc(r.judge.as_str()),
         esc(&r.rubric_version)
     );
     let _ = write!(s, "<div class=\"card overall\">");

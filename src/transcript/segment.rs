@@ -219,7 +219,7 @@ fn matches_name(speaker: &str, names: &[String]) -> bool {
 }
 
 /// The interviewer speakers: configured names, else whoever asks the most questions.
-pub fn interviewers(turns: &[Turn], roles: &Roles) -> Vec<String> {
+pub(crate) fn interviewers(turns: &[Turn], roles: &Roles) -> Vec<String> {
     let mut speakers: Vec<&str> = turns.iter().map(|t| t.speaker.as_str()).collect();
     speakers.sort();
     speakers.dedup();
@@ -259,7 +259,7 @@ pub fn interviewers(turns: &[Turn], roles: &Roles) -> Vec<String> {
 pub fn segment(turns: &[Turn], roles: &Roles) -> Result<Vec<Pair>, String> {
     let interviewers = interviewers(turns, roles);
     if interviewers.is_empty() {
-        return Err("cannot tell who the interviewer is: nobody asks a question; label turns `Interviewer:` / `Candidate:` or set the names in [transcript]".into());
+        return Err("cannot tell who the interviewer is: nobody asks a question; label turns `Interviewer:` / `Candidate:` or set the interviewer and candidate names in `Roles`".into());
     }
     let mut pairs: Vec<Pair> = Vec::new();
     // Whether candidate speech currently belongs to the last pair (false after small talk).
@@ -295,4 +295,19 @@ pub fn segment(turns: &[Turn], roles: &Roles) -> Result<Vec<Pair>, String> {
         }
     }
     Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interviewer_is_who_asks_when_nobody_is_named() {
+        let text = "Dana: Hi Sam, thanks for joining.\nSam: Happy to be here.\nDana: How do you profile a slow Python service?\nSam: I start with py-spy on the live process.\nDana: And memory?\nSam: tracemalloc snapshots.\n";
+        let (_, turns) = crate::transcript::parse::parse(text, None).unwrap();
+        assert_eq!(
+            interviewers(&turns, &Roles::default()),
+            vec!["Dana".to_string()]
+        );
+    }
 }

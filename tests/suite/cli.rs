@@ -1,4 +1,5 @@
-//! The `grader` binary end to end (real model, embedded store in a temporary data dir).
+//! The `grader` binary end to end (real model, embedded store in a data dir copied from the
+//! suite's index snapshot).
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -6,21 +7,28 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::common::{data, root};
+use crate::common::{data, data_dir_from_snapshot, root};
 
-/// One data dir for the CLI tests, indexed once (processes in parallel must not race to
-/// build it).
+/// One data dir for the CLI tests, with the shipped set already indexed (a copy of the
+/// snapshot: `grader` processes in parallel read it and find nothing to index). It lives in
+/// cargo's per-target temporary folder and is replaced on the next run, so nothing piles up
+/// in the system's temporary folder.
 fn data_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("grader-cli-test-{}", std::process::id()));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-data");
         let _ = std::fs::remove_dir_all(&dir);
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(data_dir_from_snapshot(&dir));
         let out = grader_in(&dir, &["index", "--json"]);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["points_written"], 0, "the snapshot is up to date");
         dir
     })
 }

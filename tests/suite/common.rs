@@ -1,14 +1,23 @@
-//! Shared fixtures: the real embedding model and an engine over the shipped rubric set,
-//! loaded once per test binary.
+//! Shared fixtures for the suite and the benchmarks (which include this file by path): the real
+//! embedding model, the shipped rubric set indexed ONCE per test run, and one engine builder.
+//!
+//! Indexing the 55 rubrics takes 20 s on 2 cores, so it happens once: the first caller builds
+//! an embedded-store snapshot under `CARGO_TARGET_TMPDIR`, keyed by every rubric's index hash
+//! (content + model + index schema), and every engine after that (in this process, in the
+//! benchmarks, in `grader` processes the CLI tests start) loads or copies it. A changed rubric
+//! changes the key, so a stale snapshot is never used.
 
-use std::path::PathBuf;
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use grader::config::Settings;
-use grader::embed::LocalEmbedder;
+use grader::embed::{Embedder, LocalEmbedder};
 use grader::engine::Engine;
+use grader::index::{Collections, index_catalog, rubric_hash};
 use grader::judge::Calibration;
-use grader::rubric::Catalog;
+use grader::rubric::{Catalog, content_hash};
 use grader::store::EmbeddedStore;
 use tokio::sync::OnceCell;
 
@@ -34,29 +43,106 @@ pub fn settings() -> Settings {
     Settings::defaults().expect("defaults load")
 }
 
-pub fn catalog() -> Catalog {
-    Catalog::load_dir(&root().join("rubrics")).unwrap_or_else(|e| panic!("{e}"))
+/// Which rubrics an engine grades against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rubrics {
+    /// The shipped set (55 rubrics), from the snapshot.
+    Shipped,
+    /// `tests/data/fixtures/rubrics` (core.copy only): small and quick to index.
+    Fixture,
 }
 
-/// An engine over the shipped rubrics, with an in-memory store.
+pub fn catalog(which: Rubrics) -> Catalog {
+    let dir = match which {
+        Rubrics::Shipped => root().join("rubrics"),
+        Rubrics::Fixture => data("fixtures/rubrics"),
+    };
+    Catalog::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn calibration() -> Calibration {
+    Calibration::load(&root().join("config/calibration.toml")).expect("calibration")
+}
+
+/// The folder holding the shipped set's index (`<dir>/store`), built on first use.
+pub async fn index_snapshot() -> PathBuf {
+    static DIR: OnceCell<PathBuf> = OnceCell::const_new();
+    DIR.get_or_init(|| async {
+        let catalog = catalog(Rubrics::Shipped);
+        let embedder = embedder();
+        let prefix = settings().store.collection_prefix;
+        let hashes: Vec<String> = catalog
+            .iter()
+            .map(|r| rubric_hash(r, embedder.model_id()))
+            .collect();
+        let key = content_hash(&format!("{prefix}|{}", hashes.join(",")));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("index-{key}"));
+        if dir.join("ready").is_file() {
+            return dir;
+        }
+        // Build beside it and rename: a process that loses the race keeps the winner's.
+        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let store = EmbeddedStore::open(&tmp.join("store")).expect("snapshot store");
+        index_catalog(&catalog, &store, &embedder, &Collections::new(&prefix))
+            .await
+            .expect("index the rubric set");
+        std::fs::write(tmp.join("ready"), key).unwrap();
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        dir
+    })
+    .await
+    .clone()
+}
+
+/// A data dir for a `grader` process (`<to>/store` copied from the snapshot), so the process
+/// starts with the shipped set already indexed.
+pub async fn data_dir_from_snapshot(to: &Path) {
+    copy_dir(&index_snapshot().await.join("store"), &to.join("store"));
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// An engine over `which` rubrics with test settings changed by `tweak`, on an in-memory store
+/// (the shipped set's starts from the snapshot, so nothing is embedded again).
+pub async fn engine_with(which: Rubrics, tweak: impl FnOnce(&mut Settings)) -> Engine {
+    let mut s = settings();
+    tweak(&mut s);
+    let store = match which {
+        Rubrics::Shipped => {
+            EmbeddedStore::load_detached(&index_snapshot().await.join("store")).expect("snapshot")
+        }
+        Rubrics::Fixture => EmbeddedStore::in_memory(),
+    };
+    Engine::with_parts(
+        s,
+        catalog(which),
+        Arc::new(embedder()),
+        Arc::new(store),
+        calibration(),
+    )
+    .await
+    .expect("engine")
+}
+
+/// The engine over the shipped rubrics with default settings, shared by the whole binary.
 pub async fn engine() -> Arc<Engine> {
     static ENGINE: OnceCell<Arc<Engine>> = OnceCell::const_new();
     ENGINE
-        .get_or_init(|| async {
-            let cal =
-                Calibration::load(&root().join("config/calibration.toml")).expect("calibration");
-            Arc::new(
-                Engine::with_parts(
-                    settings(),
-                    catalog(),
-                    Arc::new(embedder()),
-                    Arc::new(EmbeddedStore::in_memory()),
-                    cal,
-                )
-                .await
-                .expect("engine"),
-            )
-        })
+        .get_or_init(|| async { Arc::new(engine_with(Rubrics::Shipped, |_| {}).await) })
         .await
         .clone()
 }
@@ -65,4 +151,12 @@ pub async fn engine() -> Arc<Engine> {
 pub fn http() -> reqwest::Client {
     grader::llm::install_crypto_provider();
     reqwest::Client::new()
+}
+
+/// A test that needs an outside service says why it did not run, so a skip never looks like a
+/// pass: such tests are `#[ignore = "..."]` and run by `.ci/run` when the service is there.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: this test is ignored by default; run it with the service up and {name} set (see .ci/run)")
+    })
 }

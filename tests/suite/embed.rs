@@ -66,31 +66,6 @@ fn missing_model_is_a_clear_error() {
     assert!(err.contains("config.json"), "{err}");
 }
 
-/// Batches cover every text once, in order, within the size limit; short texts are not padded
-/// to a long one's length, and texts of one length share a pass.
-#[test]
-fn batch_plan_groups_texts_by_length() {
-    use grader::embed::plan_batches;
-    let check = |lengths: &[usize], max: usize| {
-        let plan = plan_batches(lengths, max);
-        let mut next = 0;
-        for r in &plan {
-            assert_eq!(r.start, next, "{plan:?}");
-            assert!(!r.is_empty() && r.len() <= max, "{plan:?}");
-            next = r.end;
-        }
-        assert_eq!(next, lengths.len());
-        plan
-    };
-    assert!(check(&[], 32).is_empty());
-    // Eight sentences and one long code block: the block gets its own pass.
-    let plan = check(&[10, 12, 12, 14, 15, 18, 20, 22, 240], 32);
-    assert_eq!(plan.last().unwrap().len(), 1, "{plan:?}");
-    // Equal lengths: one pass, limited by the batch size.
-    assert_eq!(check(&[16; 10], 32).len(), 1);
-    assert_eq!(check(&[16; 70], 32).len(), 3);
-}
-
 /// Removing the question's direction keeps unit length, leaves nothing along the question, and
 /// moves a specific restatement of a claim closer, relative to a vague on-topic sentence, than
 /// raw cosine puts it (here −0.130 → −0.069: better, not enough alone; keywords do the rest).

@@ -64,7 +64,7 @@ async fn score_bands_follow_answer_quality() {
 async fn empty_and_restated_answers_score_near_zero() {
     let e = engine().await;
     for id in ["core.copy", "concurrency.gil", "core.generators"] {
-        let q = e.catalog.get(id).unwrap().question.clone();
+        let q = e.catalog().get(id).unwrap().question.clone();
         for answer in [
             q.as_str(),
             "I don't know.",
@@ -99,7 +99,7 @@ async fn grades_are_deterministic_and_evidence_is_quoted_from_the_answer() {
         ..g.clone()
     };
     assert_eq!(strip(&a), strip(&b), "same input, same grade");
-    assert_eq!(a.judge.kind, "coverage");
+    assert_eq!(a.judge.kind, JudgeKind::Coverage);
     let norm = grader::text::normalize_for_match(strong);
     for c in &a.criteria {
         if c.verdict != Verdict::Missed {
@@ -125,7 +125,7 @@ async fn grades_are_deterministic_and_evidence_is_quoted_from_the_answer() {
     );
     assert_eq!(
         a.rubric_version,
-        engine().await.catalog.get(id).unwrap().version
+        engine().await.catalog().get(id).unwrap().version
     );
 }
 
@@ -179,8 +179,9 @@ fn evidence_verification_downgrades_missing_quotes() {
         }],
         gaps: vec![],
         feedback: String::new(),
+        strength: vec![],
         judge: JudgeInfo {
-            kind: "llm".into(),
+            kind: JudgeKind::Llm,
             model: "x".into(),
             samples: 1,
             agreement: 1.0,

@@ -1,39 +1,27 @@
 //! The LLM judge against a local server that speaks the OpenAI protocol.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use grader::config::{Fallback, JudgeKind, OverLimit, Settings, StructuredOutput};
 use grader::engine::{Engine, GradeError, GradeRequest, QuestionRef};
 use grader::grade::{Flag, Verdict};
-use grader::judge::Calibration;
-use grader::rubric::Catalog;
-use grader::store::EmbeddedStore;
 use serde_json::{Value, json};
 
-use crate::common::{data, embedder, root, settings};
+use crate::common::{Rubrics, engine_with};
 use crate::fake_openai::{FakeOpenAi, Scripted, content_reply, tool_reply};
 
 const ANSWER: &str = "A shallow copy makes a new list but the inner lists are the same objects. \
 A deep copy copies everything recursively, so the copy is independent.";
 
+/// The fixture catalog with the LLM endpoint at the fake.
 async fn engine(fake: &FakeOpenAi, tweak: impl FnOnce(&mut Settings)) -> Engine {
-    let mut s = settings();
-    s.llm.base_url = fake.base_url();
-    s.llm.timeout_ms = 0;
-    s.llm.max_retries = 3;
-    tweak(&mut s);
-    let catalog = Catalog::load_dir(&data("fixtures/rubrics")).unwrap();
-    let cal = Calibration::load(&root().join("config/calibration.toml")).unwrap();
-    Engine::with_parts(
-        s,
-        catalog,
-        Arc::new(embedder()),
-        Arc::new(EmbeddedStore::in_memory()),
-        cal,
-    )
+    engine_with(Rubrics::Fixture, |s| {
+        s.llm.base_url = fake.base_url();
+        s.llm.timeout_ms = 0;
+        s.llm.max_retries = 3;
+        tweak(s);
+    })
     .await
-    .unwrap()
 }
 
 fn output(verdicts: &[(&str, &str, &str)]) -> Value {
@@ -81,7 +69,7 @@ async fn json_schema_mode_request_shape_and_grade() {
     })
     .await;
     let g = e.grade(&request(ANSWER)).await.unwrap();
-    assert_eq!(g.judge.kind, "llm");
+    assert_eq!(g.judge.kind, JudgeKind::Llm);
     assert_eq!(g.judge.model, "gpt-4o-mini");
     // (3 + 3) / 9 of 10 points, computed by the code.
     assert!((g.score - 6.7).abs() < 0.05, "{}", g.score);
@@ -306,10 +294,8 @@ async fn rate_limit_honours_retry_after() {
     assert_eq!(fake.requests().len(), 2);
     assert!((g.score - 6.7).abs() < 0.05);
     assert_eq!(
-        e.llm
-            .as_ref()
+        e.llm_stats()
             .unwrap()
-            .stats
             .retries
             .load(std::sync::atomic::Ordering::Relaxed),
         1
@@ -393,7 +379,7 @@ async fn connection_errors_are_retried_then_fall_back_when_configured() {
     })
     .await;
     let g = e.grade(&request(ANSWER)).await.unwrap();
-    assert_eq!(g.judge.kind, "coverage");
+    assert_eq!(g.judge.kind, JudgeKind::Coverage);
     assert!(g.flags.contains(&Flag::FallbackToCoverage));
     assert!(g.score > 0.0);
     let e = engine(&fake, |s| {
@@ -440,7 +426,7 @@ async fn hints_and_exemplars_can_be_turned_off() {
     })
     .await;
     let g = e.grade(&request(ANSWER)).await.unwrap();
-    assert_eq!(g.judge.kind, "coverage");
+    assert_eq!(g.judge.kind, JudgeKind::Coverage);
     assert!(g.flags.contains(&Flag::FallbackToCoverage));
     assert!(g.score > 0.0);
 }
@@ -572,23 +558,13 @@ async fn hybrid_flags_strong_disagreement() {
         })
         .await
         .unwrap();
-    assert_eq!(g.judge.kind, "hybrid");
+    assert_eq!(g.judge.kind, JudgeKind::Hybrid);
     assert!(g.flags.contains(&Flag::JudgesDisagree), "{:?}", g.flags);
 }
 
 #[tokio::test]
 async fn llm_judge_without_an_endpoint_is_a_clear_error() {
-    let catalog = Catalog::load_dir(&data("fixtures/rubrics")).unwrap();
-    let cal = Calibration::load(&root().join("config/calibration.toml")).unwrap();
-    let e = Engine::with_parts(
-        settings(),
-        catalog,
-        Arc::new(embedder()),
-        Arc::new(EmbeddedStore::in_memory()),
-        cal,
-    )
-    .await
-    .unwrap();
+    let e = engine_with(Rubrics::Fixture, |_| {}).await;
     assert_eq!(
         e.effective_judge(None),
         JudgeKind::Coverage,
@@ -603,13 +579,9 @@ async fn llm_judge_without_an_endpoint_is_a_clear_error() {
 /// SmolLM2-135M): a Grade comes back in the `tool_call` and `json_object` modes. A model that
 /// small grades badly, so this checks the protocol and the structure, not the values.
 #[tokio::test]
+#[ignore = "needs an OpenAI-compatible server: GRADER_TEST_LLM_URL (bash scripts/local-llm.sh); .ci/run runs it when set"]
 async fn real_server_protocol() {
-    let Ok(url) = std::env::var("GRADER_TEST_LLM_URL") else {
-        eprintln!(
-            "SKIPPED real_server_protocol: set GRADER_TEST_LLM_URL=http://127.0.0.1:8765/v1 (bash scripts/local-llm.sh)"
-        );
-        return;
-    };
+    let url = crate::common::required_env("GRADER_TEST_LLM_URL");
     for mode in [StructuredOutput::ToolCall, StructuredOutput::JsonObject] {
         let fake = FakeOpenAi::start().await; // unused endpoint; the real one is set below
         let e = engine(&fake, |s| {
@@ -626,7 +598,7 @@ async fn real_server_protocol() {
             .grade(&request(ANSWER))
             .await
             .unwrap_or_else(|err| panic!("{mode:?}: {err}"));
-        assert_eq!(g.judge.kind, "llm", "{mode:?}");
+        assert_eq!(g.judge.kind, JudgeKind::Llm, "{mode:?}");
         assert_eq!(g.criteria.len(), 4, "{mode:?}: one verdict per criterion");
         assert!(g.usage.prompt_tokens > 0, "{mode:?}: usage reported");
         assert!((0.0..=10.0).contains(&g.score));

@@ -1,5 +1,6 @@
 //! One integration-test binary; each module tests one capability.
 
+mod architecture;
 mod cli;
 mod common;
 mod config;

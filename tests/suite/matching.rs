@@ -2,7 +2,7 @@
 
 use grader::engine::Engine;
 
-use crate::common::{catalog, data, engine, root, settings};
+use crate::common::{Rubrics, copy_dir, data, data_dir_from_snapshot, engine, root, settings};
 
 #[derive(serde::Deserialize)]
 struct Paraphrase {
@@ -21,7 +21,7 @@ async fn paraphrases_match_their_rubric() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(items.len() >= 100);
-    let cat = catalog();
+    let cat = crate::common::catalog(Rubrics::Shipped);
     let mut top1 = 0;
     let mut matched = 0;
     let mut misses = Vec::new();
@@ -96,12 +96,14 @@ async fn off_topic_questions_match_nothing() {
 }
 
 /// The embedded store persists the index: a restart re-embeds nothing, and a changed rubric is
-/// the only one re-indexed.
+/// the only one re-indexed. (The data dir starts as a copy of the suite's index snapshot,
+/// itself built cold by `index_catalog`; opening it is the restart.)
 #[tokio::test]
 async fn restart_keeps_the_index_and_reindexes_only_changes() {
     let dir = tempfile::tempdir().unwrap();
     let rubrics = dir.path().join("rubrics");
     copy_dir(&root().join("rubrics"), &rubrics);
+    data_dir_from_snapshot(&dir.path().join("data")).await;
     let open = || async {
         let mut s = settings();
         s.data_dir = dir.path().join("data");
@@ -110,28 +112,20 @@ async fn restart_keeps_the_index_and_reindexes_only_changes() {
         s.judge.calibration = root().join("config/calibration.toml");
         Engine::open(s, dir.path()).await.unwrap()
     };
-    let first = open().await;
-    assert_eq!(first.index_report.added.len(), 55);
-    let m1 = first
-        .match_question("When should I reach for deepcopy instead of copy?")
-        .await
-        .unwrap();
-    drop(first);
-    let second = open().await;
-    assert_eq!(second.index_report.unchanged, 55);
+    let restarted = open().await;
+    assert_eq!(restarted.index_report().unchanged, 55);
     assert_eq!(
-        second.index_report.points_written, 0,
+        restarted.index_report().points_written,
+        0,
         "nothing re-embedded after a restart"
     );
+    let q = "When should I reach for deepcopy instead of copy?";
     assert_eq!(
-        second
-            .match_question("When should I reach for deepcopy instead of copy?")
-            .await
-            .unwrap(),
-        m1,
+        restarted.match_question(q).await.unwrap(),
+        engine().await.match_question(q).await.unwrap(),
         "same answers after a restart"
     );
-    drop(second);
+    drop(restarted);
     let file = rubrics.join("core/copy.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(
@@ -145,9 +139,9 @@ async fn restart_keeps_the_index_and_reindexes_only_changes() {
     .unwrap();
     std::fs::remove_file(rubrics.join("oop/mro.toml")).unwrap();
     let third = open().await;
-    assert_eq!(third.index_report.updated, vec!["core.copy".to_string()]);
-    assert_eq!(third.index_report.removed, vec!["oop.mro".to_string()]);
-    assert_eq!(third.index_report.unchanged, 53);
+    assert_eq!(third.index_report().updated, vec!["core.copy".to_string()]);
+    assert_eq!(third.index_report().removed, vec!["oop.mro".to_string()]);
+    assert_eq!(third.index_report().unchanged, 53);
     let m = third
         .match_question("What is the method resolution order in multiple inheritance?")
         .await
@@ -158,28 +152,15 @@ async fn restart_keeps_the_index_and_reindexes_only_changes() {
     );
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
 /// Retrieval for the judges: references of one rubric ranked by similarity to an answer.
 #[tokio::test]
 async fn retrieval_filters_by_rubric_and_kind() {
     let e = engine().await;
-    let answer = grader::embed::Embedder::embed(e.embedder.as_ref(), &["Reference counting frees objects when the count hits zero; the cyclic GC handles cycles.".to_string()]).await.unwrap().remove(0);
+    let answer = grader::embed::Embedder::embed(e.embedder(), &["Reference counting frees objects when the count hits zero; the cyclic GC handles cycles.".to_string()]).await.unwrap().remove(0);
     let f = grader::store::Filter::rubric("core.memory-management").kinds(&["exemplar"]);
     let hits = e
-        .store
-        .search(&e.collections.references, &answer, &f, 3)
+        .store()
+        .search(&e.collections().references, &answer, &f, 3)
         .await
         .unwrap();
     assert_eq!(hits.len(), 3);

@@ -6,35 +6,22 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use grader::config::Settings;
 use grader::engine::Engine;
-use grader::judge::Calibration;
-use grader::rubric::Catalog;
 use grader::server::{AppState, Application, router};
-use grader::store::EmbeddedStore;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tower::ServiceExt;
 
-use crate::common::{data, embedder, root, settings};
+use crate::common::{Rubrics, data};
 
+/// The fixture catalog, served on 127.0.0.1 and a free port.
 async fn engine_with(tweak: impl FnOnce(&mut Settings)) -> Arc<Engine> {
-    let mut s = settings();
-    s.server.host = "127.0.0.1".into();
-    s.server.port = 0;
-    tweak(&mut s);
-    let catalog = Catalog::load_dir(&data("fixtures/rubrics")).unwrap();
-    let cal = Calibration::load(&root().join("config/calibration.toml")).unwrap();
-    Arc::new(
-        Engine::with_parts(
-            s,
-            catalog,
-            Arc::new(embedder()),
-            Arc::new(EmbeddedStore::in_memory()),
-            cal,
-        )
-        .await
-        .unwrap(),
-    )
+    let e = crate::common::engine_with(Rubrics::Fixture, |s| {
+        s.server.host = "127.0.0.1".into();
+        s.server.port = 0;
+        tweak(s);
+    });
+    Arc::new(e.await)
 }
 
 pub async fn shared() -> Arc<Engine> {
@@ -449,7 +436,7 @@ async fn batch_keeps_order_and_isolates_failures() {
     );
     assert_eq!(r.body["succeeded"], 2);
     assert_eq!(r.body["failed"], 3);
-    let too_many = json!({"items": vec![json!({"question_id": "core.copy", "answer": "x"}); e.settings.limits.max_batch + 1]});
+    let too_many = json!({"items": vec![json!({"question_id": "core.copy", "answer": "x"}); e.settings().limits.max_batch + 1]});
     assert_problem(
         &call(e.clone(), post_json("/v1/grade/batch", &too_many)).await,
         422,
@@ -473,7 +460,7 @@ async fn questions_list_filter_search_and_get() {
     let e = shared().await;
     let r = call(e.clone(), get("/v1/questions")).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body.as_array().unwrap().len(), e.catalog.len());
+    assert_eq!(r.body.as_array().unwrap().len(), e.catalog().len());
     assert_eq!(r.body[0]["id"], "core.copy");
     let r = call(e.clone(), get("/v1/questions?topic=oop")).await;
     assert_eq!(r.body.as_array().unwrap().len(), 0);

@@ -10,15 +10,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::routing::{get, post};
 use grader::engine::{Engine, QuestionRef};
-use grader::judge::Calibration;
-use grader::rubric::Catalog;
 use grader::server::{AppState, router};
-use grader::slack::{Ask, blocks, parse_command, sign};
-use grader::store::EmbeddedStore;
+use grader::slack::{Ask, SlackState, blocks, parse_command, sign};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::common::{data, embedder, root, settings};
+use crate::common::{Rubrics, data, engine_with};
 
 const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const TOKEN: &str = "xoxb-test-token";
@@ -93,23 +90,19 @@ async fn fake_slack() -> FakeSlack {
 }
 
 async fn engine(slack: &FakeSlack) -> Arc<Engine> {
-    let mut s = settings();
-    s.slack.signing_secret = Some(SECRET.to_string().into());
-    s.slack.bot_token = Some(TOKEN.to_string().into());
-    s.slack.api_base_url = format!("{}/api", slack.base);
-    let catalog = Catalog::load_dir(&data("fixtures/rubrics")).unwrap();
-    let cal = Calibration::load(&root().join("config/calibration.toml")).unwrap();
-    Arc::new(
-        Engine::with_parts(
-            s,
-            catalog,
-            Arc::new(embedder()),
-            Arc::new(EmbeddedStore::in_memory()),
-            cal,
-        )
-        .await
-        .unwrap(),
-    )
+    let e = engine_with(Rubrics::Fixture, |s| {
+        s.slack.signing_secret = Some(SECRET.to_string().into());
+        s.slack.bot_token = Some(TOKEN.to_string().into());
+        s.slack.api_base_url = format!("{}/api", slack.base);
+    });
+    Arc::new(e.await)
+}
+
+/// The service's router and the bot's state (to wait until its background jobs are done).
+async fn app(slack: &FakeSlack) -> (Router, Arc<SlackState>) {
+    let state = AppState::new(engine(slack).await);
+    let bot = state.slack.clone();
+    (router(state), bot)
 }
 
 fn now() -> i64 {
@@ -281,7 +274,7 @@ async fn help_list_and_usage_errors_are_ephemeral() {
 #[tokio::test]
 async fn unverified_requests_are_rejected_and_nothing_is_graded() {
     let slack = fake_slack().await;
-    let app = router(AppState::new(engine(&slack).await));
+    let (app, bot) = app(&slack).await;
     let url = format!("{}/response/2", slack.base);
     let body = command_body("core.copy :: anything", &url);
     let ts = now().to_string();
@@ -338,7 +331,8 @@ async fn unverified_requests_are_rejected_and_nothing_is_graded() {
         assert!(text.contains(why), "{name}: {text}");
         assert!(!text.contains(SECRET), "{name}: the secret leaked");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing was started; had anything been, it would have finished by now.
+    bot.idle().await;
     assert!(
         slack.seen.lock().unwrap().calls.is_empty(),
         "nothing graded or posted"
@@ -408,7 +402,7 @@ fn mention(event_id: &str, with_file: bool) -> String {
 #[tokio::test]
 async fn transcript_file_gets_a_thread_reply_with_the_report_and_retries_grade_once() {
     let slack = fake_slack().await;
-    let app = router(AppState::new(engine(&slack).await));
+    let (app, bot) = app(&slack).await;
     let body = mention("Ev1", true);
     let started = Instant::now();
     let (status, _) = send(
@@ -432,7 +426,8 @@ async fn transcript_file_gets_a_thread_reply_with_the_report_and_retries_grade_o
         .await,
         "no report uploaded"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every background job (including any the retry might have started) has finished.
+    bot.idle().await;
     let seen = slack.seen.lock().unwrap();
     let posts: Vec<&Value> = seen
         .calls
@@ -530,7 +525,7 @@ async fn block_kit_limits_are_respected() {
             .collect(),
         feedback: "f".repeat(10_000),
         judge: grader::grade::JudgeInfo {
-            kind: "coverage".into(),
+            kind: grader::config::JudgeKind::Coverage,
             model: "m".into(),
             samples: 1,
             agreement: 1.0,

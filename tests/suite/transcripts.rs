@@ -1,6 +1,6 @@
 //! Transcript parsing, segmentation, bad input, fuzzing, grading and reports.
 
-use grader::transcript::parse::{Format, detect, parse};
+use grader::transcript::parse::{Format, detect};
 use grader::transcript::segment::Roles;
 use grader::transcript::{TranscriptOptions, grade_transcript, pairs_of, report};
 use proptest::prelude::*;
@@ -170,15 +170,6 @@ fn messy_names_follow_ups_and_off_topic_questions() {
     assert!(
         ps[0].answer.contains("profile before guessing"),
         "answer to the follow-up merges"
-    );
-    let interviewers = grader::transcript::segment::interviewers(
-        &parse(&read("messy.txt"), None).unwrap().1,
-        &Roles::default(),
-    );
-    assert_eq!(
-        interviewers,
-        vec!["Dana".to_string()],
-        "inferred: Dana asks the questions"
     );
 }
 
@@ -372,8 +363,10 @@ async fn grades_a_transcript_and_writes_reports() {
 }
 
 /// The HTML report renders in headless Chromium: every question and score is on the page,
-/// and a screenshot is produced. Skipped (visibly) where Chromium is not installed.
+/// and a screenshot is produced. Ignored by default (it needs Chromium); `.ci/run` installs
+/// Chromium and runs it.
 #[tokio::test]
+#[ignore = "needs Chromium on PATH; .ci/run installs it and runs this test"]
 async fn html_report_renders_in_chromium() {
     let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -384,10 +377,7 @@ async fn html_report_renders_in_chromium() {
                 .is_ok_and(|o| o.status.success())
         })
     else {
-        eprintln!(
-            "SKIPPED html_report_renders_in_chromium: no chromium on PATH (apt-get install chromium; .ci/run does)"
-        );
-        return;
+        panic!("no chromium on PATH: apt-get install chromium (.ci/run does)");
     };
     let engine = crate::server_engine().await;
     let r = grade_transcript(

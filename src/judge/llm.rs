@@ -1,144 +1,39 @@
 //! The LLM judge: any OpenAI-compatible chat endpoint grades the answer criterion by criterion.
 //!
 //! The prompt (templates in `prompts/`) carries the rubric, the model answer(s), graded
-//! exemplars retrieved by similarity, and the coverage judge's evidence as hints; the answer
-//! sits in a block whose delimiter is random per request and cannot occur in the answer. The
-//! model returns verdicts, verbatim quotes, misconceptions, gaps and feedback in one of three
-//! structured-output modes; the code validates the object (every criterion exactly once),
-//! retries faults with jittered exponential backoff, votes across samples, and never lets a
-//! parse failure become a score.
+//! exemplars retrieved by similarity to the answer, and a local judge's evidence as hints; the
+//! answer sits in a block whose delimiter is random per request and cannot occur in the answer.
+//! The model returns verdicts, verbatim quotes, misconceptions, gaps and feedback in one of
+//! three structured-output modes; the code validates the object (every criterion exactly once),
+//! votes across samples, and never lets a parse failure become a score. Sending, retries and
+//! accounting are the transport's (`crate::llm::LlmClient`).
+//!
+//! Long because a judge is one file: what is asked (prompt, schema) and how the answer is read
+//! (parsing, voting) change together, and splitting them would spread one judge over several.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use async_openai::Client;
-use async_openai::config::OpenAIConfig;
-use async_openai::error::OpenAIError;
-use async_openai::middleware::HttpRequestFactory;
+use futures::future::BoxFuture;
 use minijinja::{Environment, context};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
-use crate::config::{LlmSettings, StructuredOutput};
+use crate::config::{JudgeKind, LlmSettings, StructuredOutput};
 use crate::grade::{CriterionResult, JudgeInfo, Judgement, MisconceptionResult, Usage, Verdict};
+use crate::llm::chat::add_usage;
+use crate::llm::{LlmClient, LlmError, LlmStats};
 use crate::rubric::Rubric;
+use crate::store::{Filter, VectorStore};
+
+use super::{Judge, JudgeContext, JudgeError, RubricSource};
 
 const SYSTEM_TEMPLATE: &str = include_str!("../../prompts/judge_system.j2");
 const USER_TEMPLATE: &str = include_str!("../../prompts/judge_user.j2");
 
 /// The function name in `tool_call` mode.
 pub const TOOL_NAME: &str = "submit_grade";
-
-/// Why an LLM call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum LlmError {
-    #[error("endpoint answered HTTP {status}: {body}")]
-    Http {
-        status: u16,
-        retry_after: Option<Duration>,
-        body: String,
-    },
-    #[error("request timed out")]
-    Timeout,
-    #[error("cannot connect to the endpoint: {0}")]
-    Connect(String),
-    #[error("transport error: {0}")]
-    Transport(String),
-    #[error("the model refused: {0}")]
-    Refusal(String),
-    #[error("the model's output does not fit the schema: {0}")]
-    Schema(String),
-    #[error("request rejected by the client: {0}")]
-    Invalid(String),
-    #[error("gave up after {attempts} attempts: {last}")]
-    Exhausted { attempts: u32, last: Box<LlmError> },
-}
-
-impl LlmError {
-    /// Faults worth another try: rate limits, server errors, timeouts, connection problems,
-    /// refusals and malformed output (models are not deterministic about format).
-    pub fn retryable(&self) -> bool {
-        match self {
-            LlmError::Http { status, .. } => *status == 429 || *status == 408 || *status >= 500,
-            LlmError::Timeout
-            | LlmError::Connect(_)
-            | LlmError::Transport(_)
-            | LlmError::Refusal(_)
-            | LlmError::Schema(_) => true,
-            LlmError::Invalid(_) | LlmError::Exhausted { .. } => false,
-        }
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            LlmError::Http { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-/// A non-success HTTP response, kept with its status and `retry-after` (async-openai would
-/// otherwise turn it into a message and drop the headers).
-#[derive(Debug)]
-struct HttpStatusError {
-    status: u16,
-    retry_after: Option<Duration>,
-    body: String,
-}
-
-impl std::fmt::Display for HttpStatusError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HTTP {}: {}", self.status, self.body)
-    }
-}
-
-impl std::error::Error for HttpStatusError {}
-
-fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs.min(300.0)));
-    }
-    None
-}
-
-fn map_openai_error(e: OpenAIError) -> LlmError {
-    match e {
-        OpenAIError::Boxed(b) => match b.downcast::<HttpStatusError>() {
-            Ok(h) => LlmError::Http {
-                status: h.status,
-                retry_after: h.retry_after,
-                body: h.body,
-            },
-            Err(other) => LlmError::Transport(other.to_string()),
-        },
-        OpenAIError::Reqwest(r) if r.is_timeout() => LlmError::Timeout,
-        OpenAIError::Reqwest(r) if r.is_connect() => LlmError::Connect(r.to_string()),
-        OpenAIError::Reqwest(r) => LlmError::Transport(r.to_string()),
-        OpenAIError::JSONDeserialize(err, content) => LlmError::Schema(format!(
-            "response is not valid JSON ({err}): {}",
-            crate::grade::short(&content, 200)
-        )),
-        OpenAIError::InvalidArgument(m) => LlmError::Invalid(m),
-        other => LlmError::Transport(other.to_string()),
-    }
-}
-
-/// Counters shared by every request (exported as metrics).
-#[derive(Debug, Default)]
-pub struct LlmStats {
-    pub requests: AtomicU64,
-    pub retries: AtomicU64,
-    pub errors: AtomicU64,
-    pub prompt_tokens: AtomicU64,
-    pub completion_tokens: AtomicU64,
-    /// Cost in micro-dollars (integer, so it can be atomic).
-    pub cost_micro_usd: AtomicU64,
-}
 
 /// A graded exemplar shown to the model.
 #[derive(Debug, Clone, Serialize)]
@@ -148,22 +43,12 @@ pub struct ExemplarRef {
     pub rationale: String,
 }
 
-/// The coverage judge's best sentence per criterion, shown as a hint.
+/// A local judge's best sentence per criterion, shown as a hint.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hint {
     pub id: String,
     pub evidence: String,
     pub similarity: String,
-}
-
-/// Everything one grading call needs.
-pub struct JudgeInput<'a> {
-    pub rubric: &'a Rubric,
-    /// The answer as the judge should see it (already guarded against injection).
-    pub answer: &'a str,
-    pub exemplars: Vec<ExemplarRef>,
-    pub hints: Vec<Hint>,
-    pub samples: u32,
 }
 
 /// The model's output object.
@@ -329,7 +214,6 @@ fn delimiter(answer: &str) -> (String, String) {
         }
     }
 }
-
 /// One rendered request and what it costs to send.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -337,49 +221,114 @@ pub struct Prepared {
     pub prompt_tokens: usize,
 }
 
-/// One call's result.
-struct Reply {
-    output: LlmOutput,
-    usage: Usage,
+/// Where the few-shot exemplars come from: the rubric's graded exemplars in the store, ranked
+/// by similarity to the answer's vector.
+pub struct ExemplarSource {
+    pub store: Arc<dyn VectorStore>,
+    /// The `references` collection.
+    pub collection: String,
+    /// How many to show (`judge.exemplars_k`, > 0).
+    pub k: usize,
 }
 
+impl ExemplarSource {
+    async fn retrieve(
+        &self,
+        rubric: &Rubric,
+        answer_vector: &[f32],
+    ) -> Result<Vec<ExemplarRef>, JudgeError> {
+        let filter = Filter::rubric(&rubric.id).kinds(&["exemplar"]);
+        let hits = self
+            .store
+            .search(&self.collection, answer_vector, &filter, self.k)
+            .await?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|h| rubric.exemplars.get(h.payload.index as usize))
+            .map(|e| ExemplarRef {
+                score: e.score,
+                answer: e.answer.clone(),
+                rationale: e.rationale.clone(),
+            })
+            .collect())
+    }
+}
+
+/// The LLM judge (a [`Judge`]).
 pub struct LlmJudge {
-    client: Client<OpenAIConfig>,
-    settings: LlmSettings,
-    semaphore: Arc<Semaphore>,
+    client: LlmClient,
     env: Environment<'static>,
-    pub stats: Arc<LlmStats>,
+    /// Few-shot anchors (none when `judge.exemplars_k = 0`).
+    exemplars: Option<ExemplarSource>,
+    /// The local judge whose verdicts are shown as hints (`judge.llm_hints`).
+    hints: Option<Arc<dyn Judge>>,
 }
 
 impl LlmJudge {
-    pub fn new(settings: &LlmSettings) -> Result<Self, LlmError> {
+    pub fn new(
+        settings: &LlmSettings,
+        exemplars: Option<ExemplarSource>,
+        hints: Option<Arc<dyn Judge>>,
+    ) -> Result<Self, LlmError> {
         let mut env = Environment::new();
         env.add_template("system", SYSTEM_TEMPLATE)
             .map_err(|e| LlmError::Invalid(format!("prompts/judge_system.j2: {e}")))?;
         env.add_template("user", USER_TEMPLATE)
             .map_err(|e| LlmError::Invalid(format!("prompts/judge_user.j2: {e}")))?;
         Ok(LlmJudge {
-            client: client_with_status_errors(settings),
-            settings: settings.clone(),
-            semaphore: Arc::new(Semaphore::new(settings.max_concurrency)),
+            client: LlmClient::new(settings),
             env,
-            stats: Arc::new(LlmStats::default()),
+            exemplars: exemplars.filter(|x| x.k > 0),
+            hints,
         })
     }
 
     pub fn model(&self) -> &str {
-        &self.settings.model
+        self.client.model()
+    }
+
+    /// The transport's counters (exported as metrics).
+    pub fn stats(&self) -> &LlmStats {
+        &self.client.stats
+    }
+
+    /// Grade with the given local judgement as hints (the hybrid judge runs its local judge
+    /// once and passes it here): exemplars retrieved, prompt rendered, `cx.samples` calls
+    /// voted per criterion.
+    pub async fn grade(
+        &self,
+        cx: &JudgeContext<'_>,
+        local: Option<&Judgement>,
+    ) -> Result<Judgement, JudgeError> {
+        let rubric = cx.rubric.rubric();
+        let exemplars = match &self.exemplars {
+            Some(source)
+                if cx.rubric.source == RubricSource::Catalog && !cx.answer.vector.is_empty() =>
+            {
+                source.retrieve(rubric, &cx.answer.vector).await?
+            }
+            _ => Vec::new(),
+        };
+        let hints = local.map(hints_from).unwrap_or_default();
+        let prepared = self.prepare(rubric, &cx.answer.text, &exemplars, &hints)?;
+        Ok(self.sample(rubric, &prepared, cx.samples).await?)
     }
 
     /// Render the request body for the configured structured-output mode.
-    pub fn prepare(&self, input: &JudgeInput<'_>) -> Result<Prepared, LlmError> {
-        let rubric = input.rubric;
-        let (open, close) = delimiter(input.answer);
+    pub fn prepare(
+        &self,
+        rubric: &Rubric,
+        answer: &str,
+        exemplars: &[ExemplarRef],
+        hints: &[Hint],
+    ) -> Result<Prepared, LlmError> {
+        let settings = self.client.settings();
+        let (open, close) = delimiter(answer);
         let schema = output_schema(
             rubric,
-            self.settings.structured_output != StructuredOutput::JsonSchema,
+            settings.structured_output != StructuredOutput::JsonSchema,
         );
-        let mode = match self.settings.structured_output {
+        let mode = match settings.structured_output {
             StructuredOutput::JsonSchema => "json_schema",
             StructuredOutput::ToolCall => "tool_call",
             StructuredOutput::JsonObject => "json_object",
@@ -406,29 +355,29 @@ impl LlmJudge {
             context! {
                 rubric => minijinja::value::Serde(rubric),
                 model_answers => model_answers,
-                exemplars => minijinja::value::Serde(&input.exemplars),
-                hints => minijinja::value::Serde(&input.hints),
+                exemplars => minijinja::value::Serde(exemplars),
+                hints => minijinja::value::Serde(hints),
                 open => &open,
                 close => &close,
-                answer => input.answer,
+                answer => answer,
                 criterion_ids => criterion_ids,
             },
         )?;
-        let bpe = crate::tokens::bpe_for_model(&self.settings.model);
+        let bpe = crate::tokens::bpe_for_model(&settings.model);
         // Chat formatting adds a few tokens per message.
         let prompt_tokens =
             bpe.encode_ordinary(&system).len() + bpe.encode_ordinary(&user).len() + 8;
         let mut body = json!({
-            "model": self.settings.model,
+            "model": settings.model,
             "messages": [
                 {"role": "system", "content": system},
                 {"role": "user", "content": user}
             ],
-            "temperature": self.settings.temperature,
-            "max_tokens": self.settings.max_output_tokens,
+            "temperature": settings.temperature,
+            "max_tokens": settings.max_output_tokens,
             "stream": false
         });
-        match self.settings.structured_output {
+        match settings.structured_output {
             StructuredOutput::JsonSchema => {
                 body["response_format"] = json!({
                     "type": "json_schema",
@@ -458,11 +407,19 @@ impl LlmJudge {
         })
     }
 
-    /// Grade with `samples` concurrent calls and take the per-criterion majority.
-    pub async fn judge(&self, input: &JudgeInput<'_>) -> Result<Judgement, LlmError> {
-        let prepared = self.prepare(input)?;
-        let n = input.samples.max(1);
-        let calls = (0..n).map(|_| self.call_with_retries(&prepared, input.rubric));
+    /// `samples` concurrent calls, then the per-criterion majority.
+    async fn sample(
+        &self,
+        rubric: &Rubric,
+        prepared: &Prepared,
+        samples: u32,
+    ) -> Result<Judgement, LlmError> {
+        let n = samples.max(1);
+        let parse = |text: &str| parse_output(text, rubric);
+        let calls = (0..n).map(|_| {
+            self.client
+                .call_with_retries(&prepared.body, prepared.prompt_tokens, &parse)
+        });
         let results = futures::future::join_all(calls).await;
         let mut replies = Vec::new();
         let mut usage = Usage::default();
@@ -483,148 +440,55 @@ impl LlmJudge {
             return Err(last_err.unwrap_or(LlmError::Invalid("no samples".into())));
         }
         let mut j = vote(
-            input.rubric,
-            &replies.iter().map(|r| &r.output).collect::<Vec<_>>(),
-            &self.settings.model,
+            rubric,
+            &replies.iter().collect::<Vec<_>>(),
+            self.client.model(),
         );
         j.usage = usage;
         Ok(j)
     }
+}
 
-    /// One sample: call, retrying retryable faults. Returns usage even on failure (tokens of
-    /// failed attempts were still spent).
-    async fn call_with_retries(
-        &self,
-        prepared: &Prepared,
-        rubric: &Rubric,
-    ) -> Result<(Reply, Usage), (LlmError, Usage)> {
-        let mut usage = Usage::default();
-        let max = self.settings.max_retries;
-        let mut attempt = 0u32;
-        loop {
-            let result = {
-                let _permit = self
-                    .semaphore
-                    .acquire()
-                    .await
-                    .expect("semaphore never closed");
-                self.stats.requests.fetch_add(1, Ordering::Relaxed);
-                self.call_once(prepared, rubric).await
+impl Judge for LlmJudge {
+    fn kind(&self) -> JudgeKind {
+        JudgeKind::Llm
+    }
+
+    /// Vectors only for hints or exemplar retrieval; without both the answer is not embedded.
+    fn needs_vectors(&self) -> bool {
+        self.hints.is_some() || self.exemplars.is_some()
+    }
+
+    fn judge<'a>(
+        &'a self,
+        cx: &'a JudgeContext<'a>,
+    ) -> BoxFuture<'a, Result<Judgement, JudgeError>> {
+        Box::pin(async move {
+            let local = match &self.hints {
+                Some(h) => Some(h.judge(cx).await?),
+                None => None,
             };
-            match result {
-                Ok(reply) => {
-                    add_usage(&mut usage, &reply.usage);
-                    return Ok((reply, usage));
-                }
-                Err((e, spent)) => {
-                    add_usage(&mut usage, &spent);
-                    if !e.retryable() || attempt >= max {
-                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        let err = if attempt == 0 {
-                            e
-                        } else {
-                            LlmError::Exhausted {
-                                attempts: attempt + 1,
-                                last: Box::new(e),
-                            }
-                        };
-                        return Err((err, usage));
-                    }
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let delay = e.retry_after().unwrap_or_else(|| backoff(attempt));
-                    tracing::warn!(attempt = attempt + 1, delay_ms = delay.as_millis() as u64, error = %e, "LLM call failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-            }
-        }
-    }
-
-    async fn call_once(
-        &self,
-        prepared: &Prepared,
-        rubric: &Rubric,
-    ) -> Result<Reply, (LlmError, Usage)> {
-        let resp: Value = self
-            .client
-            .chat()
-            .create_byot(prepared.body.clone())
-            .await
-            .map_err(|e| (map_openai_error(e), Usage::default()))?;
-        let usage = self.usage_of(&resp, prepared.prompt_tokens);
-        let choice = &resp["choices"][0];
-        let message = &choice["message"];
-        if let Some(refusal) = message["refusal"].as_str().filter(|r| !r.is_empty()) {
-            return Err((LlmError::Refusal(refusal.to_string()), usage));
-        }
-        match choice["finish_reason"].as_str() {
-            Some("content_filter") => {
-                return Err((LlmError::Refusal("content filter".into()), usage));
-            }
-            Some("length") => {
-                return Err((
-                    LlmError::Schema("the reply was cut off at max_tokens".into()),
-                    usage,
-                ));
-            }
-            _ => {}
-        }
-        let text = match self.settings.structured_output {
-            StructuredOutput::ToolCall => message["tool_calls"][0]["function"]["arguments"]
-                .as_str()
-                .map(str::to_string)
-                // Some servers put the object straight into content even when a tool is forced.
-                .or_else(|| message["content"].as_str().map(str::to_string)),
-            _ => message["content"].as_str().map(str::to_string),
-        };
-        let Some(text) = text else {
-            return Err((LlmError::Schema("the reply has no content".into()), usage));
-        };
-        let output = parse_output(&text, rubric).map_err(|e| (e, usage))?;
-        Ok(Reply { output, usage })
-    }
-
-    fn usage_of(&self, resp: &Value, estimated_prompt: usize) -> Usage {
-        let prompt = resp["usage"]["prompt_tokens"]
-            .as_u64()
-            .unwrap_or(estimated_prompt as u64);
-        let completion = resp["usage"]["completion_tokens"].as_u64().unwrap_or(0);
-        let cost = self
-            .settings
-            .price_for(&self.settings.model)
-            .map_or(0.0, |p| {
-                (prompt as f64 * p.input + completion as f64 * p.output) / 1e6
-            });
-        self.stats
-            .prompt_tokens
-            .fetch_add(prompt, Ordering::Relaxed);
-        self.stats
-            .completion_tokens
-            .fetch_add(completion, Ordering::Relaxed);
-        self.stats
-            .cost_micro_usd
-            .fetch_add((cost * 1e6).round() as u64, Ordering::Relaxed);
-        Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            cost_usd: cost,
-        }
+            self.grade(cx, local.as_ref()).await
+        })
     }
 }
 
-fn add_usage(total: &mut Usage, u: &Usage) {
-    total.prompt_tokens += u.prompt_tokens;
-    total.completion_tokens += u.completion_tokens;
-    total.cost_usd += u.cost_usd;
-}
-
-/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, … capped at 20 s, each scaled by a
-/// random factor in [0.5, 1.0] so clients that failed together do not retry together.
-fn backoff(attempt: u32) -> Duration {
-    let base = 0.5f64 * 2f64.powi(attempt.min(10) as i32);
-    let capped = base.min(20.0);
-    let jitter = rand::rng().random_range(0.5..=1.0);
-    Duration::from_secs_f64(capped * jitter)
+/// A local judgement as hints: its evidence per criterion with its strength.
+fn hints_from(local: &Judgement) -> Vec<Hint> {
+    local
+        .criteria
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Hint {
+            id: c.id.clone(),
+            evidence: c.evidence.clone(),
+            similarity: local
+                .strength
+                .get(i)
+                .map(|s| format!("{s:.2}"))
+                .unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Majority vote per criterion (ties go to the lower verdict: the conservative choice);
@@ -693,8 +557,9 @@ pub fn vote(rubric: &Rubric, outputs: &[&LlmOutput], model: &str) -> Judgement {
         misconceptions,
         gaps: best.map(|o| o.gaps.clone()).unwrap_or_default(),
         feedback: best.map(|o| o.feedback.clone()).unwrap_or_default(),
+        strength: Vec::new(),
         judge: JudgeInfo {
-            kind: "llm".into(),
+            kind: JudgeKind::Llm,
             model: model.to_string(),
             samples: n as u32,
             agreement: if rubric.criteria.is_empty() {
@@ -706,38 +571,4 @@ pub fn vote(rubric: &Rubric, outputs: &[&LlmOutput], model: &str) -> Judgement {
         flags: Vec::new(),
         usage: Usage::default(),
     }
-}
-
-/// An async-openai client whose HTTP layer keeps non-success statuses (with `retry-after`)
-/// as typed errors, and applies the request timeout.
-fn client_with_status_errors(llm: &LlmSettings) -> Client<OpenAIConfig> {
-    let base = super::client(llm);
-    let mut builder = reqwest::Client::builder().tcp_nodelay(true);
-    if llm.timeout_ms > 0 {
-        builder = builder.timeout(Duration::from_millis(llm.timeout_ms));
-    }
-    let http = builder.build().unwrap_or_default();
-    let service = tower::service_fn(move |factory: HttpRequestFactory| {
-        let http = http.clone();
-        async move {
-            let request = factory.build().await?;
-            let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
-            let status = response.status();
-            if status.is_success() {
-                return Ok(response);
-            }
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            let body = response.text().await.unwrap_or_default();
-            Err(OpenAIError::Boxed(Box::new(HttpStatusError {
-                status: status.as_u16(),
-                retry_after,
-                body: crate::grade::short(&body, 300),
-            })))
-        }
-    });
-    base.with_http_service(service)
 }

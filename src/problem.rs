@@ -1,7 +1,8 @@
-//! `application/problem+json` errors (RFC 9457) with a stable `type` per kind of failure.
+//! `application/problem+json` errors (RFC 9457) with a stable `type` per kind of failure, the
+//! error body of every HTTP interface (the service and the Slack bot).
 //!
 //! Input errors say what to fix; internal errors are logged with their cause chain and
-//! returned without internals.
+//! returned without internals. The server's middleware fills in `request_id`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -58,6 +59,16 @@ impl Problem {
             detail,
         )
         .field(field)
+    }
+
+    /// A query string that does not parse; `usage` says what the route takes.
+    pub fn bad_query(e: &axum::extract::rejection::QueryRejection, usage: &str) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Invalid query string",
+            format!("{}; use {usage}", e.body_text()),
+        )
     }
 
     pub fn status_code(&self) -> StatusCode {

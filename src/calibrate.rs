@@ -1,0 +1,353 @@
+//! Calibration procedures (`grader calibrate`, `grader calibrate-matching`): fit the coverage
+//! judge's thresholds and the matching threshold to labelled data.
+//!
+//! Thresholds: features are measured once per labelled answer; then a grid over the thresholds
+//! is scored by the mean of Pearson r and quadratic weighted kappa between human scores and the
+//! scores the grader would give (the same [`crate::grade::score`] formula, rounding included).
+//! Two-fold cross-validation by question (fit on half the questions, score the other half)
+//! reports how well the fit carries over to questions it has not seen. Catalog rubrics and ad
+//! hoc rubrics (the same answers graded against each rubric's model answer) get separate
+//! thresholds.
+//!
+//! Matching: the threshold on a grid that best separates paraphrases of rubric questions from
+//! off-topic questions, taken from the middle of the best plateau.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, GradeError, QuestionRef};
+use crate::eval::{EvalItem, Metrics};
+use crate::judge::ResolvedRubric;
+use crate::judge::calibration::{Calibration, FitInfo, Thresholds};
+use crate::judge::coverage::{CoverageFeatures, Prepared};
+
+/// One labelled answer, measured.
+pub struct FitItem<'a> {
+    pub group: String,
+    /// Human score on a 0..10 scale.
+    pub human: f64,
+    pub judge: Prepared<'a>,
+    pub features: CoverageFeatures,
+}
+
+fn grid() -> Vec<Thresholds> {
+    let mut out = Vec::new();
+    let steps = |from: f32, to: f32, step: f32| {
+        let n = ((to - from) / step).round() as usize;
+        (0..=n).map(move |i| from + step * i as f32)
+    };
+    for keyword_weight in [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4] {
+        for list_penalty in [0.0, 0.05, 0.1, 0.15, 0.2] {
+            for (misconception, misconception_margin) in [
+                (2.0, 0.0),
+                (0.75, 0.03),
+                (0.8, 0.03),
+                (0.85, 0.03),
+                (0.8, 0.0),
+                (0.9, 0.0),
+            ] {
+                for met in steps(0.30, 1.05, 0.01) {
+                    for partial in steps(met - 0.3, met - 0.02, 0.02) {
+                        out.push(Thresholds {
+                            met,
+                            partial,
+                            keyword_weight,
+                            list_penalty,
+                            misconception,
+                            misconception_margin,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn metrics(items: &[&FitItem<'_>], t: &Thresholds) -> Metrics {
+    let pairs: Vec<(f64, f64)> = items
+        .iter()
+        .map(|it| {
+            let d = it.judge.core(&it.features, t);
+            let s = it.judge.score(&d) as f64 / it.judge_max() * 10.0;
+            (s, it.human)
+        })
+        .collect();
+    Metrics::compute(&pairs, 10.0)
+}
+
+fn objective(m: &Metrics) -> f64 {
+    (m.pearson + m.qwk) / 2.0
+}
+
+impl FitItem<'_> {
+    fn judge_max(&self) -> f64 {
+        self.judge.max_score() as f64
+    }
+}
+
+fn best(items: &[&FitItem<'_>], grid: &[Thresholds]) -> (Thresholds, Metrics) {
+    let mut best: Option<(f64, Thresholds, Metrics)> = None;
+    for t in grid {
+        let m = metrics(items, t);
+        let o = objective(&m);
+        if best.as_ref().is_none_or(|(b, _, _)| o > *b) {
+            best = Some((o, *t, m));
+        }
+    }
+    let (_, t, m) = best.expect("non-empty grid");
+    (t, m)
+}
+
+/// Fit thresholds on all items; cross-validate by question.
+pub fn fit(items: &[FitItem<'_>], command: &str, data: &str) -> (Thresholds, FitInfo) {
+    let grid = grid();
+    let all: Vec<&FitItem> = items.iter().collect();
+    let (t, m) = best(&all, &grid);
+    // Two folds by question: alternate over the sorted question ids.
+    let groups: Vec<String> = items
+        .iter()
+        .map(|i| i.group.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let fold_of = |g: &str| groups.iter().position(|x| x == g).unwrap_or(0) % 2;
+    let mut cv_pairs_p = Vec::new();
+    for fold in 0..2 {
+        let train: Vec<&FitItem> = items.iter().filter(|i| fold_of(&i.group) != fold).collect();
+        let test: Vec<&FitItem> = items.iter().filter(|i| fold_of(&i.group) == fold).collect();
+        if train.is_empty() || test.is_empty() {
+            continue;
+        }
+        let (tt, _) = best(&train, &grid);
+        for it in test {
+            let d = it.judge.core(&it.features, &tt);
+            cv_pairs_p.push((it.judge.score(&d) as f64 / it.judge_max() * 10.0, it.human));
+        }
+    }
+    let cv = Metrics::compute(&cv_pairs_p, 10.0);
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    let info = FitInfo {
+        command: command.to_string(),
+        data: data.to_string(),
+        n: m.n,
+        pearson: round(m.pearson),
+        spearman: round(m.spearman),
+        qwk: round(m.qwk),
+        rmse: round(m.rmse),
+        cv_pearson: round(cv.pearson),
+        cv_qwk: round(cv.qwk),
+    };
+    // Two decimals, exact in the file (f32 → f64 would print 0.800000011920929).
+    let r2 = |x: f32| ((x as f64 * 100.0).round() / 100.0) as f32;
+    let t = Thresholds {
+        met: r2(t.met),
+        partial: r2(t.partial),
+        keyword_weight: r2(t.keyword_weight),
+        list_penalty: r2(t.list_penalty),
+        misconception: r2(t.misconception),
+        misconception_margin: r2(t.misconception_margin),
+    };
+    (t, info)
+}
+
+/// A labelled item that could not be measured.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {source}")]
+pub struct CalibrateError {
+    pub line: usize,
+    #[source]
+    pub source: GradeError,
+}
+
+/// A fitted calibration and what it was fitted on.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub calibration: Calibration,
+    /// Answers measured against catalog rubrics.
+    pub answers: usize,
+    pub seconds: f64,
+}
+
+/// One measured answer: its group (question), human score on 0..10, rubric and features.
+struct Measured {
+    group: String,
+    human: f64,
+    rubric: ResolvedRubric,
+    features: CoverageFeatures,
+}
+
+/// Fit the coverage judge's thresholds to labelled items (`(line, item)` as parsed by
+/// [`crate::eval::parse_items`]). `command` and `data` are recorded in the file.
+pub async fn fit_thresholds(
+    engine: &Engine,
+    items: &[(usize, EvalItem)],
+    command: &str,
+    data: &str,
+) -> Result<Fitted, CalibrateError> {
+    let started = std::time::Instant::now();
+    // Catalog rubrics: each item graded against its rubric.
+    let mut measured = Vec::new();
+    // Ad hoc rubrics: the same items graded against the rubric's model answer as a reference.
+    let mut measured_adhoc = Vec::new();
+    for (line, item) in items {
+        let at = |source: GradeError| CalibrateError {
+            line: *line,
+            source,
+        };
+        let rubric = engine.resolve(&item.question_ref()).await.map_err(at)?;
+        let view = engine.answer_view(&item.answer).await.map_err(at)?;
+        let human = item.score / item.scale_max * 10.0;
+        if !rubric.is_adhoc()
+            && let Some(model) = rubric.rubric.model_answers.first()
+        {
+            let adhoc = QuestionRef::AdHoc {
+                question: rubric.rubric.question.clone(),
+                reference_answer: model.text.clone(),
+            };
+            let ra = engine.resolve(&adhoc).await.map_err(at)?;
+            let features = Prepared::of(&ra).features(&view.segments, &view.vectors);
+            measured_adhoc.push(Measured {
+                group: item.group(),
+                human,
+                rubric: ra,
+                features,
+            });
+        }
+        let features = Prepared::of(&rubric).features(&view.segments, &view.vectors);
+        measured.push(Measured {
+            group: item.group(),
+            human,
+            rubric,
+            features,
+        });
+    }
+    let fit_on = |set: &[Measured]| {
+        let items: Vec<FitItem> = set
+            .iter()
+            .map(|m| FitItem {
+                group: m.group.clone(),
+                human: m.human,
+                judge: Prepared::of(&m.rubric),
+                features: m.features.clone(),
+            })
+            .collect();
+        fit(&items, command, data)
+    };
+    let (thresholds, info) = fit_on(&measured);
+    let adhoc = (!measured_adhoc.is_empty()).then(|| fit_on(&measured_adhoc));
+    Ok(Fitted {
+        calibration: Calibration {
+            thresholds,
+            fit: info,
+            adhoc_thresholds: adhoc.as_ref().map(|a| a.0),
+            adhoc_fit: adhoc.map(|a| a.1),
+        },
+        answers: measured.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl Fitted {
+    /// The calibration file's text: a header saying how to refit, then the TOML.
+    pub fn file_text(&self, command: &str) -> Result<String, toml::ser::Error> {
+        let body = toml::to_string_pretty(&self.calibration)?;
+        let header = format!(
+            "# Coverage judge thresholds. Do not edit by hand: refit with\n#   {command}\n# (fit in {:.1} s over {} answers; cv_* = two-fold cross-validation by question;\n# adhoc_* = the same answers graded against each rubric's model answer as an ad hoc reference)\n",
+            self.seconds, self.answers
+        );
+        Ok(format!("{header}{body}"))
+    }
+}
+
+/// A paraphrase of a rubric's question (one line of `tests/data/paraphrases.jsonl`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Paraphrase {
+    pub question_id: String,
+    pub question: String,
+}
+
+/// The fitted matching threshold and how well it separates.
+#[derive(Debug, Clone)]
+pub struct MatchingFit {
+    pub threshold: f32,
+    /// The range of equally good thresholds the value is the middle of.
+    pub plateau: (f32, f32),
+    pub max_offtopic_similarity: f32,
+    /// Share of paraphrases whose best candidate is their rubric.
+    pub paraphrase_top1: f64,
+    /// Share matched to their rubric at or above the threshold.
+    pub paraphrase_matched: f64,
+    pub offtopic_rejected: f64,
+    /// Paraphrases not matched to their rubric: (similarity, paraphrase).
+    pub misses: Vec<(f32, Paraphrase)>,
+    /// Off-topic questions that would match: (similarity, question).
+    pub offtopic_matched: Vec<(f32, String)>,
+    pub paraphrases: usize,
+    pub offtopic: usize,
+}
+
+/// Find the matching threshold that best separates paraphrases from off-topic questions.
+pub async fn fit_matching(
+    engine: &Engine,
+    paraphrases: &[Paraphrase],
+    offtopic: &[String],
+) -> Result<MatchingFit, GradeError> {
+    // (top-1 similarity, top-1 correct) for paraphrases; top similarity for off-topic ones.
+    let mut on = Vec::new();
+    for p in paraphrases {
+        let m = engine.match_question(&p.question).await?;
+        let top = m.candidates.first();
+        on.push((
+            m.similarity,
+            top.is_some_and(|c| c.rubric_id == p.question_id),
+            p,
+        ));
+    }
+    let mut offs = Vec::new();
+    for q in offtopic {
+        offs.push((engine.match_question(q).await?.similarity, q));
+    }
+    // Every threshold on the grid that separates best; take the middle of that plateau so
+    // the chosen value keeps a margin on both sides instead of sitting on the worst off-topic.
+    let scored: Vec<(usize, f32)> = (30..=90)
+        .map(|step| {
+            let t = step as f32 / 100.0;
+            let good = on.iter().filter(|(s, ok, _)| *ok && *s >= t).count()
+                + offs.iter().filter(|(s, _)| *s < t).count();
+            (good, t)
+        })
+        .collect();
+    let top = scored.iter().map(|(g, _)| *g).max().unwrap_or(0);
+    let plateau: Vec<f32> = scored
+        .iter()
+        .filter(|(g, _)| *g == top)
+        .map(|(_, t)| *t)
+        .collect();
+    let t = plateau[plateau.len() / 2];
+    let share = |n: usize, of: usize| n as f64 / of.max(1) as f64;
+    Ok(MatchingFit {
+        threshold: t,
+        plateau: (plateau[0], plateau[plateau.len() - 1]),
+        max_offtopic_similarity: offs.iter().map(|(s, _)| *s).fold(0.0f32, f32::max),
+        paraphrase_top1: share(on.iter().filter(|(_, ok, _)| *ok).count(), on.len()),
+        paraphrase_matched: share(
+            on.iter().filter(|(s, ok, _)| *ok && *s >= t).count(),
+            on.len(),
+        ),
+        offtopic_rejected: share(offs.iter().filter(|(s, _)| *s < t).count(), offs.len()),
+        misses: on
+            .iter()
+            .filter(|(s, ok, _)| !*ok || *s < t)
+            .map(|(s, _, p)| (*s, (*p).clone()))
+            .collect(),
+        offtopic_matched: offs
+            .iter()
+            .filter(|(s, _)| *s >= t)
+            .map(|(s, q)| (*s, (*q).clone()))
+            .collect(),
+        paraphrases: on.len(),
+        offtopic: offs.len(),
+    })
+}

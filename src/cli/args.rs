@@ -1,0 +1,161 @@
+//! The command line: clap's argument structs, one per command, passed whole to the commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use grader::config::JudgeKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "grader",
+    version,
+    about = "Grade interview answers against rubrics, criterion by criterion, with quoted evidence."
+)]
+pub struct Cli {
+    /// Configuration file layered over the built-in defaults (else config/$GRADER_ENV.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(super) config: Option<PathBuf>,
+    /// Log as JSON lines (to stderr).
+    #[arg(long, global = true)]
+    pub(super) log_json: bool,
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Check or list the rubric set.
+    Rubrics {
+        #[command(subcommand)]
+        command: RubricsCommand,
+    },
+    /// Run the HTTP grading service.
+    Serve(ServeArgs),
+    /// Grade interview transcripts and write a report per transcript (JSON, Markdown, HTML).
+    Batch(BatchArgs),
+    /// Index the rubric set into the configured vector store (only what changed).
+    Index(JsonFlag),
+    /// Find the rubric a free-text question asks about.
+    Match {
+        question: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Grade one answer.
+    Grade(GradeArgs),
+    /// Grade a labelled JSONL file and report agreement with the human scores.
+    Eval(EvalArgs),
+    /// Find the matching threshold that best separates paraphrases (JSONL `{question_id, question}`)
+    /// from off-topic questions (one per line); prints it for `matching.threshold`.
+    CalibrateMatching {
+        paraphrases: PathBuf,
+        offtopic: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Fit the coverage judge's thresholds to a labelled JSONL file and write the calibration file.
+    Calibrate {
+        file: PathBuf,
+        /// Where to write (default: judge.calibration from the config).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum RubricsCommand {
+    /// Validate every rubric (format and the quality bar of the shipped set).
+    Lint(DirArgs),
+    /// List the rubrics.
+    List {
+        #[command(flatten)]
+        dir: DirArgs,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(super) struct DirArgs {
+    /// The rubric folder (default: rubrics_dir from the config).
+    #[arg(long)]
+    pub(super) dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct JsonFlag {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// Overrides server.host.
+    #[arg(long)]
+    pub(super) host: Option<String>,
+    /// Overrides server.port (0 picks a free port).
+    #[arg(long)]
+    pub(super) port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct BatchArgs {
+    #[arg(required = true)]
+    pub(super) files: Vec<PathBuf>,
+    /// Folder for the reports (created if missing).
+    #[arg(long)]
+    pub(super) out: PathBuf,
+    /// Answers graded at once across all transcripts (default: limits.concurrency).
+    #[arg(long)]
+    pub(super) concurrency: Option<usize>,
+    /// text, vtt, srt or json (default: detected from each file's content).
+    #[arg(long)]
+    pub(super) format: Option<grader::transcript::Format>,
+    #[arg(long)]
+    pub(super) judge: Option<JudgeKind>,
+    /// Grade again even when a report for the same content and rubric set exists.
+    #[arg(long)]
+    pub(super) force: bool,
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct EvalArgs {
+    pub(super) file: PathBuf,
+    #[arg(long)]
+    pub(super) judge: Option<JudgeKind>,
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Only the first N items.
+    #[arg(long)]
+    pub(super) limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct GradeArgs {
+    /// The rubric id (see `grader rubrics list`).
+    #[arg(long, group = "q")]
+    pub(super) question_id: Option<String>,
+    /// The question as text: matched to a rubric, or with --reference-answer graded ad hoc.
+    #[arg(long, group = "q")]
+    pub(super) question: Option<String>,
+    /// A reference answer: grade against a rubric derived from it (needs --question).
+    #[arg(long, requires = "question")]
+    pub(super) reference_answer: Option<String>,
+    /// The answer text.
+    #[arg(long, group = "a")]
+    pub(super) answer: Option<String>,
+    /// Read the answer from a file.
+    #[arg(long, group = "a")]
+    pub(super) answer_file: Option<PathBuf>,
+    /// `-` reads the answer from standard input.
+    #[arg(value_name = "-", group = "a")]
+    pub(super) stdin: Option<String>,
+    #[arg(long)]
+    pub(super) judge: Option<JudgeKind>,
+    #[arg(long)]
+    pub(super) json: bool,
+}

@@ -1,0 +1,435 @@
+//! Command-line commands: parse arguments, open the engine, call the library, print.
+//! `anyhow` lives here (and in `main`), not in the library.
+//!
+//! # Layout
+//! - `args.rs`: the clap argument structs.
+//! - `print.rs`: human-readable output.
+
+mod args;
+mod print;
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use grader::calibrate::{self, Paraphrase};
+use grader::config::{LogFormat, Settings, Sources};
+use grader::engine::{Engine, GradeRequest, QuestionRef};
+use grader::eval;
+use grader::rubric::{Catalog, RubricSummary};
+use grader::transcript::batch::{self, BatchEvent, BatchOptions};
+
+pub use args::Cli;
+use args::{BatchArgs, Command, DirArgs, EvalArgs, GradeArgs, JsonFlag, RubricsCommand, ServeArgs};
+use print::{print_batch, print_grade, progress};
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(&Sources {
+        file: cli.config.clone(),
+        ..Sources::default()
+    })?;
+    let format = if cli.log_json {
+        LogFormat::Json
+    } else {
+        settings.log.format
+    };
+    grader::telemetry::init(format, &settings.log.level, std::io::stderr);
+    match cli.command {
+        Command::Rubrics { command } => rubrics(&settings, command),
+        command => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async_main(settings, command))
+        }
+    }
+}
+
+fn rubrics(settings: &Settings, cmd: RubricsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RubricsCommand::Lint(DirArgs { dir }) => {
+            let dir = dir.unwrap_or_else(|| settings.rubrics_dir.clone());
+            let catalog = match Catalog::load_dir(&dir) {
+                Ok(c) => c,
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let mut problems = Vec::new();
+            for r in catalog.iter() {
+                let file = catalog.file_of(&r.id).unwrap_or(Path::new("?"));
+                problems.extend(r.lint_quality(file));
+            }
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            if problems.is_empty() {
+                println!("{} rubrics OK in {}", catalog.len(), dir.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{} problem(s) in {}", problems.len(), dir.display());
+                Ok(ExitCode::from(1))
+            }
+        }
+        RubricsCommand::List {
+            dir: DirArgs { dir },
+            out: JsonFlag { json },
+        } => {
+            let dir = dir.unwrap_or_else(|| settings.rubrics_dir.clone());
+            let catalog = Catalog::load_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let rows: Vec<RubricSummary> = catalog.iter().map(RubricSummary::from).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{:<36} {:>2} criteria {:>2} exemplars  {}",
+                        r.id, r.criteria, r.exemplars, r.question
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn open_engine(settings: Settings) -> anyhow::Result<Engine> {
+    let base = std::env::current_dir()?;
+    let engine = Engine::open(settings, &base).await?;
+    let r = engine.index_report();
+    if r.changed() {
+        tracing::info!(
+            added = r.added.len(),
+            updated = r.updated.len(),
+            removed = r.removed.len(),
+            ms = r.elapsed_ms,
+            "indexed rubric set"
+        );
+    }
+    Ok(engine)
+}
+
+async fn async_main(settings: Settings, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Rubrics { .. } => unreachable!("handled without a runtime"),
+        Command::Serve(args) => serve(settings, args).await,
+        Command::Index(out) => index(settings, out).await,
+        Command::Match { question, out } => match_cmd(settings, &question, out).await,
+        Command::Grade(args) => grade(settings, args).await,
+        Command::Batch(args) => batch_cmd(settings, args).await,
+        Command::Eval(args) => eval_cmd(settings, args).await,
+        Command::Calibrate { file, out } => calibrate_cmd(settings, &file, out).await,
+        Command::CalibrateMatching {
+            paraphrases,
+            offtopic,
+            out,
+        } => calibrate_matching(settings, &paraphrases, &offtopic, out).await,
+    }
+}
+
+async fn serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(h) = args.host {
+        settings.server.host = h;
+    }
+    if let Some(p) = args.port {
+        settings.server.port = p;
+    }
+    let app = grader::server::Application::build(settings).await?;
+    let e = &app.state.engine;
+    tracing::info!(
+        addr = %app.local_addr()?,
+        judge = %e.effective_judge(None),
+        store = %e.store().describe(),
+        rubrics = e.catalog().len(),
+        "grader is serving"
+    );
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn index(settings: Settings, out: JsonFlag) -> anyhow::Result<ExitCode> {
+    let engine = open_engine(settings).await?;
+    let r = engine.index_report();
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: {} added, {} updated, {} removed, {} unchanged ({} points written, {} ms)",
+        engine.store().describe(),
+        r.added.len(),
+        r.updated.len(),
+        r.removed.len(),
+        r.unchanged,
+        r.points_written,
+        r.elapsed_ms
+    );
+    for (what, ids) in [
+        ("added", &r.added),
+        ("updated", &r.updated),
+        ("removed", &r.removed),
+    ] {
+        for id in ids {
+            println!("  {what}: {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn match_cmd(settings: Settings, question: &str, out: JsonFlag) -> anyhow::Result<ExitCode> {
+    let engine = open_engine(settings).await?;
+    let m = engine.match_question(question).await?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &m.rubric_id {
+        Some(id) => println!("{id} ({:.3})", m.similarity),
+        None => println!(
+            "no rubric matches (best {:.3} < threshold {:.3})",
+            m.similarity,
+            engine.settings().matching.threshold
+        ),
+    }
+    for c in m.candidates.iter().skip(usize::from(m.rubric_id.is_some())) {
+        println!("  candidate {} ({:.3})", c.rubric_id, c.similarity);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn grade(settings: Settings, args: GradeArgs) -> anyhow::Result<ExitCode> {
+    let answer = match (&args.answer, &args.answer_file, &args.stdin) {
+        (Some(a), _, _) => a.clone(),
+        (_, Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --answer-file {}", path.display()))?,
+        (_, _, Some(dash)) if dash == "-" => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the answer from standard input")?;
+            s
+        }
+        (_, _, Some(other)) => bail!(
+            "unexpected argument `{other}`: pass the answer with --answer, --answer-file or `-` for stdin"
+        ),
+        _ => bail!(
+            "no answer: pass --answer TEXT, --answer-file PATH, or `-` to read standard input"
+        ),
+    };
+    let question = match (args.question_id, args.question, args.reference_answer) {
+        (Some(id), _, _) => QuestionRef::Id(id),
+        (None, Some(q), Some(reference)) => QuestionRef::AdHoc {
+            question: q,
+            reference_answer: reference,
+        },
+        (None, Some(q), None) => QuestionRef::Text(q),
+        _ => bail!(
+            "no question: pass --question-id ID, or --question TEXT (optionally with --reference-answer TEXT)"
+        ),
+    };
+    let engine = open_engine(settings).await?;
+    let g = engine
+        .grade(&GradeRequest {
+            question,
+            answer,
+            judge: args.judge,
+            samples: None,
+        })
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&g)?);
+    } else {
+        print_grade(&g);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Read a labelled JSONL file; unusable lines are reported on stderr and returned.
+fn read_items(file: &Path) -> anyhow::Result<(Vec<(usize, eval::EvalItem)>, Vec<eval::BadLine>)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (items, skipped) = eval::parse_items(&text);
+    for b in &skipped {
+        eprintln!("{}:{}: skipped: {}", file.display(), b.line, b.error);
+    }
+    Ok((items, skipped))
+}
+
+async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let (mut items, skipped) = read_items(&args.file)?;
+    if let Some(n) = args.limit {
+        items.truncate(n);
+    }
+    let opts = eval::RunOptions {
+        judge: args.judge,
+        concurrency: settings.limits.concurrency,
+    };
+    let engine = Arc::new(open_engine(settings).await?);
+    let pb = progress(items.len());
+    let file = args.file.display().to_string();
+    let report = eval::run(engine, items, skipped, opts, &|| pb.inc(1), &|bad| {
+        eprintln!("{file}:{}: not graded: {}", bad.line, bad.error)
+    })
+    .await;
+    pb.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} answers, judge {}: pearson {:.3}  spearman {:.3}  qwk {:.3}  rmse {:.2}  mae {:.2}  ({:.1} answers/s)",
+        report.n,
+        report.judge,
+        report.pearson,
+        report.spearman,
+        report.qwk,
+        report.rmse,
+        report.mae,
+        report.answers_per_second
+    );
+    println!("per question (n, pearson, mae):");
+    for (q, m) in &report.per_question {
+        println!("  {q:<40} {:>3} {:>7.3} {:>6.2}", m.n, m.pearson, m.mae);
+    }
+    if !report.skipped_lines.is_empty() || !report.failed.is_empty() {
+        println!(
+            "{} lines skipped, {} items failed",
+            report.skipped_lines.len(),
+            report.failed.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn calibrate_cmd(
+    settings: Settings,
+    file: &Path,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let (items, _) = read_items(file)?;
+    let out = out.unwrap_or_else(|| settings.judge.calibration.clone());
+    let engine = open_engine(settings).await?;
+    let command = format!("grader calibrate {}", file.display());
+    let fitted = calibrate::fit_thresholds(&engine, &items, &command, &file.display().to_string())
+        .await
+        .map_err(|e| {
+            anyhow::Error::new(e.source).context(format!("{}:{}", file.display(), e.line))
+        })?;
+    let text = fitted.file_text(&command)?;
+    std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+    println!("{text}");
+    println!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn calibrate_matching(
+    settings: Settings,
+    paraphrases: &Path,
+    offtopic: &Path,
+    out: JsonFlag,
+) -> anyhow::Result<ExitCode> {
+    let para: Vec<Paraphrase> = std::fs::read_to_string(paraphrases)
+        .with_context(|| format!("reading {}", paraphrases.display()))?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}:{}", paraphrases.display(), i + 1))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let off: Vec<String> = std::fs::read_to_string(offtopic)
+        .with_context(|| format!("reading {}", offtopic.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let engine = open_engine(settings).await?;
+    let f = calibrate::fit_matching(&engine, &para, &off).await?;
+    if out.json {
+        println!(
+            "{}",
+            serde_json::json!({"threshold": f.threshold, "plateau": [f.plateau.0, f.plateau.1], "max_offtopic_similarity": f.max_offtopic_similarity, "paraphrase_top1": f.paraphrase_top1, "paraphrase_matched": f.paraphrase_matched, "offtopic_rejected": f.offtopic_rejected, "paraphrases": f.paraphrases, "offtopic": f.offtopic})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "threshold {:.2} (best from {:.2} to {:.2}; highest off-topic similarity {:.2}): paraphrases top-1 {:.1}%, matched above threshold {:.1}%, off-topic rejected {:.1}% ({} paraphrases, {} off-topic)",
+        f.threshold,
+        f.plateau.0,
+        f.plateau.1,
+        f.max_offtopic_similarity,
+        f.paraphrase_top1 * 100.0,
+        f.paraphrase_matched * 100.0,
+        f.offtopic_rejected * 100.0,
+        f.paraphrases,
+        f.offtopic
+    );
+    for (s, p) in &f.misses {
+        println!("  miss: {} ({s:.2}) {}", p.question_id, p.question);
+    }
+    for (s, q) in &f.offtopic_matched {
+        println!("  off-topic matched ({s:.2}): {q}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn batch_cmd(settings: Settings, args: BatchArgs) -> anyhow::Result<ExitCode> {
+    let opts = BatchOptions {
+        out: args.out,
+        concurrency: args
+            .concurrency
+            .unwrap_or(settings.limits.concurrency)
+            .max(1),
+        format: args.format,
+        judge: args.judge,
+        force: args.force,
+    };
+    let engine = Arc::new(open_engine(settings).await?);
+    let multi = indicatif::MultiProgress::new();
+    if !std::io::stderr().is_terminal() {
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let bar = |len: usize, template: &str| {
+        let b = multi.add(ProgressBar::new(len as u64));
+        b.set_style(
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    };
+    let files_bar = bar(args.files.len(), "{bar:30} {pos}/{len} transcripts {msg}");
+    let answers_bar = bar(0, "{bar:30} {pos}/{len} answers {per_sec}");
+    let on_event = |e: BatchEvent<'_>| match e {
+        BatchEvent::AnswersFound(n) => answers_bar.inc_length(n as u64),
+        BatchEvent::AnswerDone => answers_bar.inc(1),
+        BatchEvent::FileDone(s) => {
+            files_bar.inc(1);
+            if let Some(e) = &s.error {
+                files_bar.println(format!("failed: {e}"));
+            }
+        }
+    };
+    let summaries = batch::run(engine, &args.files, &opts, &on_event).await?;
+    files_bar.finish_and_clear();
+    answers_bar.finish_and_clear();
+    let failed = summaries.iter().filter(|s| s.status == "failed").count();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+    } else {
+        print_batch(&summaries);
+        println!("reports in {}; {} failed", opts.out.display(), failed);
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,440 @@
+//! The grading pipeline: resolve the rubric → guard and embed the answer once → judge →
+//! verify evidence → score from verdicts → `Grade`.
+//!
+//! [`Engine`] owns what every interface shares (catalog, embedder, store, the resolved catalog
+//! rubrics with their vectors, calibration, the judges) and is cheap to share behind an `Arc`.
+//! Its fields are private: callers match questions, list and resolve rubrics, and grade
+//! through its methods, so an answer is resolved once and graded against that resolution.
+//!
+//! # Layout
+//! - `request.rs`: `QuestionRef`, `Answer`, `GradeRequest`, `GradeOptions`, the errors.
+//! - `resolve.rs`: id / matched text / ad hoc reference → `ResolvedRubric`.
+
+mod request;
+mod resolve;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::config::{EmbeddingKind, Fallback, JudgeKind, Settings, StoreKind};
+use crate::embed::{Embedder, LocalEmbedder};
+use crate::grade::{
+    Flag, Grade, Judgement, compute_score, feedback_from_verdicts, gaps_from_verdicts,
+    verify_evidence,
+};
+use crate::guard::guard;
+use crate::index::{Collections, IndexReport, Knowledge, index_catalog};
+use crate::judge::llm::ExemplarSource;
+use crate::judge::{
+    AnswerView, Calibration, CoverageJudge, HybridJudge, Judge, JudgeContext, JudgeError, LlmJudge,
+    ResolvedRubric, RubricSource,
+};
+use crate::llm::LlmStats;
+use crate::matching::{MatchResult, match_question, match_vector};
+use crate::rubric::{Catalog, Rubric};
+use crate::store::{EmbeddedStore, Filter, QdrantOptions, QdrantStore, VectorStore};
+use crate::text::segments;
+
+pub use request::{Answer, GradeError, GradeOptions, GradeRequest, OpenError, QuestionRef};
+
+/// The judges one engine can run, built once at start.
+struct Judges {
+    coverage: Arc<CoverageJudge>,
+    /// With the hybrid judge, when an LLM endpoint is configured.
+    llm: Option<(Arc<LlmJudge>, Arc<HybridJudge>)>,
+}
+
+pub struct Engine {
+    settings: Settings,
+    catalog: Catalog,
+    embedder: Arc<dyn Embedder>,
+    store: Arc<dyn VectorStore>,
+    collections: Collections,
+    /// Every catalog rubric with its vectors, by id (built once at start).
+    resolved: HashMap<String, ResolvedRubric>,
+    calibration: Calibration,
+    index_report: IndexReport,
+    judges: Judges,
+    /// Ad hoc rubrics by the hash of (question, reference).
+    adhoc: Mutex<HashMap<String, ResolvedRubric>>,
+}
+
+impl Engine {
+    /// Open everything from settings: rubrics, embedder, store (indexed if anything changed),
+    /// the judges' vectors and the calibration. `base` resolves relative paths.
+    pub async fn open(settings: Settings, base: &Path) -> Result<Engine, OpenError> {
+        let catalog = Catalog::load_dir(&Settings::resolve(base, &settings.rubrics_dir))
+            .map_err(OpenError::Rubrics)?;
+        let embedder: Arc<dyn Embedder> = match settings.embedding.kind {
+            EmbeddingKind::Local => Arc::new(LocalEmbedder::load(
+                &Settings::resolve(base, &settings.embedding.model_dir),
+                settings.embedding.max_tokens,
+                settings.embedding.batch_size,
+            )?),
+            EmbeddingKind::Openai => Arc::new(crate::llm::OpenAiEmbedder::new(
+                &settings.llm,
+                &settings.embedding,
+            )?),
+        };
+        let store: Arc<dyn VectorStore> = match settings.store.kind {
+            StoreKind::Embedded => Arc::new(EmbeddedStore::open(
+                &Settings::resolve(base, &settings.data_dir).join("store"),
+            )?),
+            StoreKind::Qdrant => Arc::new(QdrantStore::connect(QdrantOptions {
+                url: settings.store.url.clone(),
+                api_key: settings.store.api_key.clone(),
+                shard_number: settings.store.shard_number,
+                replication_factor: settings.store.replication_factor,
+            })?),
+        };
+        let calibration = Calibration::load(&Settings::resolve(base, &settings.judge.calibration))?;
+        Self::with_parts(settings, catalog, embedder, store, calibration).await
+    }
+
+    /// Assemble from ready parts (tests use an in-memory store). Indexes what changed.
+    pub async fn with_parts(
+        settings: Settings,
+        catalog: Catalog,
+        embedder: Arc<dyn Embedder>,
+        store: Arc<dyn VectorStore>,
+        calibration: Calibration,
+    ) -> Result<Engine, OpenError> {
+        let collections = Collections::new(&settings.store.collection_prefix);
+        let index_report =
+            index_catalog(&catalog, store.as_ref(), embedder.as_ref(), &collections).await?;
+        let mut knowledge = Knowledge::load(&catalog, store.as_ref(), &collections).await?;
+        let mut questions: HashMap<String, Vec<f32>> = store
+            .scroll(
+                &collections.questions,
+                &Filter::default().kinds(&["question"]),
+            )
+            .await?
+            .into_iter()
+            .map(|p| (p.payload.rubric_id, p.vector))
+            .collect();
+        let resolved = catalog
+            .ids()
+            .filter_map(|id| catalog.get_shared(id))
+            .map(|rubric| {
+                let r = ResolvedRubric {
+                    vectors: Arc::new(knowledge.rubrics.remove(&rubric.id).unwrap_or_default()),
+                    question: questions.remove(&rubric.id).map(Into::into),
+                    source: RubricSource::Catalog,
+                    rubric,
+                };
+                (r.rubric.id.clone(), r)
+            })
+            .collect();
+        let coverage = Arc::new(CoverageJudge::new(embedder.model_id()));
+        let llm = if settings.llm.is_configured() {
+            let exemplars = ExemplarSource {
+                store: store.clone(),
+                collection: collections.references.clone(),
+                k: settings.judge.exemplars_k,
+            };
+            let hints = settings
+                .judge
+                .llm_hints
+                .then(|| coverage.clone() as Arc<dyn Judge>);
+            let llm = Arc::new(
+                LlmJudge::new(&settings.llm, Some(exemplars), hints)
+                    .map_err(|e| OpenError::Llm(e.to_string()))?,
+            );
+            let hybrid = Arc::new(HybridJudge::new(
+                llm.clone(),
+                coverage.clone(),
+                settings.judge.llm_hints,
+            ));
+            Some((llm, hybrid))
+        } else {
+            None
+        };
+        Ok(Engine {
+            judges: Judges { coverage, llm },
+            settings,
+            catalog,
+            embedder,
+            store,
+            collections,
+            resolved,
+            calibration,
+            index_report,
+            adhoc: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Every rubric, by id.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The catalog's rubrics, optionally only one topic's, in id order.
+    pub fn rubrics<'a>(&'a self, topic: Option<&'a str>) -> impl Iterator<Item = &'a Rubric> {
+        self.catalog
+            .iter()
+            .filter(move |r| topic.is_none_or(|t| r.topic == t))
+    }
+
+    /// What opening the engine indexed.
+    pub fn index_report(&self) -> &IndexReport {
+        &self.index_report
+    }
+
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
+    /// The embedder (read-only: operations and tests).
+    pub fn embedder(&self) -> &dyn Embedder {
+        self.embedder.as_ref()
+    }
+
+    /// The vector store (read-only: operations and tests).
+    pub fn store(&self) -> &dyn VectorStore {
+        self.store.as_ref()
+    }
+
+    pub fn collections(&self) -> &Collections {
+        &self.collections
+    }
+
+    /// Points in the questions collection (readiness).
+    pub async fn indexed_questions(&self) -> usize {
+        self.store
+            .count(&self.collections.questions)
+            .await
+            .unwrap_or(0)
+    }
+
+    /// The LLM judge's model, when an endpoint is configured.
+    pub fn llm_model(&self) -> Option<&str> {
+        self.judges.llm.as_ref().map(|(l, _)| l.model())
+    }
+
+    /// The LLM transport's counters, when an endpoint is configured.
+    pub fn llm_stats(&self) -> Option<&LlmStats> {
+        self.judges.llm.as_ref().map(|(l, _)| l.stats())
+    }
+
+    /// Match a free-text question to a rubric.
+    pub async fn match_question(&self, question: &str) -> Result<MatchResult, GradeError> {
+        Ok(match_question(
+            question,
+            self.embedder.as_ref(),
+            self.store.as_ref(),
+            &self.collections,
+            self.settings.matching.threshold,
+            self.settings.matching.candidates,
+        )
+        .await?)
+    }
+
+    /// Match several questions with one embedding call, each with up to `candidates`.
+    pub async fn match_questions(
+        &self,
+        questions: &[String],
+        candidates: usize,
+    ) -> Result<Vec<MatchResult>, GradeError> {
+        let vectors = self.embedder.embed(questions).await?;
+        let mut out = Vec::with_capacity(vectors.len());
+        for v in &vectors {
+            out.push(
+                match_vector(
+                    v,
+                    self.store.as_ref(),
+                    &self.collections,
+                    self.settings.matching.threshold,
+                    candidates,
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Which judge a request gets: the requested one, or `auto` resolved by configuration.
+    pub fn effective_judge(&self, requested: Option<JudgeKind>) -> JudgeKind {
+        match requested.unwrap_or(self.settings.judge.kind) {
+            JudgeKind::Auto if self.settings.llm.is_configured() => JudgeKind::Llm,
+            JudgeKind::Auto => JudgeKind::Coverage,
+            k => k,
+        }
+    }
+
+    /// The judge for a (resolved) kind, or why it is not available.
+    fn judge_for(&self, kind: JudgeKind) -> Result<Arc<dyn Judge>, GradeError> {
+        match (kind, &self.judges.llm) {
+            (JudgeKind::Auto | JudgeKind::Coverage, _) => Ok(self.judges.coverage.clone()),
+            (JudgeKind::Llm, Some((llm, _))) => Ok(llm.clone()),
+            (JudgeKind::Hybrid, Some((_, hybrid))) => Ok(hybrid.clone()),
+            (JudgeKind::Llm | JudgeKind::Hybrid, None) => Err(GradeError::JudgeUnavailable(
+                kind.to_string(),
+                "no LLM endpoint is configured: set llm.base_url (GRADER__LLM__BASE_URL) or OPENAI_API_KEY, or use the coverage judge".into(),
+            )),
+        }
+    }
+
+    /// The answer as judges see it: segmented, and embedded in one pass when `embed`.
+    async fn view(&self, text: String, embed: bool) -> Result<AnswerView, GradeError> {
+        let segs = segments(&text);
+        let vectors = if embed && !segs.is_empty() {
+            let texts: Vec<String> = segs.iter().map(|s| s.text.clone()).collect();
+            self.embedder.embed(&texts).await?
+        } else {
+            Vec::new()
+        };
+        Ok(AnswerView::new(text, segs, vectors))
+    }
+
+    /// An answer's view with its vectors, as-is (no guard): calibration measures raw answers.
+    pub async fn answer_view(&self, text: &str) -> Result<AnswerView, GradeError> {
+        self.view(text.to_string(), true).await
+    }
+
+    /// Grade one answer: resolve its rubric, then [`Engine::grade_resolved`].
+    pub async fn grade(&self, req: &GradeRequest) -> Result<Grade, GradeError> {
+        let started = Instant::now();
+        let (kind, judge) = self.pick(req.judge)?;
+        let answer = self.parse_answer(&req.answer, kind)?;
+        let resolved = self.resolve(&req.question).await?;
+        self.run(&resolved, answer, judge, req.samples, started)
+            .await
+    }
+
+    /// Grade one answer against a rubric already resolved (transcripts match their questions
+    /// first and grade each answer against that match).
+    pub async fn grade_resolved(
+        &self,
+        resolved: &ResolvedRubric,
+        answer: &str,
+        opts: GradeOptions,
+    ) -> Result<Grade, GradeError> {
+        let started = Instant::now();
+        let (kind, judge) = self.pick(opts.judge)?;
+        let answer = self.parse_answer(answer, kind)?;
+        self.run(resolved, answer, judge, opts.samples, started)
+            .await
+    }
+
+    fn pick(
+        &self,
+        requested: Option<JudgeKind>,
+    ) -> Result<(JudgeKind, Arc<dyn Judge>), GradeError> {
+        let kind = self.effective_judge(requested);
+        Ok((kind, self.judge_for(kind)?))
+    }
+
+    /// Check the answer; the token limit counts in the LLM's encoding when an LLM judges
+    /// (cl100k for the coverage judge).
+    fn parse_answer(&self, text: &str, kind: JudgeKind) -> Result<Answer, GradeError> {
+        let model = match kind {
+            JudgeKind::Llm | JudgeKind::Hybrid => self.llm_model().unwrap_or("cl100k"),
+            _ => "cl100k",
+        };
+        Answer::parse(
+            text,
+            self.settings.limits.max_answer_tokens,
+            self.settings.limits.over_limit,
+            model,
+        )
+    }
+
+    /// The pipeline after resolution: guard, view, judge (with the configured fallback),
+    /// verify, score.
+    async fn run(
+        &self,
+        resolved: &ResolvedRubric,
+        answer: Answer,
+        judge: Arc<dyn Judge>,
+        samples: Option<u32>,
+        started: Instant,
+    ) -> Result<Grade, GradeError> {
+        let rubric = resolved.rubric();
+        // Text addressed to the grader is removed before any judge sees the answer.
+        let guarded = guard(answer.text());
+        let mut flags = Vec::new();
+        if guarded.suspected {
+            tracing::warn!(rubric = %rubric.id, removed = guarded.removed.len(), "answer contains text aimed at the grader");
+            flags.push(Flag::InjectionSuspected);
+        }
+        // One embedding pass serves every judge of this grade (and the LLM judge's hints and
+        // exemplar retrieval); skipped when the judge reads no vectors.
+        let view = self.view(guarded.text, judge.needs_vectors()).await?;
+        let thresholds = self.calibration.for_rubric(resolved.is_adhoc());
+        let cx = JudgeContext {
+            rubric: resolved,
+            answer: &view,
+            thresholds,
+            samples: samples.unwrap_or(self.settings.llm.samples).clamp(1, 15),
+        };
+        let mut judgement = match judge.judge(&cx).await {
+            Ok(j) => j,
+            Err(JudgeError::Llm(e)) if self.settings.llm.fallback == Fallback::Coverage => {
+                tracing::warn!(error = %e, "LLM judge failed; falling back to the coverage judge");
+                let mut j = self.fallback(&cx).await?;
+                j.flags.push(Flag::FallbackToCoverage);
+                j
+            }
+            Err(e) => return Err(e.into()),
+        };
+        judgement.flags.extend(flags);
+        if verify_evidence(answer.text(), &mut judgement) {
+            judgement.flags.push(Flag::EvidenceUnverified);
+        }
+        if answer.truncated() {
+            judgement.flags.push(Flag::Truncated);
+        }
+        if resolved.is_adhoc() {
+            judgement.flags.push(Flag::AdHocRubric);
+        }
+        Ok(finish(rubric, judgement, started))
+    }
+
+    /// The coverage judge on the same context, embedding the answer first if the failed judge
+    /// had not needed it.
+    async fn fallback(&self, cx: &JudgeContext<'_>) -> Result<Judgement, GradeError> {
+        if cx.answer.is_embedded() {
+            return Ok(self.judges.coverage.judge(cx).await?);
+        }
+        let view = self.view(cx.answer.text.clone(), true).await?;
+        let cx = JudgeContext {
+            answer: &view,
+            ..*cx
+        };
+        Ok(self.judges.coverage.judge(&cx).await?)
+    }
+}
+
+/// Verified judgement → Grade: the score from verdicts, gaps and feedback where the judge gave none.
+pub fn finish(rubric: &Rubric, mut j: Judgement, started: Instant) -> Grade {
+    let score = compute_score(rubric.max_score, &j.criteria, &j.misconceptions);
+    if j.gaps.is_empty() {
+        j.gaps = gaps_from_verdicts(rubric, &j.criteria, &j.misconceptions);
+    }
+    if j.feedback.is_empty() {
+        j.feedback = feedback_from_verdicts(rubric, &j.criteria, &j.misconceptions);
+    }
+    j.flags.sort();
+    j.flags.dedup();
+    Grade {
+        rubric_id: rubric.id.clone(),
+        question: rubric.question.clone(),
+        score,
+        max_score: rubric.max_score,
+        criteria: j.criteria,
+        misconceptions: j.misconceptions,
+        gaps: j.gaps,
+        feedback: j.feedback,
+        judge: j.judge,
+        flags: j.flags,
+        usage: j.usage,
+        latency_ms: started.elapsed().as_millis() as u64,
+        rubric_version: rubric.version.clone(),
+    }
+}

@@ -1,0 +1,122 @@
+//! Middleware: API keys on `/v1`, one log line per request (in a span with the request id),
+//! the request id in problem bodies, and panics turned into a 500 problem.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use super::{AppState, REQUEST_ID};
+use crate::problem::{PROBLEM_JSON, Problem};
+
+/// When `server.api_keys` is set, /v1 routes need `Authorization: Bearer <key>` or `x-api-key`.
+/// Keys are compared in constant time and never logged.
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    let keys = &state.engine.settings().server.api_keys;
+    if keys.is_empty() {
+        return next.run(req).await;
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim);
+    let ok = presented.is_some_and(|p| {
+        // Check every key (no early exit) so timing does not reveal which one nearly matched.
+        keys.iter().fold(false, |acc, k| {
+            acc | bool::from(k.expose_secret().as_bytes().ct_eq(p.as_bytes()))
+        })
+    });
+    if ok {
+        next.run(req).await
+    } else {
+        let detail = if presented.is_some() {
+            "the API key is not valid"
+        } else {
+            "this server needs an API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"
+        };
+        let mut resp = Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        resp
+    }
+}
+
+/// One log line per request, inside a span carrying the request id.
+pub async fn log_requests(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let started = std::time::Instant::now();
+    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let _g = span.enter();
+    let status = resp.status().as_u16();
+    if status >= 500 {
+        tracing::error!(
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            "request failed"
+        );
+    } else {
+        tracing::info!(status, ms = started.elapsed().as_millis() as u64, "request");
+    }
+    resp
+}
+
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    Problem::internal().into_response()
+}
+
+/// Problems carry the request id (the `x-request-id` header) so a client can quote it and an
+/// operator can find the log lines. Only problem bodies are rewritten; they are small.
+pub async fn problem_request_id(req: Request, next: Next) -> Response {
+    // Set on the request by `SetRequestIdLayer`; the response gets the header further out.
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let resp = next.run(req).await;
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    let Some(id) = id.filter(|_| is_problem) else {
+        return resp;
+    };
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Problem::internal().into_response();
+    };
+    let Ok(mut problem) = serde_json::from_slice::<Problem>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    problem.request_id = Some(id);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
