@@ -252,8 +252,11 @@ async fn grade(settings: Settings, args: GradeArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// Labelled items with their line numbers.
+type Items = Vec<(usize, eval::EvalItem)>;
+
 /// Read a labelled JSONL file; unusable lines are reported on stderr and returned.
-fn read_items(file: &Path) -> anyhow::Result<(Vec<(usize, eval::EvalItem)>, Vec<eval::BadLine>)> {
+fn read_items(file: &Path) -> anyhow::Result<(Items, Vec<eval::BadLine>)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let (items, skipped) = eval::parse_items(&text);

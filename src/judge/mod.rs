@@ -4,7 +4,8 @@
 //! vectors and thresholds, and the answer as judges see it, embedded once per grade) and returns
 //! a [`Judgement`]. The engine then verifies the evidence and computes the score from the
 //! verdicts, so no judge sets the number. A new judge is one file here implementing the trait,
-//! plus its [`JudgeKind`] and a line where the engine builds its judges (`Engine::judge_for`).
+//! plus its [`JudgeKind`] and two lines in the engine: where the judges are built
+//! (`Engine::with_parts`) and where a kind picks one (`Engine::judge_for`).
 //!
 //! # Layout
 //! - [`context`]: `JudgeContext`, `ResolvedRubric`, `AnswerView`: what every judge reads.
