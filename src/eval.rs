@@ -79,7 +79,7 @@ pub async fn run(
 ) -> EvalReport {
     let judge = engine.effective_judge(opts.judge);
     let started = Instant::now();
-    let results: Vec<(usize, EvalItem, Result<crate::grade::Grade, String>)> =
+    let mut results: Vec<(usize, EvalItem, Result<crate::grade::Grade, String>)> =
         futures::stream::iter(items.into_iter().map(|(line, item)| {
             let engine = engine.clone();
             async move {
@@ -95,6 +95,9 @@ pub async fn run(
         .collect()
         .await;
     let elapsed = started.elapsed().as_secs_f64();
+    // In file order, whatever order the grades finished in: the metrics' sums then add up in
+    // the same order on every run, so the report is reproducible to the last digit.
+    results.sort_by_key(|(line, _, _)| *line);
     let mut scored = Vec::new();
     let mut failed = Vec::new();
     for (line, item, r) in results {
