@@ -347,8 +347,6 @@ def negate_clause(text: str) -> tuple[str, bool]:
                 nxt = c.word(i + 1)
                 if nxt == "always":
                     c.replace_word(i + 1, "never")
-                elif nxt == "only":
-                    c.replace_word(i, AUX_NOT[lw] + " the only" if False else AUX_NOT[lw])
                 else:
                     c.replace_word(i, AUX_NOT[lw])
                 target = i
