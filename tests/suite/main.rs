@@ -8,6 +8,7 @@ mod embed;
 mod eval;
 mod fake_openai;
 mod grading;
+mod guard;
 mod llm;
 mod matching;
 mod rubrics;
