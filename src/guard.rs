@@ -3,6 +3,9 @@
 //! system turns) and removes it before any judge sees the answer, so such text can never raise a
 //! score.
 //!
+//! This file is long because detection, normalisation and the removal of whole blocks share one
+//! set of spans and patterns; split apart they would pass offsets back and forth.
+//!
 //! Detection runs on a normalised copy of each piece of the answer: zero-width characters and
 //! bidirectional controls are dropped, the text is NFKC-normalised (fullwidth letters become
 //! ASCII) and, in a second form, common Cyrillic and Greek look-alikes are mapped to Latin. What
