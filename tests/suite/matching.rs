@@ -124,9 +124,15 @@ async fn restart_keeps_the_index_and_reindexes_only_changes() {
     // come back from disk, the reference engine's may come from a different batch shape).
     let after = restarted.match_question(q).await.unwrap();
     let before = engine().await.match_question(q).await.unwrap();
-    assert_eq!(after.rubric_id, before.rubric_id, "same match after a restart");
+    assert_eq!(
+        after.rubric_id, before.rubric_id,
+        "same match after a restart"
+    );
     let ids = |m: &grader::matching::MatchResult| {
-        m.candidates.iter().map(|c| c.rubric_id.clone()).collect::<Vec<_>>()
+        m.candidates
+            .iter()
+            .map(|c| c.rubric_id.clone())
+            .collect::<Vec<_>>()
     };
     assert_eq!(ids(&after), ids(&before), "same candidates after a restart");
     for (a, b) in after.candidates.iter().zip(&before.candidates) {
