@@ -67,10 +67,24 @@ pub struct Settings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    /// Graders' keys: when non-empty, `/v1` needs one of these (or an admin key).
     #[serde(default)]
     pub api_keys: Vec<SecretString>,
+    /// Admins' keys: they also read full rubrics (the answer key).
+    #[serde(default)]
+    pub admin_keys: Vec<SecretString>,
+    /// Serve full rubrics to everyone (local use; a candidate could read the answer key).
+    pub expose_rubrics: bool,
     pub cors_origins: Vec<String>,
     pub request_timeout_ms: u64,
+    /// A request's headers must arrive within this long of its first byte.
+    pub header_read_timeout_ms: u64,
+    /// A request's body must arrive within this long of its headers.
+    pub body_read_timeout_ms: u64,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Connections open at once; beyond it a new connection gets a 503 and is closed.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -254,10 +268,21 @@ pub enum OverLimit {
 pub struct Limits {
     pub max_answer_tokens: usize,
     pub over_limit: OverLimit,
+    /// Sentences (and code blocks) per answer: each is embedded and judged.
+    pub max_answer_segments: usize,
+    pub max_question_chars: usize,
+    pub max_reference_chars: usize,
+    /// Statements of a reference answer: each becomes a criterion of an ad hoc rubric.
+    pub max_reference_statements: usize,
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub max_transcript_bytes: usize,
+    pub max_transcript_pairs: usize,
     pub concurrency: usize,
+    /// Grades admitted at once (running or waiting); beyond it requests get 503 + Retry-After.
+    pub max_queued_grades: usize,
+    /// The `Retry-After` of a 503 when the queue is full.
+    pub retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +290,8 @@ pub struct Limits {
 pub struct SlackSettings {
     pub api_base_url: String,
     pub max_clock_skew_secs: u64,
+    /// Where grades may be posted: a slash command's `response_url` must start with one of these.
+    pub response_url_prefixes: Vec<String>,
     #[serde(default)]
     pub signing_secret: Option<SecretString>,
     #[serde(default)]
@@ -329,27 +356,66 @@ impl Settings {
         }
         let mut settings: Settings = figment.extract().map_err(|e| figment_error(&e))?;
 
-        let secret = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .map(SecretString::from)
+        // A secret variable that is set must hold a secret: an empty signing secret would make
+        // every forged Slack request verify, so it is an error rather than "not set".
+        let secret = |name: &str| -> Result<Option<SecretString>, ConfigError> {
+            match vars.iter().find(|(k, _)| k == name) {
+                None => Ok(None),
+                Some((_, v)) if v.trim().is_empty() => Err(ConfigError::Value {
+                    key: name.to_string(),
+                    message: EMPTY_SECRET.into(),
+                }),
+                Some((_, v)) => Ok(Some(SecretString::from(v.trim().to_string()))),
+            }
         };
-        if let Some(key) = secret("OPENAI_API_KEY") {
+        if let Some(key) = secret("OPENAI_API_KEY")? {
             settings.llm.api_key.get_or_insert(key);
         }
-        if let Some(s) = secret("SLACK_SIGNING_SECRET") {
+        if let Some(s) = secret("SLACK_SIGNING_SECRET")? {
             settings.slack.signing_secret.get_or_insert(s);
         }
-        if let Some(s) = secret("SLACK_BOT_TOKEN") {
+        if let Some(s) = secret("SLACK_BOT_TOKEN")? {
             settings.slack.bot_token.get_or_insert(s);
         }
-        if let Some(s) = secret("QDRANT_API_KEY") {
+        if let Some(s) = secret("QDRANT_API_KEY")? {
             settings.store.api_key.get_or_insert(s);
         }
+        settings.validate_secrets()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Every configured secret holds something: an empty API key would match an empty
+    /// `x-api-key:` header, an empty signing secret would verify forged requests.
+    fn validate_secrets(&self) -> Result<(), ConfigError> {
+        let empty = |s: &SecretString| s.expose_secret().trim().is_empty();
+        let lists = [
+            ("server.api_keys", &self.server.api_keys),
+            ("server.admin_keys", &self.server.admin_keys),
+        ];
+        for (key, list) in lists {
+            if let Some(i) = list.iter().position(empty) {
+                return Err(ConfigError::Value {
+                    key: format!("{key}[{i}]"),
+                    message: EMPTY_SECRET.into(),
+                });
+            }
+        }
+        let single = [
+            ("llm.api_key", &self.llm.api_key),
+            ("store.api_key", &self.store.api_key),
+            ("slack.signing_secret", &self.slack.signing_secret),
+            ("slack.bot_token", &self.slack.bot_token),
+        ];
+        for (key, value) in single {
+            if value.as_ref().is_some_and(empty) {
+                return Err(ConfigError::Value {
+                    key: key.into(),
+                    message: EMPTY_SECRET.into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -373,6 +439,39 @@ impl Settings {
         }
         if self.limits.max_batch == 0 {
             return bad("limits.max_batch", "must be at least 1");
+        }
+        for (key, value) in [
+            ("limits.max_answer_segments", self.limits.max_answer_segments),
+            ("limits.max_question_chars", self.limits.max_question_chars),
+            ("limits.max_reference_chars", self.limits.max_reference_chars),
+            (
+                "limits.max_reference_statements",
+                self.limits.max_reference_statements,
+            ),
+            ("limits.max_transcript_pairs", self.limits.max_transcript_pairs),
+            ("limits.max_queued_grades", self.limits.max_queued_grades),
+            ("server.max_connections", self.server.max_connections),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        for (key, value) in [
+            ("server.header_read_timeout_ms", self.server.header_read_timeout_ms),
+            ("server.body_read_timeout_ms", self.server.body_read_timeout_ms),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1 (a stalled client would hold its connection forever)");
+            }
+        }
+        for (i, prefix) in self.slack.response_url_prefixes.iter().enumerate() {
+            if let Err(why) = check_url_prefix(prefix) {
+                return Err(ConfigError::Value {
+                    key: format!("slack.response_url_prefixes[{i}]"),
+                    message: why,
+                });
+            }
         }
         if self.embedding.batch_size == 0 {
             return bad("embedding.batch_size", "must be at least 1");
@@ -405,6 +504,25 @@ impl Settings {
         } else {
             base.join(path)
         }
+    }
+}
+
+const EMPTY_SECRET: &str = "is set but empty (or only whitespace): give the secret, or leave it unset";
+
+/// An allowed URL prefix: an absolute http(s) URL whose path ends in `/`, so
+/// `https://hooks.slack.com/` cannot be matched by `https://hooks.slack.com.evil.example/`.
+fn check_url_prefix(prefix: &str) -> Result<(), String> {
+    let ok = (prefix.starts_with("https://") || prefix.starts_with("http://"))
+        && prefix
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.contains('/') && !rest.starts_with('/'))
+        && prefix.ends_with('/');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{prefix}` must be an http(s) URL with a host that ends in `/`, e.g. https://hooks.slack.com/"
+        ))
     }
 }
 

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::engine::GradeError;
+use crate::engine::admission::Overloaded;
+use crate::engine::{GradeError, LimitError};
 use crate::matching::Candidate;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -26,9 +27,23 @@ pub struct Problem {
     /// The closest rubrics, for an unmatched question.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<Candidate>>,
+    /// The limit a request went over (`limits.*`), with the value it had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitExceeded>,
     /// The request id (also in the `x-request-id` header), to find the log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Sent as the `Retry-After` header (seconds), with a 503.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+}
+
+/// Which limit, its maximum, and the request's value.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct LimitExceeded {
+    pub name: String,
+    pub max: u64,
+    pub value: u64,
 }
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -42,13 +57,59 @@ impl Problem {
             detail: detail.into(),
             field: None,
             candidates: None,
+            limit: None,
             request_id: None,
+            retry_after: None,
         }
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
+    }
+
+    /// A request over one of `limits.*` (422 naming the limit and the value).
+    pub fn over_limit(o: &LimitError, field_prefix: &str) -> Self {
+        let mut p = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "over-limit",
+            "Over a limit",
+            format!("{field_prefix}{o}"),
+        )
+        .field(format!("{field_prefix}{}", o.field));
+        p.limit = Some(LimitExceeded {
+            name: o.limit.to_string(),
+            max: o.max as u64,
+            value: o.value as u64,
+        });
+        p
+    }
+
+    /// The queue is full: 503 with `Retry-After`, at once.
+    pub fn overloaded(o: &Overloaded) -> Self {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "Service at capacity",
+            o.to_string(),
+        );
+        p.retry_after = Some(o.retry_after_secs.max(1));
+        p
+    }
+
+    /// The vector store cannot be reached: 503 with `Retry-After` (the cause is logged, not sent).
+    pub fn store_unavailable(e: &dyn std::error::Error, retry_after_secs: u64) -> Self {
+        tracing::error!(error = %error_chain(e), "the vector store cannot be reached");
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+            "Vector store unavailable",
+            format!(
+                "the vector store cannot be reached; retry in {retry_after_secs} s (grading by question_id still works)"
+            ),
+        );
+        p.retry_after = Some(retry_after_secs.max(1));
+        p
     }
 
     pub fn validation(field: &str, detail: impl Into<String>) -> Self {
@@ -105,6 +166,7 @@ impl Problem {
                 p.candidates = Some(candidates.clone());
                 p
             }
+            GradeError::LimitExceeded(o) => Problem::over_limit(o, field_prefix),
             GradeError::EmptyReference => {
                 Problem::validation(&f("reference_answer"), e.to_string())
             }
@@ -123,6 +185,9 @@ impl Problem {
                     "The LLM endpoint failed",
                     "the LLM judge could not grade this answer after retries; try again, or use the coverage judge",
                 )
+            }
+            GradeError::Store(inner) if inner.is_unavailable() => {
+                Problem::store_unavailable(e, STORE_RETRY_AFTER_SECS)
             }
             GradeError::Embed(_) | GradeError::Store(_) => {
                 tracing::error!(error = %error_chain(e), "internal grading error");
@@ -153,6 +218,10 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// How long a client should wait before retrying when the vector store is down: a store
+/// restart takes seconds, and readiness names the store error meanwhile.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
@@ -160,6 +229,10 @@ impl IntoResponse for Problem {
         let mut resp = (status, body).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }

@@ -35,7 +35,7 @@ pub(super) enum Command {
     /// Grade interview transcripts and write a report per transcript (JSON, Markdown, HTML).
     Batch(BatchArgs),
     /// Index the rubric set into the configured vector store (only what changed).
-    Index(JsonFlag),
+    Index(IndexArgs),
     /// Find the rubric a free-text question asks about.
     Match {
         question: String,
@@ -88,6 +88,15 @@ pub(super) struct JsonFlag {
     /// Print the result as JSON.
     #[arg(long)]
     pub(super) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct IndexArgs {
+    /// Drop the collections and index everything again (after an embedding-model change).
+    #[arg(long)]
+    pub(super) recreate: bool,
+    #[command(flatten)]
+    pub(super) out: JsonFlag,
 }
 
 #[derive(Debug, Args)]

@@ -24,7 +24,9 @@ use grader::rubric::{Catalog, RubricSummary};
 use grader::transcript::batch::{self, BatchEvent, BatchOptions};
 
 pub use args::Cli;
-use args::{BatchArgs, Command, DirArgs, EvalArgs, GradeArgs, JsonFlag, RubricsCommand, ServeArgs};
+use args::{
+    BatchArgs, Command, DirArgs, EvalArgs, GradeArgs, IndexArgs, JsonFlag, RubricsCommand, ServeArgs,
+};
 use print::{print_batch, print_grade, progress};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -121,7 +123,7 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
     match command {
         Command::Rubrics { .. } => unreachable!("handled without a runtime"),
         Command::Serve(args) => serve(settings, args).await,
-        Command::Index(out) => index(settings, out).await,
+        Command::Index(args) => index(settings, args).await,
         Command::Match { question, out } => match_cmd(settings, &question, out).await,
         Command::Grade(args) => grade(settings, args).await,
         Command::Batch(args) => batch_cmd(settings, args).await,
@@ -155,7 +157,12 @@ async fn serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-async fn index(settings: Settings, out: JsonFlag) -> anyhow::Result<ExitCode> {
+async fn index(settings: Settings, args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let out = args.out;
+    if args.recreate {
+        let base = std::env::current_dir()?;
+        Engine::recreate_index(&settings, &base).await?;
+    }
     let engine = open_engine(settings).await?;
     let r = engine.index_report();
     if out.json {

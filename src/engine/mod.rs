@@ -8,8 +8,12 @@
 //!
 //! # Layout
 //! - `request.rs`: `QuestionRef`, `Answer`, `GradeRequest`, `GradeOptions`, the errors.
+//! - `limits.rs`: the `limits.*` checks made before any work starts.
+//! - `admission.rs`: the bounded queue of grades, and the fair embedding scheduler.
 //! - `resolve.rs`: id / matched text / ad hoc reference → `ResolvedRubric`.
 
+pub mod admission;
+mod limits;
 mod request;
 mod resolve;
 
@@ -34,10 +38,14 @@ use crate::judge::{
 use crate::llm::LlmStats;
 use crate::matching::{MatchResult, match_question, match_vector};
 use crate::rubric::{Catalog, Rubric};
-use crate::store::{EmbeddedStore, Filter, QdrantOptions, QdrantStore, VectorStore};
+use crate::store::{
+    EmbeddedStore, Filter, QdrantOptions, QdrantStore, StoreError, VectorStore,
+};
 use crate::text::segments;
 
-pub use request::{Answer, GradeError, GradeOptions, GradeRequest, OpenError, QuestionRef};
+pub use request::{
+    Answer, GradeError, GradeOptions, GradeRequest, LimitError, OpenError, QuestionRef,
+};
 
 /// The judges one engine can run, built once at start.
 struct Judges {
@@ -59,6 +67,8 @@ pub struct Engine {
     judges: Judges,
     /// Ad hoc rubrics by the hash of (question, reference).
     adhoc: Mutex<HashMap<String, ResolvedRubric>>,
+    /// The bounded queue of grades (`limits.max_queued_grades`).
+    admission: admission::Admission,
 }
 
 impl Engine {
@@ -91,6 +101,37 @@ impl Engine {
         };
         let calibration = Calibration::load(&Settings::resolve(base, &settings.judge.calibration))?;
         Self::with_parts(settings, catalog, embedder, store, calibration).await
+    }
+
+    /// Drop and recreate the index's collections for the configured embedding model
+    /// (`grader index --recreate`, after a model change); the next open re-embeds every rubric.
+    pub async fn recreate_index(settings: &Settings, base: &Path) -> Result<(), OpenError> {
+        let dim = match settings.embedding.kind {
+            EmbeddingKind::Local => LocalEmbedder::load(
+                &Settings::resolve(base, &settings.embedding.model_dir),
+                settings.embedding.max_tokens,
+                1,
+            )?
+            .dim(),
+            EmbeddingKind::Openai => settings.embedding.openai_dimensions as usize,
+        };
+        let store: Box<dyn VectorStore> = match settings.store.kind {
+            StoreKind::Embedded => Box::new(EmbeddedStore::open(
+                &Settings::resolve(base, &settings.data_dir).join("store"),
+            )?),
+            StoreKind::Qdrant => Box::new(QdrantStore::connect(QdrantOptions {
+                url: settings.store.url.clone(),
+                api_key: settings.store.api_key.clone(),
+                shard_number: settings.store.shard_number,
+                replication_factor: settings.store.replication_factor,
+            })?),
+        };
+        let c = Collections::new(&settings.store.collection_prefix);
+        for name in [&c.questions, &c.references, &c.criteria] {
+            store.recreate_collection(name, dim).await?;
+        }
+        store.flush().await?;
+        Ok(())
     }
 
     /// Assemble from ready parts (tests use an in-memory store). Indexes what changed.
@@ -127,6 +168,8 @@ impl Engine {
                 (r.rubric.id.clone(), r)
             })
             .collect();
+        // Grading embeds through the fair scheduler (indexing above did not need it).
+        let embedder: Arc<dyn Embedder> = Arc::new(admission::Fair::new(embedder));
         let coverage = Arc::new(CoverageJudge::new(embedder.model_id()));
         let llm = if settings.llm.is_configured() {
             let exemplars = ExemplarSource {
@@ -151,7 +194,12 @@ impl Engine {
         } else {
             None
         };
+        let admission = admission::Admission::new(
+            settings.limits.max_queued_grades,
+            settings.limits.retry_after_secs,
+        );
         Ok(Engine {
+            admission,
             judges: Judges { coverage, llm },
             settings,
             catalog,
@@ -204,12 +252,20 @@ impl Engine {
         &self.collections
     }
 
-    /// Points in the questions collection (readiness).
-    pub async fn indexed_questions(&self) -> usize {
-        self.store
-            .count(&self.collections.questions)
-            .await
-            .unwrap_or(0)
+    /// Points in the questions collection (readiness), or why the store cannot say.
+    pub async fn indexed_questions(&self) -> Result<usize, StoreError> {
+        self.store.count(&self.collections.questions).await
+    }
+
+    /// Admit a request of `grades` grades into the bounded queue, or say it is full; run the
+    /// request's work in [`admission::Admitted::run`].
+    pub fn admit(&self, grades: usize) -> Result<admission::Admitted, admission::Overloaded> {
+        self.admission.try_admit(grades)
+    }
+
+    /// How full the queue is.
+    pub fn load(&self) -> admission::Load {
+        self.admission.load()
     }
 
     /// The LLM judge's model, when an endpoint is configured.
@@ -300,6 +356,7 @@ impl Engine {
     /// Grade one answer: resolve its rubric, then [`Engine::grade_resolved`].
     pub async fn grade(&self, req: &GradeRequest) -> Result<Grade, GradeError> {
         let started = Instant::now();
+        limits::check_question(&self.settings.limits, &req.question)?;
         let (kind, judge) = self.pick(req.judge)?;
         let answer = self.parse_answer(&req.answer, kind)?;
         let resolved = self.resolve(&req.question).await?;
@@ -337,12 +394,14 @@ impl Engine {
             JudgeKind::Llm | JudgeKind::Hybrid => self.llm_model().unwrap_or("cl100k"),
             _ => "cl100k",
         };
-        Answer::parse(
+        let answer = Answer::parse(
             text,
             self.settings.limits.max_answer_tokens,
             self.settings.limits.over_limit,
             model,
-        )
+        )?;
+        limits::check_answer(&self.settings.limits, answer.text())?;
+        Ok(answer)
     }
 
     /// The pipeline after resolution: guard, view, judge (with the configured fallback),

@@ -86,6 +86,21 @@ impl Answer {
     }
 }
 
+/// An input over one of `limits.*`: names the field, the limit and the value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field} has {value} {unit}, more than {limit} ({max}); {fix}")]
+pub struct LimitError {
+    /// The request field (`answer`, `reference_answer`, `question`, `items`, …).
+    pub field: String,
+    /// The setting, e.g. `limits.max_reference_statements`.
+    pub limit: &'static str,
+    pub value: usize,
+    pub max: usize,
+    /// What is counted: `characters`, `statements`, …
+    pub unit: &'static str,
+    pub fix: &'static str,
+}
+
 /// Why grading failed. Input errors name the input and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum GradeError {
@@ -107,6 +122,8 @@ pub enum GradeError {
         "reference answer has no statements to grade against: give a reference answer of at least one full sentence"
     )]
     EmptyReference,
+    #[error(transparent)]
+    LimitExceeded(#[from] LimitError),
     #[error("judge `{0}` is not available: {1}")]
     JudgeUnavailable(String, String),
     #[error(transparent)]
@@ -148,6 +165,7 @@ impl GradeError {
                 | GradeError::UnknownQuestion { .. }
                 | GradeError::Unmatched { .. }
                 | GradeError::EmptyReference
+                | GradeError::LimitExceeded(..)
                 | GradeError::JudgeUnavailable(..)
         )
     }

@@ -276,7 +276,7 @@ impl LlmJudge {
         env.add_template("user", USER_TEMPLATE)
             .map_err(|e| LlmError::Invalid(format!("prompts/judge_user.j2: {e}")))?;
         Ok(LlmJudge {
-            client: LlmClient::new(settings),
+            client: LlmClient::new(settings)?,
             env,
             exemplars: exemplars.filter(|x| x.k > 0),
             hints,

@@ -134,13 +134,14 @@ pub struct LlmClient {
 }
 
 impl LlmClient {
-    pub fn new(settings: &LlmSettings) -> Self {
-        LlmClient {
-            client: client_with_status_errors(settings),
+    /// Fails when the HTTP client cannot be built (the configured timeout would be lost).
+    pub fn new(settings: &LlmSettings) -> Result<Self, LlmError> {
+        Ok(LlmClient {
+            client: client_with_status_errors(settings)?,
             settings: settings.clone(),
             semaphore: Arc::new(Semaphore::new(settings.max_concurrency)),
             stats: Arc::new(LlmStats::default()),
-        }
+        })
     }
 
     pub fn model(&self) -> &str {
@@ -293,13 +294,9 @@ fn backoff(attempt: u32) -> Duration {
 
 /// An async-openai client whose HTTP layer keeps non-success statuses (with `retry-after`)
 /// as typed errors, and applies the request timeout.
-fn client_with_status_errors(llm: &LlmSettings) -> Client<OpenAIConfig> {
-    let base = super::client(llm);
-    let mut builder = reqwest::Client::builder().tcp_nodelay(true);
-    if llm.timeout_ms > 0 {
-        builder = builder.timeout(Duration::from_millis(llm.timeout_ms));
-    }
-    let http = builder.build().unwrap_or_default();
+fn client_with_status_errors(llm: &LlmSettings) -> Result<Client<OpenAIConfig>, LlmError> {
+    let base = super::client(llm)?;
+    let http = super::http_client(llm)?;
     let service = tower::service_fn(move |factory: HttpRequestFactory| {
         let http = http.clone();
         async move {
@@ -322,5 +319,5 @@ fn client_with_status_errors(llm: &LlmSettings) -> Client<OpenAIConfig> {
             })))
         }
     });
-    base.with_http_service(service)
+    Ok(base.with_http_service(service))
 }

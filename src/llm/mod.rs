@@ -25,7 +25,20 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-pub(crate) fn client(llm: &LlmSettings) -> Client<OpenAIConfig> {
+/// The HTTP client for the endpoint, with the configured timeout. A client that cannot be
+/// built is an error: falling back to a default client would silently drop the timeout.
+pub(crate) fn http_client(llm: &LlmSettings) -> Result<reqwest::Client, LlmError> {
+    install_crypto_provider();
+    let mut builder = reqwest::Client::builder().tcp_nodelay(true);
+    if llm.timeout_ms > 0 {
+        builder = builder.timeout(std::time::Duration::from_millis(llm.timeout_ms));
+    }
+    builder
+        .build()
+        .map_err(|e| LlmError::Invalid(format!("the HTTP client could not be built: {e}")))
+}
+
+pub(crate) fn client(llm: &LlmSettings) -> Result<Client<OpenAIConfig>, LlmError> {
     install_crypto_provider();
     let base = if llm.base_url.trim().is_empty() {
         OPENAI_BASE_URL
@@ -41,12 +54,7 @@ pub(crate) fn client(llm: &LlmSettings) -> Client<OpenAIConfig> {
             .map(|k| k.expose_secret().to_string())
             .unwrap_or_default(),
     );
-    let mut builder = reqwest::Client::builder().tcp_nodelay(true);
-    if llm.timeout_ms > 0 {
-        builder = builder.timeout(std::time::Duration::from_millis(llm.timeout_ms));
-    }
-    let http = builder.build().unwrap_or_default();
-    Client::with_config(config).with_http_client(http)
+    Ok(Client::with_config(config).with_http_client(http_client(llm)?))
 }
 
 /// Embeddings from an OpenAI-compatible `/embeddings` endpoint.
@@ -65,7 +73,7 @@ impl OpenAiEmbedder {
             ));
         }
         Ok(OpenAiEmbedder {
-            client: client(llm),
+            client: client(llm).map_err(|e| EmbedError::Remote(e.to_string()))?,
             model: emb.openai_model.clone(),
             dimensions: emb.openai_dimensions,
             model_id: format!("openai/{}/{}", emb.openai_model, emb.openai_dimensions),

@@ -50,6 +50,15 @@ async fn bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem
                 "Request body too large",
                 "the body is larger than limits.max_body_bytes; send less (split a batch or a transcript)",
             )
+        } else if timed_out(&e) {
+            // The connection layer gave up on a body that stopped arriving (the connection is
+            // closed after this answer).
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request body too slow",
+                "the body did not arrive within server.body_read_timeout_ms; send it at once",
+            )
         } else {
             Problem::new(
                 StatusCode::BAD_REQUEST,
@@ -59,6 +68,21 @@ async fn bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem
             )
         }
     })
+}
+
+/// Whether an error was caused by a read that timed out.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, Problem> {

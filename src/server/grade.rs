@@ -1,5 +1,7 @@
 //! `POST /v1/grade` and `POST /v1/grade/batch`: request bodies checked into grading requests,
-//! a timeout per grade, and per-item outcomes for batches (one bad item fails alone).
+//! admission into the bounded queue (503 with `Retry-After` when it is full), a timeout per
+//! grade (its work is dropped, not finished in the background), and per-item outcomes for
+//! batches (one bad item fails alone).
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use super::AppState;
 use super::body::JsonBody;
 use super::metrics::JudgeLabel;
 use crate::config::JudgeKind;
-use crate::engine::{GradeRequest, QuestionRef};
+use crate::engine::{GradeRequest, LimitError, QuestionRef};
 use crate::grade::Grade;
 use crate::problem::Problem;
 
@@ -139,13 +141,18 @@ async fn run_grade(state: &AppState, req: GradeRequest, prefix: &str) -> Result<
               (status = 401, description = "Missing or wrong API key", body = Problem),
               (status = 413, description = "Body over limits.max_body_bytes", body = Problem),
               (status = 415, description = "Not JSON", body = Problem),
-              (status = 422, description = "Invalid request, unknown or unmatched question, answer too long", body = Problem)))]
+              (status = 422, description = "Invalid request, unknown or unmatched question, over a limit (`limits.*`)", body = Problem),
+              (status = 503, description = "At capacity (limits.max_queued_grades) or the vector store is down; see Retry-After", body = Problem)))]
 pub async fn grade(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<GradeBody>,
 ) -> Result<Json<Grade>, Problem> {
     let req = body.validate("")?;
-    run_grade(&state, req, "").await.map(Json)
+    let admitted = state
+        .engine
+        .admit(1)
+        .map_err(|o| Problem::overloaded(&o))?;
+    admitted.run(run_grade(&state, req, "")).await.map(Json)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -173,7 +180,8 @@ pub struct BatchResponse {
 
 #[utoipa::path(post, path = "/v1/grade/batch", request_body = BatchBody,
     responses((status = 200, description = "Per-item grade or problem, in order", body = BatchResponse),
-              (status = 422, description = "Not a batch, or more than limits.max_batch items", body = Problem)))]
+              (status = 422, description = "Not a batch, or more than limits.max_batch items", body = Problem),
+              (status = 503, description = "At capacity (limits.max_queued_grades); see Retry-After", body = Problem)))]
 pub async fn grade_batch(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<BatchBody>,
@@ -186,16 +194,24 @@ pub async fn grade_batch(
         ));
     }
     if body.items.len() > max {
-        return Err(Problem::validation(
-            "items",
-            format!(
-                "{} items is more than limits.max_batch ({max}); split the batch",
-                body.items.len()
-            ),
+        return Err(Problem::over_limit(
+            &LimitError {
+                field: "items".into(),
+                limit: "limits.max_batch",
+                value: body.items.len(),
+                max,
+                unit: "items",
+                fix: "split the batch",
+            },
+            "",
         ));
     }
+    let admitted = state
+        .engine
+        .admit(body.items.len())
+        .map_err(|o| Problem::overloaded(&o))?;
     let concurrency = state.engine.settings().limits.concurrency;
-    let mut results: Vec<BatchItem> =
+    let work =
         futures::stream::iter(body.items.into_iter().enumerate().map(|(index, raw)| {
             let state = state.clone();
             async move {
@@ -228,8 +244,8 @@ pub async fn grade_batch(
             }
         }))
         .buffer_unordered(concurrency)
-        .collect()
-        .await;
+        .collect::<Vec<BatchItem>>();
+    let mut results = admitted.run(work).await;
     results.sort_by_key(|r| r.index);
     let failed = results.iter().filter(|r| r.error.is_some()).count();
     Ok(Json(BatchResponse {

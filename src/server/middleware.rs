@@ -1,4 +1,4 @@
-//! Middleware: API keys on `/v1`, one log line per request (in a span with the request id),
+//! Middleware: API keys and roles on `/v1`, one log line per request (in a span with the request id),
 //! the request id in problem bodies, and panics turned into a 500 problem.
 
 use axum::extract::{Request, State};
@@ -11,18 +11,32 @@ use subtle::ConstantTimeEq;
 use super::{AppState, REQUEST_ID};
 use crate::problem::{PROBLEM_JSON, Problem};
 
-/// When `server.api_keys` is set, /v1 routes need `Authorization: Bearer <key>` or `x-api-key`.
-/// Keys are compared in constant time and never logged.
+/// Who is calling, from the key presented: graders grade; admins also read full rubrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Grader,
+    Admin,
+}
+
+/// Whether `presented` is one of `keys`: every key is compared, in constant time, so timing
+/// does not reveal which one nearly matched.
+fn matches_any(keys: &[secrecy::SecretString], presented: &str) -> bool {
+    keys.iter().fold(false, |acc, k| {
+        acc | bool::from(k.expose_secret().as_bytes().ct_eq(presented.as_bytes()))
+    })
+}
+
+/// Keys on `/v1`: with `server.api_keys` set, a request needs one of them or an admin key
+/// (`Authorization: Bearer <key>` or `x-api-key`); without, grading is open. An admin key
+/// (`server.admin_keys`) makes the request an admin's. A key that matches nothing is refused
+/// even on an open server (it is someone's mistake). Keys are never logged.
 pub async fn require_api_key(
     State(state): State<AppState>,
     headers: HeaderMap,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    let keys = &state.engine.settings().server.api_keys;
-    if keys.is_empty() {
-        return next.run(req).await;
-    }
+    let server = &state.engine.settings().server;
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -32,30 +46,40 @@ pub async fn require_api_key(
         })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
-    let ok = presented.is_some_and(|p| {
-        // Check every key (no early exit) so timing does not reveal which one nearly matched.
-        keys.iter().fold(false, |acc, k| {
-            acc | bool::from(k.expose_secret().as_bytes().ct_eq(p.as_bytes()))
-        })
-    });
-    if ok {
-        next.run(req).await
-    } else {
-        let detail = if presented.is_some() {
-            "the API key is not valid"
-        } else {
-            "this server needs an API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"
-        };
-        let mut resp = Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
-            detail,
-        )
-        .into_response();
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        resp
+    let role = match presented {
+        Some(p) if matches_any(&server.admin_keys, p) => Some(Role::Admin),
+        Some(p) if matches_any(&server.api_keys, p) => Some(Role::Grader),
+        Some(_) => None,
+        None if server.api_keys.is_empty() => Some(Role::Grader),
+        None => None,
+    };
+    let open = server.api_keys.is_empty() && server.admin_keys.is_empty();
+    match role {
+        Some(role) => {
+            req.extensions_mut().insert(role);
+            next.run(req).await
+        }
+        None if open => {
+            req.extensions_mut().insert(Role::Grader);
+            next.run(req).await
+        }
+        None => {
+            let detail = if presented.is_some() {
+                "the API key is not valid"
+            } else {
+                "this server needs an API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"
+            };
+            let mut resp = Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                detail,
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp
+        }
     }
 }
 

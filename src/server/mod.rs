@@ -8,7 +8,9 @@
 //! # Layout
 //! - `grade.rs`, `questions.rs`, `transcripts.rs`, `ops.rs`: the handlers, by resource.
 //! - `body.rs`: the body extractors (JSON and transcript text), one set of checks for all.
-//! - `middleware.rs`: API keys, request logs, request ids in problems, panics.
+//! - `middleware.rs`: API keys and roles, request logs, request ids in problems, panics.
+//! - `conn.rs`: the accept loop, connection limit and timeouts, smuggling heads refused;
+//!   `framing.rs`: the byte-level HTTP/1.1 framing those need.
 //! - `openapi.rs`: the OpenAPI document; `metrics.rs`: the Prometheus registry.
 
 // Handlers return `Result<_, Problem>`; a problem is a response body, built once per error,
@@ -16,6 +18,8 @@
 #![allow(clippy::result_large_err)]
 
 mod body;
+mod conn;
+mod framing;
 mod grade;
 mod metrics;
 mod middleware;
@@ -53,13 +57,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        AppState {
-            slack: Arc::new(crate::slack::SlackState::new(engine.clone())),
+    /// Fails when the Slack bot's HTTP client cannot be built.
+    pub fn new(engine: Arc<Engine>) -> Result<Self, ServeError> {
+        Ok(AppState {
+            slack: Arc::new(crate::slack::SlackState::new(engine.clone())?),
             engine,
             metrics: Arc::new(Metrics::new()),
             started: std::time::Instant::now(),
-        }
+        })
     }
 }
 
@@ -141,6 +146,8 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Client(#[from] crate::slack::ClientError),
 }
 
 /// A bound, ready-to-run service.
@@ -170,7 +177,7 @@ impl Application {
                 source,
             })?;
         let port = listener.local_addr().map_err(ServeError::Serve)?.port();
-        let state = AppState::new(engine);
+        let state = AppState::new(engine)?;
         let router = router(state.clone());
         Ok(Application {
             listener,
@@ -193,12 +200,8 @@ impl Application {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        use axum::serve::ListenerExt;
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        let limits = conn::ConnLimits::from_settings(&self.state.engine.settings().server);
+        conn::serve(self.listener, self.router, limits, shutdown)
             .await
             .map_err(ServeError::Serve)
     }

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use super::{grade, ops, questions, transcripts};
 use crate::grade::{CriterionResult, Flag, Grade, JudgeInfo, MisconceptionResult, Usage, Verdict};
 use crate::matching::Candidate;
-use crate::problem::Problem;
+use crate::problem::{LimitExceeded, Problem};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,8 @@ use crate::problem::Problem;
         grade::BatchItem,
         grade::BatchResponse,
         questions::QuestionSummary,
+        questions::PublicQuestion,
+        LimitExceeded,
         ops::Readiness
     ))
 )]

@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use crate::config::JudgeKind;
-use crate::problem::Problem;
+use crate::engine::admission::Load;
+use crate::problem::{Problem, error_chain};
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up")))]
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -32,15 +33,34 @@ pub struct Readiness {
     pub default_judge: JudgeKind,
     pub slack_configured: bool,
     pub uptime_seconds: u64,
+    /// Why the vector store cannot be read (then not ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
+    /// The admission queue: grades admitted now and `limits.max_queued_grades`.
+    #[schema(value_type = Object)]
+    pub queue: Load,
+    /// The queue is full: new work gets 503 until grades finish (then not ready).
+    pub saturated: bool,
 }
 
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready", body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready", body = Readiness), (status = 503, description = "Not ready: no index, the store cannot be reached (`store_error`), or saturated", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let e = &state.engine;
-    let points = e.indexed_questions().await;
-    let ready = points > 0 && !e.catalog().is_empty();
+    let (points, store_error) = match e.indexed_questions().await {
+        Ok(n) => (n, None),
+        Err(err) => {
+            tracing::warn!(error = %error_chain(&err), "readiness: the vector store cannot be read");
+            (0, Some(err.to_string()))
+        }
+    };
+    let queue = e.load();
+    let saturated = queue.saturated();
+    let ready = points > 0 && !e.catalog().is_empty() && store_error.is_none() && !saturated;
     let r = Readiness {
         ready,
+        store_error,
+        queue,
+        saturated,
         rubrics: e.catalog().len(),
         embedding_model: e.embedder().model_id().to_string(),
         store: e.store().describe(),

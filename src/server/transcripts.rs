@@ -1,5 +1,8 @@
 //! `POST /v1/transcripts`: a transcript in, its graded report out (JSON), or streamed one
-//! graded pair per line (NDJSON) as the pairs finish.
+//! graded pair per line (NDJSON) as the pairs finish. The transcript's size and question count
+//! are checked before anything is graded; it is admitted with one place per question; and when
+//! the client goes away, grading stops (the JSON request is dropped with its connection, the
+//! stream's grading task stops when nobody reads the stream).
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -9,6 +12,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::body::TextBody;
+use crate::engine::LimitError;
 use crate::problem::Problem;
 use crate::transcript::{
     Format, PairEvent, Roles, TranscriptError, TranscriptOptions, grade_transcript, pairs_of,
@@ -31,7 +35,8 @@ pub struct TranscriptQuery {
     request_body(content = String, description = "The transcript", content_type = "text/plain"),
     responses((status = 200, description = "The report (JSON), or NDJSON lines `{\"type\":\"pair\",...}` then `{\"type\":\"summary\",...}`", body = serde_json::Value),
               (status = 415, description = "Unsupported content type", body = Problem),
-              (status = 422, description = "The transcript cannot be read (line and fix in `detail`)", body = Problem)))]
+              (status = 422, description = "The transcript cannot be read (line and fix in `detail`), or is over a limit", body = Problem),
+              (status = 503, description = "At capacity (limits.max_queued_grades); see Retry-After", body = Problem)))]
 pub async fn transcripts(
     State(state): State<AppState>,
     query: Result<Query<TranscriptQuery>, axum::extract::rejection::QueryRejection>,
@@ -62,8 +67,46 @@ pub async fn transcripts(
         )
         .field("body")
     };
-    // Check it reads before answering 200 (a stream cannot turn into a 422 later).
-    pairs_of(&name, &text, format, &Roles::default()).map_err(problem)?;
+    // Check it reads, and its limits, before answering 200 (a stream cannot turn into a 422
+    // later).
+    let limits = &engine.settings().limits;
+    let over = |field: &str, limit, value, max, unit, fix| {
+        Problem::over_limit(
+            &LimitError {
+                field: field.into(),
+                limit,
+                value,
+                max,
+                unit,
+                fix,
+            },
+            "",
+        )
+    };
+    if text.len() > limits.max_transcript_bytes {
+        return Err(over(
+            "body",
+            "limits.max_transcript_bytes",
+            text.len(),
+            limits.max_transcript_bytes,
+            "bytes",
+            "split the transcript",
+        ));
+    }
+    let (_, pairs) = pairs_of(&name, &text, format, &Roles::default()).map_err(problem)?;
+    if pairs.len() > limits.max_transcript_pairs {
+        return Err(over(
+            "body",
+            "limits.max_transcript_pairs",
+            pairs.len(),
+            limits.max_transcript_pairs,
+            "questions",
+            "split the transcript",
+        ));
+    }
+    let admitted = engine
+        .admit(pairs.len())
+        .map_err(|o| Problem::overloaded(&o))?;
     let mut opts = TranscriptOptions::new(engine.settings().limits.concurrency);
     opts.format = format;
     let wants_ndjson = headers
@@ -71,7 +114,8 @@ pub async fn transcripts(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/x-ndjson"));
     if !wants_ndjson {
-        let report = grade_transcript(&engine, &name, &text, &opts, &|_| {})
+        let report = admitted
+            .run(grade_transcript(&engine, &name, &text, &opts, &|_| {}))
             .await
             .map_err(problem)?;
         return Ok(Json(report).into_response());
@@ -86,7 +130,16 @@ pub async fn transcripts(
                 let _ = pair_tx.send(format!("{v}\n"));
             }
         };
-        let line = match grade_transcript(&engine, &name, &text, &opts, &on_event).await {
+        let grading = admitted.run(grade_transcript(&engine, &name, &text, &opts, &on_event));
+        // The stream's receiver is dropped with the connection: stop grading for nobody.
+        let outcome = tokio::select! {
+            outcome = grading => outcome,
+            () = tx.closed() => {
+                tracing::info!(transcript = %name, "the client went away; grading stopped");
+                return;
+            }
+        };
+        let line = match outcome {
             Ok(mut r) => {
                 r.pairs.clear();
                 let mut v = serde_json::to_value(&r).unwrap_or_default();

@@ -42,8 +42,8 @@ use crate::problem::Problem;
 use verify::{now_secs, unauthorized};
 use web::handle_mention;
 
-/// The bot's state: the engine, the Web API client, the event ids already handled, and the
-/// background jobs still running.
+/// The bot's state: the engine, the Web API client, the event ids and signed requests already
+/// handled, and the background jobs still running.
 pub struct SlackState {
     engine: Arc<Engine>,
     http: reqwest::Client,
@@ -52,18 +52,24 @@ pub struct SlackState {
     jobs: tokio::sync::watch::Sender<usize>,
 }
 
+/// The bot's HTTP client could not be built (TLS set-up); the service does not start.
+#[derive(Debug, thiserror::Error)]
+#[error("the Slack HTTP client could not be built: {0}")]
+pub struct ClientError(String);
+
 impl SlackState {
-    pub fn new(engine: Arc<Engine>) -> Self {
+    pub fn new(engine: Arc<Engine>) -> Result<Self, ClientError> {
         crate::llm::install_crypto_provider();
-        SlackState {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError(e.to_string()))?;
+        Ok(SlackState {
             engine,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
+            http,
             seen: Mutex::new(HashMap::new()),
             jobs: tokio::sync::watch::Sender::new(0),
-        }
+        })
     }
 
     /// Run a job after the acknowledgement, counted until it finishes.
@@ -92,16 +98,35 @@ pub fn router(state: Arc<SlackState>) -> Router {
         .with_state(state)
 }
 
-/// How long an event id is remembered (Slack retries within minutes).
+/// How long an event id is remembered (Slack retries within minutes). A signed request is
+/// remembered as long, which is longer than it stays fresh (`slack.max_clock_skew_secs`).
 const DEDUPE_WINDOW: Duration = Duration::from_secs(3600);
 
 impl SlackState {
-    /// True the first time an event id is seen.
-    fn first_time(&self, event_id: &str) -> bool {
+    /// True the first time a key (an event id, or a request's timestamp and signature) is seen.
+    fn first_time(&self, key: &str) -> bool {
         let mut seen = self.seen.lock().expect("slack dedupe lock");
         let now = Instant::now();
         seen.retain(|_, t| now.duration_since(*t) < DEDUPE_WINDOW);
-        seen.insert(event_id.to_string(), now).is_none()
+        seen.insert(key.to_string(), now).is_none()
+    }
+
+    /// The key of a verified request: its timestamp and signature. A replay within the
+    /// freshness window carries both unchanged (a new signature needs the secret).
+    fn replay_key(headers: &HeaderMap) -> String {
+        let h = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        format!(
+            "request:{}:{}",
+            h("x-slack-request-timestamp"),
+            h("x-slack-signature")
+        )
     }
 }
 
@@ -178,6 +203,8 @@ pub fn parse_command(text: &str, is_id: impl Fn(&str) -> bool) -> Ask {
 
 /// Verify a request's Slack signature against the configured signing secret; the error is the
 /// response to send (404 when Slack is not configured, 401 when the signature does not hold).
+/// A verified request seen before (same timestamp and signature: a replay) is acknowledged
+/// with 200 and not acted on again.
 fn authenticate(state: &SlackState, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
     let secret = secret(&state.engine)?;
     verify(
@@ -187,7 +214,23 @@ fn authenticate(state: &SlackState, headers: &HeaderMap, body: &[u8]) -> Result<
         now_secs(),
         state.engine.settings().slack.max_clock_skew_secs,
     )
-    .map_err(|e| unauthorized(&e))
+    .map_err(|e| unauthorized(&e))?;
+    if !state.first_time(&SlackState::replay_key(headers)) {
+        tracing::warn!("a signed Slack request was received again (replay); ignored");
+        return Err(Json(blocks::ephemeral(
+            "This request was already received; it is not run again.",
+        ))
+        .into_response());
+    }
+    Ok(())
+}
+
+/// Whether `url` is under one of the allowed prefixes (`slack.response_url_prefixes`). Each
+/// prefix is checked at load to be an http(s) URL whose host is followed by `/`, so a URL that
+/// starts with it has that host (`https://hooks.slack.com.evil.example/` does not start with
+/// `https://hooks.slack.com/`).
+fn response_url_allowed(url: &str, prefixes: &[String]) -> bool {
+    prefixes.iter().any(|p| url.starts_with(p.as_str()))
 }
 
 /// `POST /slack/commands`
@@ -229,7 +272,7 @@ async fn commands(
             Json(blocks::ephemeral(&text)).into_response()
         }
         Ask::Grade { question, answer } => {
-            let Some(url) = cmd.response_url.filter(|u| u.starts_with("http")) else {
+            let Some(url) = cmd.response_url else {
                 return Problem::new(
                     StatusCode::BAD_REQUEST,
                     "slack-bad-payload",
@@ -238,17 +281,41 @@ async fn commands(
                 )
                 .into_response();
             };
+            let allowed = &engine.settings().slack.response_url_prefixes;
+            if !response_url_allowed(&url, allowed) {
+                tracing::warn!("slash command with a response_url outside slack.response_url_prefixes");
+                return Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "slack-bad-payload",
+                    "Malformed slash command",
+                    format!(
+                        "the response_url is not under an allowed prefix ({}); see slack.response_url_prefixes",
+                        allowed.join(", ")
+                    ),
+                )
+                .into_response();
+            }
+            let admitted = match engine.admit(1) {
+                Ok(a) => a,
+                Err(o) => {
+                    return Json(blocks::ephemeral(&format!(
+                        ":hourglass: The grader is busy; try again in {} s.",
+                        o.retry_after_secs
+                    )))
+                    .into_response();
+                }
+            };
             let slack = state.clone();
             state.spawn(async move {
-                let msg = match engine
-                    .grade(&GradeRequest {
+                let graded = admitted
+                    .run(engine.grade(&GradeRequest {
                         question,
                         answer,
                         judge: None,
                         samples: None,
-                    })
-                    .await
-                {
+                    }))
+                    .await;
+                let msg = match graded {
                     Ok(g) => blocks::grade_message(&g),
                     Err(e) => blocks::ephemeral(&format!(
                         ":warning: Could not grade: {}",

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{HELP, SlackState, blocks};
 use crate::engine::Engine;
-use crate::transcript::{TranscriptOptions, grade_transcript, report};
+use crate::transcript::{TranscriptOptions, grade_transcript, pairs_of, report};
 
 /// A Web API call's failure.
 #[derive(Debug, thiserror::Error)]
@@ -129,26 +129,37 @@ pub(super) async fn handle_mention(
         .as_ref()
         .map(|t| t.expose_secret().to_string())
         .unwrap_or_default();
-    let fetched = slack
-        .http
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status());
-    let text = match fetched {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(e) => {
+    let max = engine.settings().limits.max_transcript_bytes;
+    let text = match download(slack, &url, &token, max).await {
+        Ok(text) => text,
+        Err(why) => {
+            tracing::warn!(file = %name, error = %why, "downloading a Slack file failed");
             let msg = blocks::ephemeral(&format!(
                 ":warning: Could not download `{}`: {}",
                 blocks::esc(&name),
-                e.without_url()
+                blocks::esc(&why)
             ));
             return reply(engine, slack, &channel, &thread, msg).await;
         }
     };
     let opts = TranscriptOptions::new(engine.settings().limits.concurrency);
-    let r = match grade_transcript(engine, &name, &text, &opts, &|_| {}).await {
+    // One place per question in the admission queue (the count is checked again, with the
+    // limits, when it is graded).
+    let questions = pairs_of(&name, &text, None, &opts.roles).map_or(1, |(_, p)| p.len());
+    let admitted = match engine.admit(questions) {
+        Ok(a) => a,
+        Err(o) => {
+            let msg = blocks::ephemeral(&format!(
+                ":hourglass: The grader is busy; mention me again in {} s.",
+                o.retry_after_secs
+            ));
+            return reply(engine, slack, &channel, &thread, msg).await;
+        }
+    };
+    let graded = admitted
+        .run(grade_transcript(engine, &name, &text, &opts, &|_| {}))
+        .await;
+    let r = match graded {
         Ok(r) => r,
         Err(e) => {
             let msg = blocks::ephemeral(&format!(
@@ -168,6 +179,52 @@ pub(super) async fn handle_mention(
     )
     .await?;
     upload_report(engine, slack, &channel, &thread, &name, &report::html(&r)).await
+}
+
+/// A file's text, read whole: any failure (status, a body cut short, not UTF-8, a web page
+/// instead of the file, more than `max` bytes) is an error, never an empty transcript.
+async fn download(slack: &SlackState, url: &str, token: &str, max: usize) -> Result<String, String> {
+    if url.is_empty() {
+        return Err("Slack gave no download URL for the file".into());
+    }
+    let mut resp = slack
+        .http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| e.without_url().to_string())?;
+    // Without the files:read scope Slack answers 200 with its sign-in page.
+    let html = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if html {
+        return Err("Slack sent a web page instead of the file (does the app have the files:read scope?)".into());
+    }
+    let too_big = || format!("the file is larger than limits.max_transcript_bytes ({max})");
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("the download broke off: {}", e.without_url()))?
+    {
+        if bytes.len() + chunk.len() > max {
+            return Err(too_big());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "the file is not UTF-8 text (first bad byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Attach the HTML report to the thread (Slack's external upload flow).

@@ -218,6 +218,25 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
+    fn recreate_collection<'a>(
+        &'a self,
+        name: &'a str,
+        dim: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut cols = self.collections.write().expect("store lock");
+            cols.insert(
+                name.to_string(),
+                Collection {
+                    dim,
+                    dirty: true,
+                    ..Collection::default()
+                },
+            );
+            Ok(())
+        })
+    }
+
     fn upsert<'a>(
         &'a self,
         collection: &'a str,

@@ -93,14 +93,43 @@ pub enum StoreError {
     },
     #[error("Qdrant at {url}: {message}")]
     Qdrant { url: String, message: String },
+    /// The store cannot be reached (connection refused, timed out, unavailable): a retry later
+    /// may succeed.
+    #[error("Qdrant at {url} cannot be reached: {message}")]
+    Unavailable { url: String, message: String },
+    /// An existing collection does not fit the embedding model.
+    #[error(
+        "collection `{collection}` holds {have} vectors but the embedding model gives {want}: run `grader index --recreate` to rebuild it (every replica must use the same model), or set another store.collection_prefix"
+    )]
+    Mismatch {
+        collection: String,
+        have: String,
+        want: String,
+    },
+}
+
+impl StoreError {
+    /// Whether the store could not be reached (a 503 with `Retry-After`, not a 500).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
 }
 
 /// A collection of vectors with payloads. Vectors are L2-normalised by the caller.
 pub trait VectorStore: Send + Sync {
     /// Which backend (for /readyz and logs).
     fn describe(&self) -> String;
-    /// Create the collection if missing.
+    /// Create the collection if missing; an existing one must hold `dim`-sized vectors (the
+    /// embedded store recreates it, Qdrant refuses with [`StoreError::Mismatch`]). Creating is
+    /// idempotent: replicas may race to it.
     fn ensure_collection<'a>(
+        &'a self,
+        name: &'a str,
+        dim: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Drop the collection (if it exists) and create it empty for `dim`-sized vectors
+    /// (`grader index --recreate`: a new embedding model).
+    fn recreate_collection<'a>(
         &'a self,
         name: &'a str,
         dim: usize,

@@ -141,16 +141,28 @@ pub async fn run(
     let topts = &topts;
     let rubric_version = &rubric_version;
     let engine = &engine;
+    let names = report_names(files, &opts.out);
     let jobs = files
         .iter()
-        .zip(report_names(files))
+        .zip(names)
         .map(|(file, name)| async move {
             let shown = file.display().to_string();
-            let summary =
-                match one(engine, file, &name, opts, topts, rubric_version, on_event).await {
-                    Ok((status, r)) => BatchSummary::of(&shown, status, &r),
-                    Err(e) => BatchSummary::failed(&shown, e.to_string()),
-                };
+            let summary = match name {
+                ReportName::Duplicate(first) => BatchSummary {
+                    status: "skipped",
+                    error: Some(format!(
+                        "listed more than once: graded once, as input {}",
+                        first + 1
+                    )),
+                    ..BatchSummary::failed(&shown, String::new())
+                },
+                ReportName::Stem(name) => {
+                    match one(engine, file, &name, opts, topts, rubric_version, on_event).await {
+                        Ok((status, r)) => BatchSummary::of(&shown, status, &r),
+                        Err(e) => BatchSummary::failed(&shown, e.to_string()),
+                    }
+                }
+            };
             on_event(BatchEvent::FileDone(&summary));
             summary
         });
@@ -204,33 +216,133 @@ async fn one(
     Ok(("graded", r))
 }
 
-/// Report file stem for each input: its own stem, made unique when two inputs share one.
-fn report_names(files: &[PathBuf]) -> Vec<String> {
-    let mut seen = HashMap::<String, usize>::new();
-    files
-        .iter()
-        .map(|f| {
-            let stem = f.file_stem().map_or_else(
-                || "transcript".to_string(),
-                |s| s.to_string_lossy().to_string(),
-            );
-            let n = seen.entry(stem.clone()).or_default();
-            *n += 1;
-            if *n == 1 { stem } else { format!("{stem}-{n}") }
-        })
-        .collect()
+/// Where an input's reports go.
+#[derive(Debug, Clone, PartialEq)]
+enum ReportName {
+    /// `<out>/<stem>.{json,md,html}`.
+    Stem(String),
+    /// The same file as input `n` (0-based): graded once, under that input's name.
+    Duplicate(usize),
+}
+
+/// Report file stem for each input, unique within the batch and stable for a given path: the
+/// file's own stem when no other input of the batch has that stem and no report in `out`
+/// belongs to another file; otherwise the stem plus a hash of the file's absolute path (which
+/// is also kept once a report exists under it). A name is never shared, so a report is never
+/// overwritten by another input's.
+fn report_names(files: &[PathBuf], out: &Path) -> Vec<ReportName> {
+    let absolute = |f: &Path| {
+        std::fs::canonicalize(f)
+            .or_else(|_| std::path::absolute(f))
+            .unwrap_or_else(|_| f.to_path_buf())
+    };
+    let stem = |f: &Path| {
+        f.file_stem().map_or_else(
+            || "transcript".to_string(),
+            |s| s.to_string_lossy().to_string(),
+        )
+    };
+    let hashed = |stem: &str, abs: &Path, len: usize| {
+        let h = content_hash(&abs.to_string_lossy());
+        format!("{stem}-{}", &h[..len.min(h.len())])
+    };
+    let abs: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+    let mut first_of: HashMap<&Path, usize> = HashMap::new();
+    let mut stems: HashMap<String, usize> = HashMap::new();
+    for (i, a) in abs.iter().enumerate() {
+        if let std::collections::hash_map::Entry::Vacant(v) = first_of.entry(a.as_path()) {
+            v.insert(i);
+            *stems.entry(stem(a)).or_default() += 1;
+        }
+    }
+    // Whose report is `<out>/<name>.json`: the `file` it records, as an absolute path.
+    let owner = |name: &str| -> Option<PathBuf> {
+        let text = std::fs::read_to_string(out.join(format!("{name}.json"))).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(absolute(Path::new(v["file"].as_str()?)))
+    };
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut names = Vec::with_capacity(files.len());
+    for (i, a) in abs.iter().enumerate() {
+        let first = first_of[a.as_path()];
+        if first != i {
+            names.push(ReportName::Duplicate(first));
+            continue;
+        }
+        let s = stem(a);
+        let plain_ok = stems[&s] == 1 && owner(&s).is_none_or(|o| &o == a);
+        let mut name = if !out.join(format!("{}.json", hashed(&s, a, 8))).exists() && plain_ok {
+            s.clone()
+        } else {
+            hashed(&s, a, 8)
+        };
+        // A file literally named like another input's hashed name: lengthen the hash.
+        if taken.contains_key(&name) {
+            name = hashed(&s, a, 16);
+        }
+        taken.insert(name.clone(), i);
+        names.push(ReportName::Stem(name));
+    }
+    names
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn report_names_are_unique() {
-        let files: Vec<PathBuf> = ["a/x.txt", "b/x.vtt", "y.srt", "c/x.json"]
+    fn stems(names: &[ReportName]) -> Vec<String> {
+        names
             .iter()
-            .map(PathBuf::from)
-            .collect();
-        assert_eq!(report_names(&files), ["x", "x-2", "y", "x-3"]);
+            .map(|n| match n {
+                ReportName::Stem(s) => s.clone(),
+                ReportName::Duplicate(i) => format!("dup of {i}"),
+            })
+            .collect()
+    }
+
+    /// Shared stems get a hash of the path; the hashed names are stable, unique, and kept by a
+    /// later run that grades one of the files alone.
+    #[test]
+    fn report_names_are_unique_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let files = vec![
+            p("a/interview.txt"),
+            p("b/interview.txt"),
+            p("interview-2.vtt"),
+            p("y.srt"),
+            p("a/interview.txt"),
+        ];
+        let names = stems(&report_names(&files, &out));
+        assert!(
+            names[0].starts_with("interview-") && names[1].starts_with("interview-"),
+            "{names:?}"
+        );
+        assert_ne!(names[0], names[1]);
+        assert_ne!(names[0], "interview-2");
+        assert_eq!(names[2], "interview-2");
+        assert_eq!(names[3], "y");
+        assert_eq!(names[4], "dup of 0");
+        assert_eq!(stems(&report_names(&files, &out)), names, "stable");
+        // Once a hashed report exists, the file keeps its name when graded alone.
+        std::fs::write(out.join(format!("{}.json", names[1])), "{}").unwrap();
+        assert_eq!(stems(&report_names(&files[1..2], &out)), [names[1].clone()]);
+    }
+
+    /// A report in `out` that belongs to another file is never overwritten.
+    #[test]
+    fn a_report_of_another_file_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let other = dir.path().join("a/x.txt");
+        let mine = dir.path().join("b/x.txt");
+        let report = serde_json::json!({"file": other.display().to_string()});
+        std::fs::write(out.join("x.json"), report.to_string()).unwrap();
+        assert_eq!(stems(&report_names(&[other], &out)), ["x"]);
+        let name = stems(&report_names(std::slice::from_ref(&mine), &out)).remove(0);
+        assert!(name.starts_with("x-") && name.len() == "x-".len() + 8, "{name}");
     }
 }

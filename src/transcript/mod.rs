@@ -176,6 +176,17 @@ pub async fn grade_transcript(
         });
     }
     let (format, mut pairs) = pairs_of(file, text, opts.format, &opts.roles)?;
+    let max_pairs = engine.settings().limits.max_transcript_pairs;
+    if pairs.len() > max_pairs {
+        return Err(TranscriptError {
+            file: file.into(),
+            line: 1,
+            message: format!(
+                "the transcript has {} questions, more than limits.max_transcript_pairs ({max_pairs}); split it",
+                pairs.len()
+            ),
+        });
+    }
     if pairs.is_empty() {
         return Err(TranscriptError {
             file: file.into(),

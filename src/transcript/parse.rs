@@ -67,9 +67,7 @@ pub fn detect(text: &str) -> Format {
     if t.starts_with("WEBVTT") {
         return Format::Vtt;
     }
-    if (t.starts_with('[') || t.starts_with('{'))
-        && serde_json::from_str::<serde_json::Value>(t).is_ok()
-    {
+    if looks_like_json(t) {
         return Format::Json;
     }
     let mut lines = t.lines().map(str::trim);
@@ -81,6 +79,23 @@ pub fn detect(text: &str) -> Format {
         return Format::Srt;
     }
     Format::Text
+}
+
+/// Content that starts like a JSON document (`{"`, `{}`, `[{`, `[]`, `["`) is JSON, valid or
+/// not, so a truncated file reports its JSON error rather than "no speaker labels". A text
+/// transcript starting with `[00:01] Name:` does not look like JSON.
+fn looks_like_json(t: &str) -> bool {
+    let mut chars = t.chars();
+    let (Some(open @ ('[' | '{')), Some(next)) = (
+        chars.next(),
+        chars.by_ref().find(|c| !c.is_whitespace()),
+    ) else {
+        return false;
+    };
+    match open {
+        '{' => matches!(next, '"' | '}'),
+        _ => matches!(next, '{' | '[' | '"' | ']'),
+    }
 }
 
 /// Parse in the given (or detected) format.
@@ -377,7 +392,24 @@ enum JsonDoc {
 
 fn parse_json(text: &str) -> Result<Vec<Turn>, ParseError> {
     let doc: JsonDoc = serde_json::from_str(text).map_err(|e| {
-        err(e.line().max(1), format!("expected a JSON array of {{\"speaker\", \"text\", \"start\"?, \"end\"?}} turns: {e}"))
+        const SHAPE: &str =
+            "expected a JSON array of {\"speaker\", \"text\", \"start\"?, \"end\"?} turns";
+        // serde_json's message ends with its own "at line L column C"; say it once.
+        let full = e.to_string();
+        let why = full
+            .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+            .unwrap_or(&full);
+        let at = format!("line {}, column {}", e.line(), e.column());
+        let message = if !looks_like_json(text.trim_start()) {
+            format!("{SHAPE} ({at}: {why})")
+        } else if e.is_eof() {
+            format!("the JSON ends early (is the file truncated?) at {at}: {why}")
+        } else if e.is_syntax() {
+            format!("invalid JSON at {at}: {why}")
+        } else {
+            format!("{SHAPE} ({at}: {why})")
+        };
+        err(e.line().max(1), message)
     })?;
     let turns = match doc {
         JsonDoc::Turns(t) | JsonDoc::Wrapped { turns: t } => t,

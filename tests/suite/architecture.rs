@@ -111,3 +111,18 @@ fn every_module_says_its_job_and_long_files_say_why() {
         }
     }
 }
+
+/// HTTP clients are built with their errors surfaced: a client that cannot be built must not
+/// fall back to a default one, which would silently drop the configured timeout.
+#[test]
+fn http_clients_surface_build_errors() {
+    for (path, text) in sources() {
+        let flat: String = text.split_whitespace().collect();
+        for fallback in [".build().unwrap_or_default()", ".build().unwrap_or_else("] {
+            assert!(
+                !flat.contains(fallback),
+                "{path} builds a client with `{fallback}`: return the error"
+            );
+        }
+    }
+}

@@ -279,3 +279,57 @@ fn batch_writes_reports_resumes_and_reports_failures() {
     let forced: Value = serde_json::from_slice(&run(args(&["--force"])).stdout).unwrap();
     assert_eq!(forced[0]["status"], "graded");
 }
+
+/// Inputs that share a name (`a/interview.txt`, `b/interview.txt`) and an input named like a
+/// renamed report (`interview-2.vtt`) each get their own report, under names that stay the same
+/// on the next run, which then skips all three.
+#[test]
+fn batch_report_names_never_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let put = |rel: &str, from: &str, tweak: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let text = std::fs::read_to_string(data(&format!("transcripts/{from}"))).unwrap();
+        std::fs::write(&p, format!("{text}{tweak}")).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let files = [
+        put("a/interview.txt", "basic.txt", ""),
+        put("b/interview.txt", "basic.txt", "Interviewer: One more: what is a generator?\nCandidate: A function that yields values lazily.\n"),
+        put("interview-2.vtt", "voices.vtt", ""),
+    ];
+    let out = dir.path().join("out");
+    let run = || {
+        let mut args = vec!["batch"];
+        args.extend(files.iter().map(String::as_str));
+        args.extend(["--out", out.to_str().unwrap(), "--json"]);
+        grader(&args)
+    };
+    let first = json(&run());
+    let rows = first.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["status"] == "graded"), "{first}");
+    let mut reports: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    reports.sort();
+    assert_eq!(reports.len(), 3, "one report per input: {reports:?}");
+    assert!(reports.contains(&"interview-2.json".to_string()), "{reports:?}");
+    // Each report is its input's.
+    for f in &files {
+        let owner = reports.iter().filter(|r| {
+            let v: Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join(r.as_str())).unwrap())
+                    .unwrap();
+            v["file"] == f.as_str()
+        });
+        assert_eq!(owner.count(), 1, "{f}");
+    }
+    let again = json(&run());
+    assert!(
+        again.as_array().unwrap().iter().all(|r| r["status"] == "skipped"),
+        "the same names on the next run: {again}"
+    );
+}

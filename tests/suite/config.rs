@@ -138,3 +138,79 @@ fn price_table_picks_the_longest_prefix() {
     assert!(mini.input < full.input);
     assert!(s.llm.price_for("llama3").is_none());
 }
+
+/// An empty or blank secret is refused with the key it came from: an empty signing secret
+/// would verify forged Slack requests, an empty API key would match an empty `x-api-key:`.
+#[test]
+fn empty_secrets_are_refused_naming_the_key() {
+    for (vars, key) in [
+        (vec![("GRADER__SLACK__SIGNING_SECRET", "")], "slack.signing_secret"),
+        (vec![("GRADER__SLACK__BOT_TOKEN", "   ")], "slack.bot_token"),
+        (vec![("GRADER__SERVER__API_KEYS", "[\"\"]")], "server.api_keys[0]"),
+        (
+            vec![("GRADER__SERVER__API_KEYS", "[\"key-1\", \" \"]")],
+            "server.api_keys[1]",
+        ),
+        (vec![("GRADER__SERVER__ADMIN_KEYS", "[\"\"]")], "server.admin_keys[0]"),
+        (vec![("GRADER__LLM__API_KEY", " ")], "llm.api_key"),
+        (vec![("GRADER__STORE__API_KEY", "")], "store.api_key"),
+        (vec![("SLACK_SIGNING_SECRET", "")], "SLACK_SIGNING_SECRET"),
+        (vec![("SLACK_BOT_TOKEN", " \t")], "SLACK_BOT_TOKEN"),
+        (vec![("OPENAI_API_KEY", "")], "OPENAI_API_KEY"),
+        (vec![("QDRANT_API_KEY", " ")], "QDRANT_API_KEY"),
+    ] {
+        let err = load(None, &vars).unwrap_err();
+        assert!(err.contains(key) && err.contains("empty"), "{vars:?}: {err}");
+    }
+    // Real secrets load.
+    let s = load(
+        None,
+        &[
+            ("GRADER__SERVER__API_KEYS", "[\"key-1\"]"),
+            ("GRADER__SERVER__ADMIN_KEYS", "[\"admin-1\"]"),
+            ("SLACK_SIGNING_SECRET", "s3cret"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.server.api_keys.len(), 1);
+    assert_eq!(s.server.admin_keys.len(), 1);
+    assert!(s.slack.is_configured());
+}
+
+#[test]
+fn hardening_settings_have_safe_defaults_and_are_checked() {
+    let s = Settings::defaults().unwrap();
+    assert!(!s.server.expose_rubrics, "rubrics are not public by default");
+    assert!(s.server.admin_keys.is_empty());
+    assert!(s.server.header_read_timeout_ms > 0 && s.server.header_read_timeout_ms <= 30_000);
+    assert!(s.server.body_read_timeout_ms > 0 && s.server.idle_timeout_ms > 0);
+    assert!(s.server.max_connections >= 64);
+    assert!(s.limits.max_queued_grades >= s.limits.max_batch);
+    assert_eq!(
+        s.slack.response_url_prefixes,
+        ["https://hooks.slack.com/".to_string()]
+    );
+    for (var, value, key) in [
+        ("GRADER__SERVER__IDLE_TIMEOUT_MS", "0", "server.idle_timeout_ms"),
+        ("GRADER__SERVER__MAX_CONNECTIONS", "0", "server.max_connections"),
+        ("GRADER__LIMITS__MAX_QUEUED_GRADES", "0", "limits.max_queued_grades"),
+        (
+            "GRADER__LIMITS__MAX_REFERENCE_STATEMENTS",
+            "0",
+            "limits.max_reference_statements",
+        ),
+        (
+            "GRADER__SLACK__RESPONSE_URL_PREFIXES",
+            "[\"https://hooks.slack.com\"]",
+            "slack.response_url_prefixes[0]",
+        ),
+        (
+            "GRADER__SLACK__RESPONSE_URL_PREFIXES",
+            "[\"hooks.slack.com/\"]",
+            "slack.response_url_prefixes[0]",
+        ),
+    ] {
+        let err = load(None, &[(var, value)]).unwrap_err();
+        assert!(err.contains(key), "{var}={value}: {err}");
+    }
+}

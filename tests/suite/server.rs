@@ -40,7 +40,7 @@ pub struct Reply {
 }
 
 pub async fn call(engine: Arc<Engine>, req: Request<Body>) -> Reply {
-    let resp = router(AppState::new(engine)).oneshot(req).await.unwrap();
+    let resp = router(AppState::new(engine).unwrap()).oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let content_type = headers
@@ -469,11 +469,8 @@ async fn questions_list_filter_search_and_get() {
     assert!(r.body[0]["similarity"].as_f64().unwrap() > 0.5);
     let r = call(e.clone(), get("/v1/questions/core.copy")).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(
-        r.body["exemplars"].as_array().unwrap().len(),
-        3,
-        "exemplars included"
-    );
+    assert_eq!(r.body["view"], "public");
+    assert_eq!(r.body["criteria"][0], "shallow-shares-nested");
     assert_problem(
         &call(e.clone(), get("/v1/questions/core.nope")).await,
         404,
@@ -496,7 +493,7 @@ async fn health_readiness_metrics_openapi() {
     assert_eq!(r.body["llm_configured"], false);
     assert_eq!(r.body["default_judge"], "coverage");
     assert!(r.body["indexed_points"].as_u64().unwrap() > 0);
-    let state = AppState::new(e.clone());
+    let state = AppState::new(e.clone()).unwrap();
     let app = router(state.clone());
     let _ = app
         .clone()
@@ -858,4 +855,335 @@ async fn transcripts_endpoint_returns_the_report_or_streams_pairs() {
     )
     .await;
     assert_problem(&r, 400, None, "UTF-8");
+}
+
+/// What a full rubric holds that the public view must not: points, keywords, model answers,
+/// exemplars (any of them turns into a 10/10 answer).
+fn leaks_answer_key(body: &Value) -> bool {
+    let text = body.to_string();
+    ["exemplars", "model_answers", "keywords", "point", "phrasings", "misconceptions"]
+        .iter()
+        .any(|k| text.contains(&format!("\"{k}\"")))
+}
+
+#[tokio::test]
+async fn full_rubrics_need_an_admin_key_or_expose_rubrics() {
+    let ask = |key: Option<&str>| {
+        let mut r = Request::get("/v1/questions/core.copy");
+        if let Some(k) = key {
+            r = r.header("x-api-key", k);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    // The default: no keys, nothing exposed; anyone gets the public view only.
+    let open = shared().await;
+    let r = call(open.clone(), ask(None)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!leaks_answer_key(&r.body), "{}", r.text);
+    assert_eq!(r.body["id"], "core.copy");
+    assert!(r.body["question"].as_str().unwrap().contains("copy"));
+    assert_eq!(r.body["criteria"].as_array().unwrap().len(), 4);
+    // Graders and admins.
+    let e = engine_with(|s| {
+        s.server.api_keys = vec!["grader-key".to_string().into()];
+        s.server.admin_keys = vec!["admin-key".to_string().into()];
+    })
+    .await;
+    let r = call(e.clone(), ask(Some("grader-key"))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!leaks_answer_key(&r.body), "a grader key reads the public view: {}", r.text);
+    let r = call(e.clone(), ask(Some("admin-key"))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["exemplars"].as_array().unwrap().len(), 3, "{}", r.text);
+    assert!(r.body["model_answers"].is_array() && r.body["criteria"][0]["point"].is_string());
+    assert_problem(&call(e.clone(), ask(None)).await, 401, None, "needs an API key");
+    assert_problem(&call(e.clone(), ask(Some("nope"))).await, 401, None, "not valid");
+    // An admin key grades too.
+    let g = Request::post("/v1/grade")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer admin-key")
+        .body(Body::from(json!({"question_id": "core.copy", "answer": ANSWER}).to_string()))
+        .unwrap();
+    assert_eq!(call(e.clone(), g).await.status, StatusCode::OK);
+    // Admin keys alone: grading stays open, the full rubric needs the key.
+    let e = engine_with(|s| s.server.admin_keys = vec!["admin-key".to_string().into()]).await;
+    assert!(!leaks_answer_key(&call(e.clone(), ask(None)).await.body));
+    assert!(leaks_answer_key(&call(e.clone(), ask(Some("admin-key"))).await.body));
+    // Local use: everything exposed on purpose.
+    let e = engine_with(|s| s.server.expose_rubrics = true).await;
+    assert!(leaks_answer_key(&call(e.clone(), ask(None)).await.body));
+}
+
+/// Every input that creates work has a limit; going over it is a 422 that names the limit and
+/// the value, before any work starts.
+#[tokio::test]
+async fn inputs_over_their_limits_are_422_naming_limit_and_value() {
+    let e = engine_with(|s| {
+        s.limits.max_question_chars = 80;
+        s.limits.max_reference_chars = 400;
+        s.limits.max_reference_statements = 4;
+        s.limits.max_answer_segments = 6;
+        s.limits.max_batch = 3;
+        s.limits.max_transcript_pairs = 2;
+        s.limits.max_transcript_bytes = 2000;
+    })
+    .await;
+    let sentence = "A shallow copy shares the nested lists with the original.";
+    let long_q = format!("What is a shallow copy{}?", " really".repeat(20));
+    let statements = "Deep copies recurse into nested objects. ".repeat(6);
+    let segments = "Copies share nested objects. ".repeat(7);
+    let pair = "Interviewer: What is a deep copy?\nCandidate: It copies nested objects too.\n";
+    let cases: Vec<(&str, Request<Body>, &str, &str, usize)> = vec![
+        (
+            "question text",
+            post_json("/v1/grade", &json!({"question": long_q, "answer": sentence})),
+            "question",
+            "limits.max_question_chars",
+            long_q.chars().count(),
+        ),
+        (
+            "reference size",
+            post_json(
+                "/v1/grade",
+                &json!({"question": "What is a copy?", "reference_answer": "x".repeat(401), "answer": sentence}),
+            ),
+            "reference_answer",
+            "limits.max_reference_chars",
+            401,
+        ),
+        (
+            "reference statements",
+            post_json(
+                "/v1/grade",
+                &json!({"question": "What is a copy?", "reference_answer": statements, "answer": sentence}),
+            ),
+            "reference_answer",
+            "limits.max_reference_statements",
+            6,
+        ),
+        (
+            "answer segments",
+            post_json("/v1/grade", &json!({"question_id": "core.copy", "answer": segments})),
+            "answer",
+            "limits.max_answer_segments",
+            7,
+        ),
+        (
+            "batch items",
+            post_json(
+                "/v1/grade/batch",
+                &json!({"items": vec![json!({"question_id": "core.copy", "answer": sentence}); 4]}),
+            ),
+            "items",
+            "limits.max_batch",
+            4,
+        ),
+        (
+            "transcript pairs",
+            Request::post("/v1/transcripts")
+                .header("content-type", "text/plain")
+                .header("accept", "application/x-ndjson")
+                .body(Body::from(pair.repeat(3)))
+                .unwrap(),
+            "body",
+            "limits.max_transcript_pairs",
+            3,
+        ),
+        (
+            "transcript size",
+            Request::post("/v1/transcripts")
+                .header("content-type", "text/plain")
+                .body(Body::from(format!("{pair}{}", "Candidate: and more.\n".repeat(100))))
+                .unwrap(),
+            "body",
+            "limits.max_transcript_bytes",
+            pair.len() + 21 * 100,
+        ),
+        (
+            "search text",
+            get(&format!("/v1/questions?q={}", "c".repeat(100))),
+            "q",
+            "limits.max_question_chars",
+            100,
+        ),
+    ];
+    for (name, req, field, limit, value) in cases {
+        let r = call(e.clone(), req).await;
+        assert_problem(&r, 422, Some(field), limit);
+        assert_eq!(r.body["limit"]["name"], limit, "{name}: {}", r.text);
+        assert_eq!(r.body["limit"]["value"], value, "{name}: {}", r.text);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(&value.to_string()),
+            "{name}: the detail names the value: {}",
+            r.text
+        );
+    }
+    // Within the limits, the same kinds of request are graded.
+    let r = call(
+        e.clone(),
+        post_json("/v1/grade", &json!({"question_id": "core.copy", "answer": sentence})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// A full queue answers at once with 503 and Retry-After (no waiting into a 504), readiness
+/// says saturated, and both recover when places free up.
+#[tokio::test]
+async fn a_full_queue_is_503_with_retry_after_at_once() {
+    let e = engine_with(|s| {
+        s.limits.max_queued_grades = 3;
+        s.limits.retry_after_secs = 4;
+    })
+    .await;
+    let grade = || post_json("/v1/grade", &json!({"question_id": "core.copy", "answer": ANSWER}));
+    assert_eq!(call(e.clone(), grade()).await.status, StatusCode::OK);
+    // Three grades in flight elsewhere (held directly, so the test does not race them).
+    let held = e.admit(3).unwrap();
+    let started = std::time::Instant::now();
+    let r = call(e.clone(), grade()).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "answered at once");
+    assert_problem(&r, 503, None, "limits.max_queued_grades");
+    assert_eq!(r.headers["retry-after"], "4");
+    let batch = json!({"items": [{"question_id": "core.copy", "answer": ANSWER}]});
+    assert_eq!(call(e.clone(), post_json("/v1/grade/batch", &batch)).await.status, 503);
+    let t = Request::post("/v1/transcripts")
+        .header("content-type", "text/plain")
+        .body(Body::from(std::fs::read_to_string(data("transcripts/basic.txt")).unwrap()))
+        .unwrap();
+    assert_eq!(call(e.clone(), t).await.status, 503);
+    let r = call(e.clone(), get("/readyz")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!((r.body["saturated"].clone(), r.body["ready"].clone()), (json!(true), json!(false)));
+    assert_eq!(r.body["queue"], json!({"capacity": 3, "admitted": 3}));
+    // Lists and health never need a place.
+    assert_eq!(call(e.clone(), get("/v1/questions")).await.status, StatusCode::OK);
+    assert_eq!(call(e.clone(), get("/healthz")).await.status, StatusCode::OK);
+    drop(held);
+    assert_eq!(call(e.clone(), grade()).await.status, StatusCode::OK);
+    let r = call(e.clone(), get("/readyz")).await;
+    assert_eq!((r.status, r.body["saturated"].clone()), (StatusCode::OK, json!(false)));
+}
+
+/// A vector store that goes away: the embedded store until `down`, then a Qdrant client
+/// pointed at a closed port (the real client, the real connection error).
+struct FlakyStore {
+    up: grader::store::EmbeddedStore,
+    gone: grader::store::QdrantStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyStore {
+    fn pick(&self) -> &dyn grader::store::VectorStore {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            &self.gone
+        } else {
+            &self.up
+        }
+    }
+}
+
+type StoreFuture<'a, T> = futures::future::BoxFuture<'a, Result<T, grader::store::StoreError>>;
+
+impl grader::store::VectorStore for FlakyStore {
+    fn describe(&self) -> String {
+        self.pick().describe()
+    }
+    fn ensure_collection<'a>(&'a self, name: &'a str, dim: usize) -> StoreFuture<'a, ()> {
+        self.pick().ensure_collection(name, dim)
+    }
+    fn recreate_collection<'a>(&'a self, name: &'a str, dim: usize) -> StoreFuture<'a, ()> {
+        self.pick().recreate_collection(name, dim)
+    }
+    fn upsert<'a>(&'a self, c: &'a str, p: Vec<grader::store::Point>) -> StoreFuture<'a, ()> {
+        self.pick().upsert(c, p)
+    }
+    fn delete<'a>(&'a self, c: &'a str, f: &'a grader::store::Filter) -> StoreFuture<'a, ()> {
+        self.pick().delete(c, f)
+    }
+    fn search<'a>(
+        &'a self,
+        c: &'a str,
+        v: &'a [f32],
+        f: &'a grader::store::Filter,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<grader::store::Hit>> {
+        self.pick().search(c, v, f, limit)
+    }
+    fn scroll<'a>(
+        &'a self,
+        c: &'a str,
+        f: &'a grader::store::Filter,
+    ) -> StoreFuture<'a, Vec<grader::store::Point>> {
+        self.pick().scroll(c, f)
+    }
+    fn count<'a>(&'a self, c: &'a str) -> StoreFuture<'a, usize> {
+        self.pick().count(c)
+    }
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        self.pick().flush()
+    }
+}
+
+/// With the store unreachable, what needs it is a 503 with Retry-After (not a 500), readiness
+/// names the store error, and grading by question_id keeps working from memory.
+#[tokio::test]
+async fn an_unreachable_store_is_503_and_readiness_names_it() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let store = Arc::new(FlakyStore {
+        up: grader::store::EmbeddedStore::in_memory(),
+        gone: grader::store::QdrantStore::connect(grader::store::QdrantOptions {
+            url,
+            api_key: None,
+            shard_number: 1,
+            replication_factor: 1,
+        })
+        .unwrap(),
+        down: false.into(),
+    });
+    let e = Arc::new(
+        Engine::with_parts(
+            crate::common::settings(),
+            crate::common::catalog(Rubrics::Fixture),
+            Arc::new(crate::common::embedder()),
+            store.clone(),
+            crate::common::calibration(),
+        )
+        .await
+        .unwrap(),
+    );
+    let by_text = || {
+        post_json(
+            "/v1/grade",
+            &json!({"question": "What is the difference between a deep copy and a shallow copy in Python?", "answer": ANSWER}),
+        )
+    };
+    assert_eq!(call(e.clone(), by_text()).await.status, StatusCode::OK);
+    store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = call(e.clone(), by_text()).await;
+    assert_problem(&r, 503, None, "cannot be reached");
+    assert!(r.body["type"].as_str().unwrap().ends_with("/store-unavailable"));
+    assert!(r.headers.get("retry-after").is_some());
+    let r = call(e.clone(), get("/v1/questions?q=deep%20copy")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert!(r.headers.get("retry-after").is_some());
+    let r = call(e.clone(), get("/readyz")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["ready"], false);
+    assert!(
+        r.body["store_error"].as_str().unwrap().contains("cannot be reached"),
+        "{}",
+        r.text
+    );
+    let r = call(
+        e.clone(),
+        post_json("/v1/grade", &json!({"question_id": "core.copy", "answer": ANSWER})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "by id, from memory: {}", r.text);
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(call(e.clone(), by_text()).await.status, StatusCode::OK);
+    assert_eq!(call(e.clone(), get("/readyz")).await.status, StatusCode::OK);
 }

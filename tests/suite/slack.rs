@@ -50,7 +50,16 @@ async fn fake_slack() -> FakeSlack {
                     s.auth.push(headers.get("authorization").map(|h| h.to_str().unwrap().to_string()).unwrap_or_default());
                     s.calls.push((method.clone(), v.clone()));
                     axum::Json(match method.as_str() {
-                        "files.info" => json!({"ok": true, "file": {"id": v["file"], "name": "basic.txt", "url_private_download": format!("{b}/files/basic.txt")}}),
+                        "files.info" => {
+                            // F1 is the transcript; FBROKEN breaks off mid-download; FPAGE is
+                            // the sign-in page Slack sends without the files:read scope.
+                            let path = match v["file"].as_str() {
+                                Some("FBROKEN") => "broken",
+                                Some("FPAGE") => "page",
+                                _ => "basic.txt",
+                            };
+                            json!({"ok": true, "file": {"id": v["file"], "name": "basic.txt", "url_private_download": format!("{b}/files/{path}")}})
+                        }
                         "conversations.replies" => json!({"ok": true, "messages": [{"ts": "1.0", "files": [{"id": "F1", "name": "basic.txt", "filetype": "text"}]}]}),
                         "files.getUploadURLExternal" => json!({"ok": true, "upload_url": format!("{b}/upload/F9"), "file_id": "F9"}),
                         _ => json!({"ok": true}),
@@ -60,13 +69,29 @@ async fn fake_slack() -> FakeSlack {
         )
         .route(
             "/files/{name}",
-            get(move |headers: HeaderMap| {
+            get(move |Path(name): Path<String>, headers: HeaderMap| {
                 let t = transcript.clone();
                 async move {
+                    use axum::response::IntoResponse;
                     if headers.get("authorization").and_then(|h| h.to_str().ok()) != Some(&format!("Bearer {TOKEN}")) {
-                        return (StatusCode::FORBIDDEN, String::new());
+                        return (StatusCode::FORBIDDEN, String::new()).into_response();
                     }
-                    (StatusCode::OK, t)
+                    match name.as_str() {
+                        "broken" => {
+                            let half = t[..t.len() / 2].to_string();
+                            let parts: Vec<Result<String, std::io::Error>> = vec![
+                                Ok(half),
+                                Err(std::io::Error::other("connection lost")),
+                            ];
+                            Body::from_stream(futures::stream::iter(parts)).into_response()
+                        }
+                        "page" => (
+                            [("content-type", "text/html; charset=utf-8")],
+                            "<!doctype html><title>Sign in to Slack</title>",
+                        )
+                            .into_response(),
+                        _ => (StatusCode::OK, t).into_response(),
+                    }
                 }
             }),
         )
@@ -94,13 +119,15 @@ async fn engine(slack: &FakeSlack) -> Arc<Engine> {
         s.slack.signing_secret = Some(SECRET.to_string().into());
         s.slack.bot_token = Some(TOKEN.to_string().into());
         s.slack.api_base_url = format!("{}/api", slack.base);
+        // The fake's response URLs are allowed (Slack's own are hooks.slack.com).
+        s.slack.response_url_prefixes = vec![format!("{}/response/", slack.base)];
     });
     Arc::new(e.await)
 }
 
 /// The service's router and the bot's state (to wait until its background jobs are done).
 async fn app(slack: &FakeSlack) -> (Router, Arc<SlackState>) {
-    let state = AppState::new(engine(slack).await);
+    let state = AppState::new(engine(slack).await).unwrap();
     let bot = state.slack.clone();
     (router(state), bot)
 }
@@ -158,7 +185,7 @@ async fn wait_for(slack: &FakeSlack, pred: impl Fn(&Seen) -> bool) -> bool {
 #[tokio::test]
 async fn slash_command_acks_fast_then_posts_block_kit() {
     let slack = fake_slack().await;
-    let app = router(AppState::new(engine(&slack).await));
+    let app = router(AppState::new(engine(&slack).await).unwrap());
     let url = format!("{}/response/1", slack.base);
     let body = command_body(
         "core.copy :: A shallow copy shares the nested lists; deepcopy copies them recursively.",
@@ -246,7 +273,7 @@ async fn answer_on_following_lines_and_question_text() {
 #[tokio::test]
 async fn help_list_and_usage_errors_are_ephemeral() {
     let slack = fake_slack().await;
-    let app = router(AppState::new(engine(&slack).await));
+    let app = router(AppState::new(engine(&slack).await).unwrap());
     let url = format!("{}/response/x", slack.base);
     for (text, want) in [
         ("help", "/grade <question id"),
@@ -342,7 +369,7 @@ async fn unverified_requests_are_rejected_and_nothing_is_graded() {
 #[tokio::test]
 async fn malformed_payloads_are_400_without_panics() {
     let slack = fake_slack().await;
-    let app = router(AppState::new(engine(&slack).await));
+    let app = router(AppState::new(engine(&slack).await).unwrap());
     for (path, ct, body) in [
         ("/slack/events", "application/json", "{not json"),
         ("/slack/events", "application/json", "[]"),
@@ -375,7 +402,7 @@ async fn malformed_payloads_are_400_without_panics() {
 #[tokio::test]
 async fn url_verification_echoes_the_challenge() {
     let slack = fake_slack().await;
-    let app = router(AppState::new(engine(&slack).await));
+    let app = router(AppState::new(engine(&slack).await).unwrap());
     let body = r#"{"type": "url_verification", "token": "t", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#;
     let (status, text) = send(
         &app,
@@ -390,9 +417,13 @@ async fn url_verification_echoes_the_challenge() {
 }
 
 fn mention(event_id: &str, with_file: bool) -> String {
+    mention_of(event_id, with_file.then_some("F1"))
+}
+
+fn mention_of(event_id: &str, file: Option<&str>) -> String {
     let mut event = json!({"type": "app_mention", "user": "U1", "text": "<@UBOT> grade this", "ts": "1700000000.000100", "channel": "C1"});
-    if with_file {
-        event["files"] = json!([{"id": "F1", "name": "basic.txt", "filetype": "text"}]);
+    if let Some(id) = file {
+        event["files"] = json!([{"id": id, "name": "basic.txt", "filetype": "text"}]);
     } else {
         event["thread_ts"] = json!("1700000000.000001");
     }
@@ -468,7 +499,7 @@ async fn transcript_file_gets_a_thread_reply_with_the_report_and_retries_grade_o
 #[tokio::test]
 async fn mention_in_a_thread_finds_the_file_in_the_thread() {
     let slack = fake_slack().await;
-    let app = router(AppState::new(engine(&slack).await));
+    let app = router(AppState::new(engine(&slack).await).unwrap());
     let (status, _) = send(
         &app,
         signed(
@@ -557,7 +588,7 @@ async fn block_kit_limits_are_respected() {
 #[tokio::test]
 async fn slack_endpoints_404_when_not_configured() {
     let e = crate::server_engine().await;
-    let app = router(AppState::new(e));
+    let app = router(AppState::new(e).unwrap());
     let (status, text) = send(
         &app,
         signed(
@@ -570,4 +601,98 @@ async fn slack_endpoints_404_when_not_configured() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(text.contains("SLACK_SIGNING_SECRET"), "{text}");
+}
+
+/// A signed request replayed within the freshness window is not acted on again.
+#[tokio::test]
+async fn a_replayed_signed_command_is_not_graded_twice() {
+    let slack = fake_slack().await;
+    let (app, bot) = app(&slack).await;
+    let url = format!("{}/response/replay", slack.base);
+    let body = command_body("core.copy :: deepcopy copies nested objects recursively.", &url);
+    let ts = now();
+    let (status, first) = send(
+        &app,
+        signed("/slack/commands", "application/x-www-form-urlencoded", &body, ts),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(first.contains("Grading"), "{first}");
+    let (status, again) = send(
+        &app,
+        signed("/slack/commands", "application/x-www-form-urlencoded", &body, ts),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(again.contains("already received"), "{again}");
+    bot.idle().await;
+    let posts = slack
+        .seen
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|(p, _)| p == "response/replay")
+        .count();
+    assert_eq!(posts, 1, "graded and posted once");
+}
+
+/// Grades are posted only under `slack.response_url_prefixes` (Slack's hooks by default).
+#[tokio::test]
+async fn response_urls_outside_the_allow_list_are_refused() {
+    let slack = fake_slack().await;
+    let (app, bot) = app(&slack).await;
+    for url in [
+        "https://evil.example/collect".to_string(),
+        "https://hooks.slack.com.evil.example/x".to_string(),
+        format!("{}/elsewhere/1", slack.base),
+    ] {
+        let body = command_body("core.copy :: an answer about copies.", &url);
+        let (status, text) = send(
+            &app,
+            signed("/slack/commands", "application/x-www-form-urlencoded", &body, now()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {text}");
+        assert!(text.contains("response_url_prefixes"), "{text}");
+    }
+    bot.idle().await;
+    assert!(slack.seen.lock().unwrap().calls.is_empty(), "nothing graded or posted");
+    // The default list is Slack's.
+    let e = crate::server_engine().await;
+    assert_eq!(
+        e.settings().slack.response_url_prefixes,
+        ["https://hooks.slack.com/".to_string()]
+    );
+}
+
+/// A download that fails (broken off, or a web page instead of the file) is reported as such,
+/// never graded as an empty transcript.
+#[tokio::test]
+async fn a_failed_file_download_is_an_error_not_an_empty_transcript() {
+    let slack = fake_slack().await;
+    let (app, bot) = app(&slack).await;
+    for (event, file, why) in [
+        ("EvBroken", "FBROKEN", "broke off"),
+        ("EvPage", "FPAGE", "files:read"),
+    ] {
+        let (status, _) = send(
+            &app,
+            signed("/slack/events", "application/json", &mention_of(event, Some(file)), now()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        bot.idle().await;
+        let seen = slack.seen.lock().unwrap();
+        let post = seen
+            .calls
+            .iter()
+            .rev()
+            .find(|(p, _)| p == "chat.postMessage")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        assert!(post.contains("Could not download"), "{file}: {post}");
+        assert!(post.contains(why), "{file}: {post}");
+        assert!(!post.contains("Interview report"), "{file}: {post}");
+    }
 }

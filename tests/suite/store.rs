@@ -126,6 +126,11 @@ async fn conformance(store: &dyn VectorStore, col: &str) {
             .is_empty()
     );
     assert_eq!(store.count("grader_test_never_created").await.unwrap(), 0);
+
+    // Recreating empties the collection (`grader index --recreate`).
+    store.recreate_collection(col, 8).await.unwrap();
+    assert_eq!(store.count(col).await.unwrap(), 0);
+    store.ensure_collection(col, 8).await.unwrap();
 }
 
 #[tokio::test]
@@ -197,4 +202,61 @@ async fn qdrant_store_conforms() {
     })
     .unwrap();
     conformance(&store, "grader_conformance").await;
+
+    // A collection made for another model is refused with what to do, until recreated.
+    let col = "grader_conformance_dims";
+    store.recreate_collection(col, 16).await.unwrap();
+    let err = store.ensure_collection(col, 8).await.unwrap_err().to_string();
+    assert!(
+        err.contains("16-dimensional") && err.contains("grader index --recreate"),
+        "{err}"
+    );
+    store.recreate_collection(col, 8).await.unwrap();
+    store.ensure_collection(col, 8).await.unwrap();
+
+    // Replicas starting together on a new prefix: every one of them creates or finds it.
+    let col = format!("grader_conformance_race_{}", std::process::id());
+    let stores: Vec<QdrantStore> = (0..4)
+        .map(|_| {
+            QdrantStore::connect(QdrantOptions {
+                url: std::env::var("GRADER_TEST_QDRANT_URL").unwrap(),
+                api_key: None,
+                shard_number: 1,
+                replication_factor: 1,
+            })
+            .unwrap()
+        })
+        .collect();
+    let results =
+        futures::future::join_all(stores.iter().map(|s| s.ensure_collection(&col, 8))).await;
+    for r in results {
+        r.unwrap();
+    }
+}
+
+/// A Qdrant server that cannot be reached is `Unavailable` (the service's 503), from the real
+/// client over a refused connection.
+#[tokio::test]
+async fn unreachable_qdrant_is_unavailable() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let store = QdrantStore::connect(QdrantOptions {
+        url,
+        api_key: None,
+        shard_number: 1,
+        replication_factor: 1,
+    })
+    .unwrap();
+    for err in [
+        store.count("grader_questions").await.unwrap_err(),
+        store.ensure_collection("grader_questions", 8).await.unwrap_err(),
+        store
+            .search("grader_questions", &[0.0; 8], &Filter::default(), 3)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(err.is_unavailable(), "{err}");
+        assert!(err.to_string().contains("cannot be reached"), "{err}");
+    }
 }

@@ -193,6 +193,36 @@ fn detection() {
     assert_eq!(detect("[{\"speaker\":\"a\",\"text\":\"b\"}]"), Format::Json);
     assert_eq!(detect("Interviewer: hi"), Format::Text);
     assert_eq!(detect("[not json"), Format::Text);
+    // Content that starts like JSON is JSON, valid or not; bracketed timestamps are text.
+    assert_eq!(detect("[{\"speaker\": \"a\", \"te"), Format::Json);
+    assert_eq!(detect("{\"turns\": ["), Format::Json);
+    assert_eq!(detect("[00:01] Interviewer: hi"), Format::Text);
+}
+
+/// A truncated JSON transcript reports the JSON error with its line and column, not "no
+/// speaker labels" (which is what reading it as text says).
+#[test]
+fn truncated_json_reports_the_json_error() {
+    let whole = read("turns.json");
+    let cut = whole[..whole.len() * 2 / 3].trim_end();
+    let err = pairs_of("turns.json", cut, None, &Roles::default())
+        .unwrap_err()
+        .to_string();
+    let last_line = cut.lines().count();
+    assert!(
+        err.starts_with(&format!("turns.json:{last_line}: the JSON ends early")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("line {last_line}, column ")), "{err}");
+    let err = pairs_of(
+        "t.json",
+        "[{\"speaker\": \"a\", \"text\": \"b\"},\n {\"speaker\" \"c\"}]",
+        None,
+        &Roles::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("t.json:2: invalid JSON at line 2, column "), "{err}");
 }
 
 /// Each bad file fails with the file, the line and what is wrong.
@@ -450,4 +480,97 @@ async fn html_report_renders_in_chromium() {
     if let Ok(keep) = std::env::var("GRADER_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
+}
+
+/// `grader batch` grades at most `--concurrency` answers at once across all its transcripts
+/// (one semaphore shared by them), not `concurrency` per transcript read at once.
+#[tokio::test]
+async fn a_batch_grades_at_most_its_concurrency_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::routing::post;
+    use serde_json::{Value, json};
+
+    // An LLM endpoint that takes 80 ms a call and counts the calls in flight.
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post({
+            let (now, peak) = (now.clone(), peak.clone());
+            move |body: axum::body::Bytes| {
+                let (now, peak) = (now.clone(), peak.clone());
+                async move {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let ids = req["response_format"]["json_schema"]["schema"]["properties"]
+                        ["criteria"]["items"]["properties"]["id"]["enum"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let out = json!({
+                        "criteria": ids.iter().map(|id| json!({"id": id, "verdict": "missed", "evidence": "", "reason": "r"})).collect::<Vec<_>>(),
+                        "misconceptions": [], "gaps": [], "feedback": "f"
+                    });
+                    axum::Json(json!({"id": "x", "object": "chat.completion", "created": 1, "model": "fake",
+                        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": out.to_string()}}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}))
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let engine = Arc::new(
+        crate::common::engine_with(crate::common::Rubrics::Shipped, |s| {
+            s.llm.base_url = base;
+            s.judge.kind = grader::config::JudgeKind::Llm;
+            s.judge.llm_hints = false;
+            s.judge.exemplars_k = 0;
+        })
+        .await,
+    );
+    // Four transcripts of three questions on different rubrics each.
+    let dir = tempfile::tempdir().unwrap();
+    let rubrics: Vec<_> = engine.catalog().iter().take(12).cloned().collect();
+    let files: Vec<std::path::PathBuf> = rubrics
+        .chunks(3)
+        .enumerate()
+        .map(|(i, rs)| {
+            let text: String = rs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "Interviewer: {}\nCandidate: {}\n",
+                        r.question,
+                        r.model_answers[0].text.replace('\n', " ")
+                    )
+                })
+                .collect();
+            let p = dir.path().join(format!("t{i}.txt"));
+            std::fs::write(&p, text).unwrap();
+            p
+        })
+        .collect();
+    let opts = grader::transcript::batch::BatchOptions {
+        out: dir.path().join("out"),
+        concurrency: 2,
+        format: None,
+        judge: None,
+        force: false,
+    };
+    let summaries = grader::transcript::batch::run(engine, &files, &opts, &|_| {})
+        .await
+        .unwrap();
+    let graded: usize = summaries
+        .iter()
+        .map(|s| s.pairs.iter().filter(|p| p.score.is_some()).count())
+        .sum();
+    assert_eq!(graded, 12, "{summaries:?}");
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "answers in flight at most");
 }

@@ -1,0 +1,460 @@
+//! Admission control and fair embedding: a bounded queue of grades in front of the embedder and
+//! the judges, and a scheduler that keeps one heavy request from holding the embedder.
+//!
+//! A request that creates work asks [`Admission::try_admit`] for as many places as it has
+//! grades (a batch one per item, a transcript one per question, capped at the whole queue).
+//! When the queue is full the answer is [`Overloaded`] at once (the service's 503 with
+//! `Retry-After`), never a wait that ends in a timeout. An admitted request runs its work inside
+//! [`Admitted::run`], which tags every embedding call it makes with the request's [`Ticket`].
+//!
+//! [`Fair`] wraps the engine's embedder. Calls made under a ticket are cut into chunks of
+//! [`CHUNK`] texts and queued; chunks go to the embedding worker least-served ticket first.
+//! A ticket that has had fewer than [`FRESH`] texts embedded (a light request, or the start of a
+//! heavy one) shares the worker with other fresh work, up to [`BUDGET`] texts at once; the rest
+//! of heavy requests runs one chunk at a time, alone when anything else is waiting, or beside
+//! fresh work once it has waited [`MAX_WAIT`]. So a light request waits for at most one chunk
+//! of a heavy one, and heavy ones still make progress under a stream of light ones.
+//! Dropping a call's future drops its chunks that have not been sent: the work of a request
+//! that timed out or whose client went away stops within one chunk.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::embed::{EmbedError, Embedder};
+
+/// Texts per embedding call sent to the worker under a ticket: one chunk is what a light
+/// request may have to wait for (about 60 ms of a 2-core machine).
+pub const CHUNK: usize = 16;
+/// Texts a ticket may have embedded and still count as light: one grade of a typical answer
+/// (its sentences, plus the question when it is matched).
+pub const FRESH: u64 = 32;
+/// Texts in the worker at once from fresh tickets: enough for large, efficient forward passes
+/// under concurrent light load, small enough that a round stays under half a second.
+pub const BUDGET: usize = 128;
+/// A heavy ticket's chunk that has waited this long joins the next round (no starvation).
+pub const MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// One request's share of the embedder: how many texts it has had embedded.
+#[derive(Debug, Default)]
+pub struct Ticket {
+    served: AtomicU64,
+}
+
+tokio::task_local! {
+    static TICKET: Arc<Ticket>;
+}
+
+/// The service is full: retry after `retry_after_secs`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "the service is at capacity: {in_use} of {capacity} grades admitted (limits.max_queued_grades) and this request needs {wanted}; retry in {retry_after_secs} s"
+)]
+pub struct Overloaded {
+    pub capacity: usize,
+    pub in_use: usize,
+    pub wanted: usize,
+    pub retry_after_secs: u64,
+}
+
+/// How full the queue is (readiness).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Load {
+    /// `limits.max_queued_grades`.
+    pub capacity: usize,
+    /// Grades admitted now (running or waiting).
+    pub admitted: usize,
+}
+
+impl Load {
+    /// No room for another grade.
+    pub fn saturated(&self) -> bool {
+        self.admitted >= self.capacity
+    }
+}
+
+/// The bounded queue of grades.
+pub struct Admission {
+    capacity: usize,
+    places: Arc<Semaphore>,
+    retry_after_secs: u64,
+}
+
+/// An admitted request: holds its places until dropped.
+pub struct Admitted {
+    _places: OwnedSemaphorePermit,
+    ticket: Arc<Ticket>,
+}
+
+impl Admission {
+    pub fn new(capacity: usize, retry_after_secs: u64) -> Self {
+        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+        Admission {
+            capacity,
+            places: Arc::new(Semaphore::new(capacity)),
+            retry_after_secs,
+        }
+    }
+
+    /// Admit a request of `grades` grades now, or say the queue is full. A request larger than
+    /// the queue takes all of it (it runs alone rather than never).
+    pub fn try_admit(&self, grades: usize) -> Result<Admitted, Overloaded> {
+        let wanted = grades.clamp(1, self.capacity);
+        match self.places.clone().try_acquire_many_owned(wanted as u32) {
+            Ok(places) => Ok(Admitted {
+                _places: places,
+                ticket: Arc::new(Ticket::default()),
+            }),
+            Err(_) => Err(Overloaded {
+                capacity: self.capacity,
+                in_use: self.load().admitted,
+                wanted,
+                retry_after_secs: self.retry_after_secs,
+            }),
+        }
+    }
+
+    pub fn load(&self) -> Load {
+        Load {
+            capacity: self.capacity,
+            admitted: self.capacity - self.places.available_permits().min(self.capacity),
+        }
+    }
+}
+
+impl Admitted {
+    /// Run this request's work: its embedding calls are scheduled under its ticket.
+    pub async fn run<F: std::future::Future>(&self, work: F) -> F::Output {
+        TICKET.scope(self.ticket.clone(), work).await
+    }
+}
+
+/// The ticket of the request being run, if any (CLI work has none and is not scheduled).
+fn current_ticket() -> Option<Arc<Ticket>> {
+    TICKET.try_with(Arc::clone).ok()
+}
+
+/// A chunk waiting for the worker.
+struct Waiter {
+    texts: usize,
+    fresh: bool,
+    since: Instant,
+    go: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Texts sent to the worker and not yet answered.
+    in_flight: usize,
+    /// Of those, chunks of heavy tickets (at most one).
+    heavy_in_flight: usize,
+    /// By (texts the ticket had been served when it queued, arrival): least served first.
+    waiting: BTreeMap<(u64, u64), Waiter>,
+    arrivals: u64,
+}
+
+impl Queue {
+    /// Send every waiting chunk that may go now.
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        let keys: Vec<(u64, u64)> = self.waiting.keys().copied().collect();
+        for key in keys {
+            let w = &self.waiting[&key];
+            if w.go.is_closed() {
+                // Its caller went away while it waited.
+                self.waiting.remove(&key);
+                continue;
+            }
+            let fits = self.in_flight + w.texts <= BUDGET;
+            let may = if w.fresh {
+                self.in_flight == 0 || fits
+            } else {
+                let aged = now.duration_since(w.since) >= MAX_WAIT;
+                self.heavy_in_flight == 0 && (self.in_flight == 0 || (aged && fits))
+            };
+            if !may {
+                continue;
+            }
+            let w = self.waiting.remove(&key).expect("present");
+            if w.go.send(()).is_ok() {
+                self.in_flight += w.texts;
+                if !w.fresh {
+                    self.heavy_in_flight += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The engine's embedder, scheduled fairly between tickets (see the module doc). Calls without
+/// a ticket go straight to the inner embedder.
+///
+/// Every [`Embedder`] method is forwarded; a method added to the trait must be forwarded here
+/// too (scheduled if it runs the model), or it would fall back to the trait's default.
+pub struct Fair {
+    inner: Arc<dyn Embedder>,
+    queue: Arc<Mutex<Queue>>,
+}
+
+/// Texts in flight, released when the chunk's call ends (answered, failed or dropped).
+struct Slot {
+    queue: Arc<Mutex<Queue>>,
+    texts: usize,
+    heavy: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut q = self.queue.lock().expect("embed queue");
+        q.in_flight -= self.texts;
+        if self.heavy {
+            q.heavy_in_flight -= 1;
+        }
+        q.dispatch();
+    }
+}
+
+impl Fair {
+    pub fn new(inner: Arc<dyn Embedder>) -> Self {
+        Fair {
+            inner,
+            queue: Arc::new(Mutex::new(Queue::default())),
+        }
+    }
+
+    /// Wait for the chunk's turn; the slot frees its texts when dropped.
+    async fn turn(&self, ticket: &Ticket, texts: usize) -> Slot {
+        let served = ticket.served.load(Ordering::Relaxed);
+        let fresh = served < FRESH;
+        let (go, ready) = oneshot::channel();
+        {
+            let mut q = self.queue.lock().expect("embed queue");
+            q.arrivals += 1;
+            let key = (served, q.arrivals);
+            q.waiting.insert(
+                key,
+                Waiter {
+                    texts,
+                    fresh,
+                    since: Instant::now(),
+                    go,
+                },
+            );
+            q.dispatch();
+        }
+        let mut ready = ready;
+        loop {
+            tokio::select! {
+                r = &mut ready => {
+                    // The sender is dropped unsent only when this receiver is gone, so `r` is
+                    // Ok; were it not, the texts were never counted in flight.
+                    return if r.is_ok() {
+                        Slot { queue: self.queue.clone(), texts, heavy: !fresh }
+                    } else {
+                        Slot { queue: self.queue.clone(), texts: 0, heavy: false }
+                    };
+                }
+                // A waiting heavy chunk ages into the next round even if nothing finishes.
+                _ = tokio::time::sleep(MAX_WAIT) => {
+                    self.queue.lock().expect("embed queue").dispatch();
+                }
+            }
+        }
+    }
+}
+
+impl Embedder for Fair {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+        let Some(ticket) = current_ticket() else {
+            return self.inner.embed(texts);
+        };
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(texts.len());
+            for chunk in texts.chunks(CHUNK) {
+                let slot = self.turn(&ticket, chunk.len()).await;
+                let vectors = self.inner.embed(chunk).await;
+                drop(slot);
+                out.extend(vectors?);
+                ticket
+                    .served
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiter(texts: usize, fresh: bool, age: Duration) -> (Waiter, oneshot::Receiver<()>) {
+        let (go, rx) = oneshot::channel();
+        let since = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        (
+            Waiter {
+                texts,
+                fresh,
+                since,
+                go,
+            },
+            rx,
+        )
+    }
+
+    /// A light chunk goes before a heavy request's next chunk and does not share its round;
+    /// fresh chunks share a round up to the budget; an aged heavy chunk joins.
+    #[test]
+    fn dispatch_puts_light_work_first() {
+        // A heavy request's chunk is running.
+        let mut q = Queue {
+            in_flight: CHUNK,
+            heavy_in_flight: 1,
+            ..Queue::default()
+        };
+        let (heavy, mut heavy_rx) = waiter(CHUNK, false, Duration::ZERO);
+        let (light, mut light_rx) = waiter(8, true, Duration::ZERO);
+        q.waiting.insert((64, 1), heavy);
+        q.waiting.insert((0, 2), light);
+        q.dispatch();
+        assert!(light_rx.try_recv().is_ok(), "light goes while a heavy chunk runs");
+        assert!(heavy_rx.try_recv().is_err(), "the heavy chunk waits");
+        assert_eq!(q.in_flight, CHUNK + 8);
+        // Nothing in flight: the heavy chunk goes.
+        q.in_flight = 0;
+        q.heavy_in_flight = 0;
+        q.dispatch();
+        assert!(heavy_rx.try_recv().is_ok());
+        // Fresh work fills the budget, and no more.
+        let mut q = Queue::default();
+        let mut rxs = Vec::new();
+        for i in 0..(BUDGET / CHUNK + 2) {
+            let (w, rx) = waiter(CHUNK, true, Duration::ZERO);
+            q.waiting.insert((0, i as u64), w);
+            rxs.push(rx);
+        }
+        q.dispatch();
+        let sent = rxs.iter_mut().filter_map(|r| r.try_recv().ok()).count();
+        assert_eq!(sent, BUDGET / CHUNK);
+        // A heavy chunk that waited long enough joins a busy round, one at a time.
+        let mut q = Queue {
+            in_flight: 8,
+            ..Queue::default()
+        };
+        let (old, mut old_rx) = waiter(CHUNK, false, MAX_WAIT);
+        let (older, mut older_rx) = waiter(CHUNK, false, MAX_WAIT * 2);
+        q.waiting.insert((500, 1), old);
+        q.waiting.insert((400, 2), older);
+        q.dispatch();
+        assert!(older_rx.try_recv().is_ok(), "the least served goes");
+        assert!(old_rx.try_recv().is_err(), "one heavy chunk at a time");
+        assert_eq!((q.in_flight, q.heavy_in_flight), (8 + CHUNK, 1));
+        // A waiter whose caller went away is dropped, not sent.
+        let mut q = Queue {
+            in_flight: 8,
+            ..Queue::default()
+        };
+        let (gone, rx) = waiter(8, true, Duration::ZERO);
+        drop(rx);
+        q.waiting.insert((0, 1), gone);
+        q.dispatch();
+        assert!(q.waiting.is_empty());
+        assert_eq!(q.in_flight, 8);
+    }
+
+    /// An embedder that takes 40 ms a call and records each call's first text.
+    #[derive(Default)]
+    struct Slow {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Embedder for Slow {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn model_id(&self) -> &str {
+            "slow"
+        }
+        fn embed<'a>(
+            &'a self,
+            texts: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push(texts[0].clone());
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                Ok(vec![vec![1.0, 0.0]; texts.len()])
+            })
+        }
+    }
+
+    /// A light request's call goes to the embedder right after the heavy chunk in progress,
+    /// and dropping the heavy call (a timeout, a client gone) stops its remaining chunks.
+    #[tokio::test]
+    async fn light_work_goes_first_and_dropped_work_stops() {
+        let slow = Arc::new(Slow::default());
+        let fair = Arc::new(Fair::new(slow.clone()));
+        let admission = Admission::new(8, 1);
+        let heavy_texts = vec!["heavy".to_string(); CHUNK * 10];
+        let heavy = {
+            let fair = fair.clone();
+            let admitted = admission.try_admit(1).unwrap();
+            tokio::spawn(async move {
+                admitted.run(fair.embed(&heavy_texts)).await.unwrap().len()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let light = admission.try_admit(1).unwrap();
+        let t = Instant::now();
+        let v = light.run(fair.embed(&["light".to_string()])).await.unwrap();
+        assert_eq!(v.len(), 1);
+        assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+        let order = slow.calls.lock().unwrap().clone();
+        let at = order.iter().position(|c| c == "light").unwrap();
+        assert!(at <= 3, "light was call {at}: {order:?}");
+        // Drop the heavy call (as a timeout would): its remaining chunks never run.
+        heavy.abort();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let heavy_calls = slow.calls.lock().unwrap().iter().filter(|c| *c == "heavy").count();
+        assert!(heavy_calls < 10, "{heavy_calls} of 10 chunks ran");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let after = slow.calls.lock().unwrap().iter().filter(|c| *c == "heavy").count();
+        assert_eq!(after, heavy_calls, "nothing runs after the call is dropped");
+        // Without a ticket (CLI work) a call goes straight through, whole.
+        let n = slow.calls.lock().unwrap().len();
+        fair.embed(&vec!["cli".to_string(); CHUNK * 3]).await.unwrap();
+        assert_eq!(slow.calls.lock().unwrap().len(), n + 1);
+    }
+
+    #[test]
+    fn admission_is_bounded_and_released() {
+        let a = Admission::new(4, 2);
+        let first = a.try_admit(3).unwrap();
+        assert_eq!(a.load().admitted, 3);
+        let err = a.try_admit(2).err().unwrap();
+        assert_eq!((err.in_use, err.wanted, err.retry_after_secs), (3, 2, 2));
+        let second = a.try_admit(1).unwrap();
+        assert!(a.load().saturated());
+        drop(first);
+        drop(second);
+        assert_eq!(a.load().admitted, 0);
+        // Larger than the queue: takes all of it.
+        let all = a.try_admit(100).unwrap();
+        assert!(a.load().saturated());
+        drop(all);
+    }
+}
