@@ -5,6 +5,10 @@
 //! variable is an error that names the key instead of a silently ignored setting. Secrets
 //! (`OPENAI_API_KEY`, `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN`, `QDRANT_API_KEY`) are read
 //! into [`SecretString`]s, whose `Debug` prints `[REDACTED]`.
+//!
+//! The file is long because every section's settings and their checks (`validate`,
+//! `validate_secrets`) live together: a key's type, its meaning and what makes it invalid are
+//! read in one place.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

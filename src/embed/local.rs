@@ -111,7 +111,7 @@ impl LocalEmbedder {
     /// Embed synchronously on the calling thread (CPU-bound; async callers go through
     /// [`Embedder::embed`], which runs on the embedding worker).
     pub fn embed_sync(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        self.inner.embed(texts)
+        self.inner.embed(texts, &|| false)
     }
 }
 
@@ -129,10 +129,20 @@ fn worker(inner: &Inner, rx: &std::sync::mpsc::Receiver<(Vec<String>, Reply)>) {
                 Err(_) => break,
             }
         }
+        // A caller that went away (its request timed out, its client disconnected) is not
+        // embedded for: dropped before the round, and the round stops between forward passes
+        // once every caller in it is gone.
+        jobs.retain(|(_, reply)| !reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
         let texts: Vec<String> = jobs.iter().flat_map(|(t, _)| t.iter().cloned()).collect();
+        let abandoned = || jobs.iter().all(|(_, reply)| reply.is_closed());
         // A panic inside the model must not take the worker (and every later request) down.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.embed(&texts)))
-            .unwrap_or_else(|_| Err(EmbedError::Inference("the embedding model panicked".into())));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inner.embed(&texts, &abandoned)
+        }))
+        .unwrap_or_else(|_| Err(EmbedError::Inference("the embedding model panicked".into())));
         match result {
             Ok(mut vectors) => {
                 for (texts, reply) in jobs.into_iter().rev() {
@@ -150,8 +160,13 @@ fn worker(inner: &Inner, rx: &std::sync::mpsc::Receiver<(Vec<String>, Reply)>) {
 }
 
 impl Inner {
-    /// Embed on the calling thread, texts grouped into forward passes by token length.
-    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// Embed on the calling thread, texts grouped into forward passes by token length;
+    /// `abandoned` is asked before each pass whether anyone still wants the result.
+    fn embed(
+        &self,
+        texts: &[String],
+        abandoned: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let inner = self;
         let encodings = inner
             .tokenizer
@@ -167,6 +182,9 @@ impl Inner {
             .collect();
         let mut out = vec![Vec::new(); texts.len()];
         for range in plan_batches(&lengths, inner.batch_size) {
+            if abandoned() {
+                return Err(EmbedError::Inference("abandoned: every caller went away".into()));
+            }
             let batch: Vec<&Encoding> = order[range.clone()]
                 .iter()
                 .map(|&i| &encodings[i])

@@ -246,10 +246,17 @@ impl Fair {
             );
             q.dispatch();
         }
-        let mut ready = ready;
+        let mut waiting = Waiting {
+            queue: self.queue.clone(),
+            ready: Some(ready),
+            texts,
+            heavy: !fresh,
+        };
         loop {
+            let ready = waiting.ready.as_mut().expect("present until the turn comes");
             tokio::select! {
-                r = &mut ready => {
+                r = ready => {
+                    waiting.ready = None;
                     // The sender is dropped unsent only when this receiver is gone, so `r` is
                     // Ok; were it not, the texts were never counted in flight.
                     return if r.is_ok() {
@@ -263,6 +270,35 @@ impl Fair {
                     self.queue.lock().expect("embed queue").dispatch();
                 }
             }
+        }
+    }
+}
+
+/// A chunk waiting for its turn. If its caller goes away (a timeout, a client gone) just after
+/// the turn was given (the `go` sent, not yet received), the texts counted in flight for it are
+/// taken back here; otherwise they would stay counted forever and block heavy work.
+struct Waiting {
+    queue: Arc<Mutex<Queue>>,
+    ready: Option<oneshot::Receiver<()>>,
+    texts: usize,
+    heavy: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let Some(mut ready) = self.ready.take() else {
+            return;
+        };
+        // Under the lock `dispatch` sends under: after `close`, no turn can be given, and a
+        // turn given before is in the channel.
+        let mut q = self.queue.lock().expect("embed queue");
+        ready.close();
+        if ready.try_recv().is_ok() {
+            q.in_flight -= self.texts;
+            if self.heavy {
+                q.heavy_in_flight -= 1;
+            }
+            q.dispatch();
         }
     }
 }
@@ -438,6 +474,27 @@ mod tests {
         let n = slow.calls.lock().unwrap().len();
         fair.embed(&vec!["cli".to_string(); CHUNK * 3]).await.unwrap();
         assert_eq!(slow.calls.lock().unwrap().len(), n + 1);
+    }
+
+    /// A caller that leaves just after its turn was given (sent, not yet received) gives the
+    /// turn back: nothing stays counted in flight to block later heavy work.
+    #[tokio::test]
+    async fn a_turn_given_to_a_caller_that_left_is_taken_back() {
+        let fair = Fair::new(Arc::new(Slow::default()));
+        let heavy = Ticket {
+            served: AtomicU64::new(FRESH),
+        };
+        let first = fair.turn(&heavy, CHUNK).await;
+        let mut second = Box::pin(fair.turn(&heavy, CHUNK));
+        assert!(
+            futures::poll!(second.as_mut()).is_pending(),
+            "one heavy chunk at a time"
+        );
+        drop(first); // the second chunk's turn is given…
+        drop(second); // …and its caller is gone before it sees it.
+        let q = fair.queue.lock().unwrap();
+        assert_eq!((q.in_flight, q.heavy_in_flight), (0, 0));
+        assert!(q.waiting.is_empty());
     }
 
     #[test]

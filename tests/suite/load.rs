@@ -221,3 +221,38 @@ async fn a_heavy_request_neither_stalls_a_light_one_nor_outlives_its_client() {
         "{stream_cpu:.2} CPU s/s a second after the stream's client left"
     );
 }
+
+/// The embedding worker does not embed for callers that went away: a large call dropped while
+/// it runs stops at the next forward pass, so the next caller waits about one pass, not for
+/// the whole abandoned call. (An embedder of its own: other tests do not share its worker.)
+#[tokio::test]
+async fn an_abandoned_embedding_stops_between_forward_passes() {
+    use grader::embed::{Embedder, LocalEmbedder};
+
+    let e = LocalEmbedder::load(&root().join("models/all-MiniLM-L6-v2"), 256, 32).unwrap();
+    let long = "A shallow copy makes a new outer container whose elements are the very same \
+                objects as the original's, so mutating a nested list through the copy changes \
+                the original as well, while a deep copy recurses into every nested object."
+        .to_string();
+    // One forward pass: 32 texts (the batch size), the median of three.
+    let mut passes = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        e.embed(&vec![long.clone(); 32]).await.unwrap();
+        passes.push(t.elapsed());
+    }
+    let pass = median(passes);
+    // Forty passes' worth, abandoned once it is running.
+    let big = vec![long.clone(); 32 * 40];
+    let call = e.embed(&big);
+    tokio::time::sleep(pass / 2).await;
+    drop(call);
+    let t = Instant::now();
+    e.embed(std::slice::from_ref(&long)).await.unwrap();
+    let waited = t.elapsed();
+    eprintln!("one pass {pass:?}; after dropping a 40-pass call the next one waited {waited:?}");
+    assert!(
+        waited < pass * 8,
+        "the next call waited {waited:?} (one pass is {pass:?}): the abandoned call ran on"
+    );
+}

@@ -722,8 +722,9 @@ async fn bad_input_corpus_never_yields_5xx() {
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
-    let e = shared().await;
-    let app = Application::with_engine(e).await.unwrap();
+    // An engine of its own: its admission queue shows when the request is being graded.
+    let e = engine_with(|_| {}).await;
+    let app = Application::with_engine(e.clone()).await.unwrap();
     let addr = app.local_addr().unwrap();
     assert_eq!(addr.ip().to_string(), "127.0.0.1");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -747,7 +748,13 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
                 .status()
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Shut down once the request is in the engine (a request still unread in the socket is
+    // not in flight: the connection may close without it).
+    let since = std::time::Instant::now();
+    while e.load().admitted == 0 && !inflight.is_finished() {
+        assert!(since.elapsed() < std::time::Duration::from_secs(30), "the request never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     tx.send(()).unwrap();
     assert_eq!(
         inflight.await.unwrap(),

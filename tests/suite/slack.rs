@@ -78,12 +78,18 @@ async fn fake_slack() -> FakeSlack {
                     }
                     match name.as_str() {
                         "broken" => {
+                            use futures::StreamExt;
                             let half = t[..t.len() / 2].to_string();
-                            let parts: Vec<Result<String, std::io::Error>> = vec![
-                                Ok(half),
-                                Err(std::io::Error::other("connection lost")),
-                            ];
-                            Body::from_stream(futures::stream::iter(parts)).into_response()
+                            // Half the file, flushed, then the connection breaks (after a
+                            // pause, so the head and the first half reach the client first).
+                            let parts = futures::stream::once(async move {
+                                Ok::<_, std::io::Error>(half)
+                            })
+                            .chain(futures::stream::once(async {
+                                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                                Err(std::io::Error::other("connection lost"))
+                            }));
+                            Body::from_stream(parts).into_response()
                         }
                         "page" => (
                             [("content-type", "text/html; charset=utf-8")],
