@@ -287,6 +287,8 @@ pub struct Limits {
     pub max_queued_grades: usize,
     /// The `Retry-After` of a 503 when the queue is full.
     pub retry_after_secs: u64,
+    /// Light embedding work waiting longer than this: new requests get 503 + Retry-After.
+    pub max_queue_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -454,6 +456,10 @@ impl Settings {
             ),
             ("limits.max_transcript_pairs", self.limits.max_transcript_pairs),
             ("limits.max_queued_grades", self.limits.max_queued_grades),
+            (
+                "limits.max_queue_delay_ms",
+                self.limits.max_queue_delay_ms as usize,
+            ),
             ("server.max_connections", self.server.max_connections),
         ] {
             if value == 0 {

@@ -9,8 +9,8 @@
 //!
 //! [`Fair`] wraps the engine's embedder. Calls made under a ticket are cut into chunks of
 //! [`CHUNK`] texts and queued; chunks go to the embedding worker least-served ticket first.
-//! A ticket that has had fewer than [`FRESH`] texts embedded (a light request, or the start of a
-//! heavy one) shares the worker with other fresh work, up to [`BUDGET`] texts at once; the rest
+//! A ticket that has asked for fewer than [`FRESH`] texts (a light request, or the start of a
+//! heavy one; counted when queued, so the concurrent calls of a batch do not all look light) shares the worker with other fresh work, up to [`BUDGET`] texts at once; the rest
 //! of heavy requests runs one chunk at a time, alone when anything else is waiting, or beside
 //! fresh work once it has waited [`MAX_WAIT`]. So a light request waits for at most one chunk
 //! of a heavy one, and heavy ones still make progress under a stream of light ones.
@@ -28,8 +28,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use crate::embed::{EmbedError, Embedder};
 
 /// Texts per embedding call sent to the worker under a ticket: one chunk is what a light
-/// request may have to wait for (about 60 ms of a 2-core machine).
-pub const CHUNK: usize = 16;
+/// request may have to wait for, so it is about one light grade's worth (a typical answer has
+/// 5 to 10 sentences); 16 let a light grade take 3.7 times as long beside a heavy batch.
+pub const CHUNK: usize = 8;
 /// Texts a ticket may have embedded and still count as light: one grade of a typical answer
 /// (its sentences, plus the question when it is matched).
 pub const FRESH: u64 = 32;
@@ -39,7 +40,7 @@ pub const BUDGET: usize = 128;
 /// A heavy ticket's chunk that has waited this long joins the next round (no starvation).
 pub const MAX_WAIT: Duration = Duration::from_millis(500);
 
-/// One request's share of the embedder: how many texts it has had embedded.
+/// One request's share of the embedder: how many texts it has asked for.
 #[derive(Debug, Default)]
 pub struct Ticket {
     served: AtomicU64,
@@ -50,16 +51,37 @@ tokio::task_local! {
 }
 
 /// The service is full: retry after `retry_after_secs`.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error(
-    "the service is at capacity: {in_use} of {capacity} grades admitted (limits.max_queued_grades) and this request needs {wanted}; retry in {retry_after_secs} s"
-)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Overloaded {
     pub capacity: usize,
     pub in_use: usize,
     pub wanted: usize,
+    /// Set when the embedder's queue is too slow (rather than the queue too full): how long
+    /// light work waits now, in ms.
+    pub delay_ms: Option<u64>,
+    pub max_delay_ms: u64,
     pub retry_after_secs: u64,
 }
+
+impl std::fmt::Display for Overloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.delay_ms {
+            Some(ms) => write!(
+                f,
+                "the service is at capacity: embedding work waits {ms} ms, more than limits.max_queue_delay_ms ({})",
+                self.max_delay_ms
+            )?,
+            None => write!(
+                f,
+                "the service is at capacity: {} of {} grades admitted (limits.max_queued_grades) and this request needs {}",
+                self.in_use, self.capacity, self.wanted
+            )?,
+        }
+        write!(f, "; retry in {} s", self.retry_after_secs)
+    }
+}
+
+impl std::error::Error for Overloaded {}
 
 /// How full the queue is (readiness).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -68,20 +90,29 @@ pub struct Load {
     pub capacity: usize,
     /// Grades admitted now (running or waiting).
     pub admitted: usize,
+    /// How long light embedding work waits now (ms).
+    pub queue_delay_ms: u64,
+    /// `limits.max_queue_delay_ms`.
+    pub max_queue_delay_ms: u64,
 }
 
 impl Load {
-    /// No room for another grade.
+    /// No room for another grade, or work waits too long to take more.
     pub fn saturated(&self) -> bool {
-        self.admitted >= self.capacity
+        self.admitted >= self.capacity || self.queue_delay_ms > self.max_queue_delay_ms
     }
 }
 
-/// The bounded queue of grades.
+/// The bounded queue of grades, and the embedder's queue it watches: a request is refused when
+/// all places are taken, or when light embedding work already waits longer than
+/// `limits.max_queue_delay_ms` (the places are not all taken, but the machine is behind: more
+/// work would only wait into a 504).
 pub struct Admission {
     capacity: usize,
     places: Arc<Semaphore>,
     retry_after_secs: u64,
+    max_delay: Duration,
+    queue: Arc<Mutex<Queue>>,
 }
 
 /// An admitted request: holds its places until dropped.
@@ -91,40 +122,69 @@ pub struct Admitted {
 }
 
 impl Admission {
-    pub fn new(capacity: usize, retry_after_secs: u64) -> Self {
+    pub fn new(capacity: usize, retry_after_secs: u64, max_delay: Duration) -> Self {
         let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
         Admission {
             capacity,
             places: Arc::new(Semaphore::new(capacity)),
             retry_after_secs,
+            max_delay,
+            queue: Arc::new(Mutex::new(Queue::default())),
         }
     }
 
-    /// Admit a request of `grades` grades now, or say the queue is full. A request larger than
-    /// the queue takes all of it (it runs alone rather than never).
+    /// The embedder, scheduled fairly between the requests this admits (and watched by it).
+    pub fn fair(&self, inner: Arc<dyn Embedder>) -> Fair {
+        Fair {
+            inner,
+            queue: self.queue.clone(),
+        }
+    }
+
+    /// Admit a request of `grades` grades now, or say the service is full. A request larger
+    /// than the queue takes all of it (it runs alone rather than never).
     pub fn try_admit(&self, grades: usize) -> Result<Admitted, Overloaded> {
         let wanted = grades.clamp(1, self.capacity);
+        let overloaded = |delay_ms| Overloaded {
+            capacity: self.capacity,
+            in_use: self.load().admitted,
+            wanted,
+            delay_ms,
+            max_delay_ms: self.max_delay.as_millis() as u64,
+            retry_after_secs: self.retry_after_secs,
+        };
+        let delay = self.delay();
+        if delay > self.max_delay {
+            return Err(overloaded(Some(delay.as_millis() as u64)));
+        }
         match self.places.clone().try_acquire_many_owned(wanted as u32) {
             Ok(places) => Ok(Admitted {
                 _places: places,
                 ticket: Arc::new(Ticket::default()),
             }),
-            Err(_) => Err(Overloaded {
-                capacity: self.capacity,
-                in_use: self.load().admitted,
-                wanted,
-                retry_after_secs: self.retry_after_secs,
-            }),
+            Err(_) => Err(overloaded(None)),
         }
+    }
+
+    fn delay(&self) -> Duration {
+        self.queue
+            .lock()
+            .expect("embed queue")
+            .delay(Instant::now())
     }
 
     pub fn load(&self) -> Load {
         Load {
             capacity: self.capacity,
             admitted: self.capacity - self.places.available_permits().min(self.capacity),
+            queue_delay_ms: self.delay().as_millis() as u64,
+            max_queue_delay_ms: self.max_delay.as_millis() as u64,
         }
     }
 }
+
+/// How long a light chunk's latency (queued to answered) counts as the current delay.
+const RECENT: Duration = Duration::from_secs(2);
 
 impl Admitted {
     /// Run this request's work: its embedding calls are scheduled under its ticket.
@@ -155,9 +215,29 @@ struct Queue {
     /// By (texts the ticket had been served when it queued, arrival): least served first.
     waiting: BTreeMap<(u64, u64), Waiter>,
     arrivals: u64,
+    /// When the last light chunk was answered, and how long it took from being queued.
+    last_light: Option<(Instant, Duration)>,
 }
 
 impl Queue {
+    /// How long light work waits now: the oldest light chunk still waiting, or the latency of
+    /// the last one answered (for [`RECENT`]), whichever is longer. Heavy chunks wait by design
+    /// and do not count.
+    fn delay(&self, now: Instant) -> Duration {
+        let waiting = self
+            .waiting
+            .values()
+            .filter(|w| w.fresh)
+            .map(|w| now.saturating_duration_since(w.since))
+            .max()
+            .unwrap_or_default();
+        let recent = self
+            .last_light
+            .filter(|(at, _)| now.saturating_duration_since(*at) < RECENT)
+            .map_or(Duration::ZERO, |(_, took)| took);
+        waiting.max(recent)
+    }
+
     /// Send every waiting chunk that may go now.
     fn dispatch(&mut self) {
         let now = Instant::now();
@@ -205,6 +285,8 @@ struct Slot {
     queue: Arc<Mutex<Queue>>,
     texts: usize,
     heavy: bool,
+    /// When the chunk was queued (its latency is the queue's delay).
+    queued: Instant,
 }
 
 impl Drop for Slot {
@@ -213,24 +295,22 @@ impl Drop for Slot {
         q.in_flight -= self.texts;
         if self.heavy {
             q.heavy_in_flight -= 1;
+        } else if self.texts > 0 {
+            let now = Instant::now();
+            q.last_light = Some((now, now.saturating_duration_since(self.queued)));
         }
         q.dispatch();
     }
 }
 
 impl Fair {
-    pub fn new(inner: Arc<dyn Embedder>) -> Self {
-        Fair {
-            inner,
-            queue: Arc::new(Mutex::new(Queue::default())),
-        }
-    }
 
     /// Wait for the chunk's turn; the slot frees its texts when dropped.
     async fn turn(&self, ticket: &Ticket, texts: usize) -> Slot {
-        let served = ticket.served.load(Ordering::Relaxed);
+        let served = ticket.served.fetch_add(texts as u64, Ordering::Relaxed);
         let fresh = served < FRESH;
         let (go, ready) = oneshot::channel();
+        let queued = Instant::now();
         {
             let mut q = self.queue.lock().expect("embed queue");
             q.arrivals += 1;
@@ -240,7 +320,7 @@ impl Fair {
                 Waiter {
                     texts,
                     fresh,
-                    since: Instant::now(),
+                    since: queued,
                     go,
                 },
             );
@@ -260,9 +340,9 @@ impl Fair {
                     // The sender is dropped unsent only when this receiver is gone, so `r` is
                     // Ok; were it not, the texts were never counted in flight.
                     return if r.is_ok() {
-                        Slot { queue: self.queue.clone(), texts, heavy: !fresh }
+                        Slot { queue: self.queue.clone(), texts, heavy: !fresh, queued }
                     } else {
-                        Slot { queue: self.queue.clone(), texts: 0, heavy: false }
+                        Slot { queue: self.queue.clone(), texts: 0, heavy: false, queued }
                     };
                 }
                 // A waiting heavy chunk ages into the next round even if nothing finishes.
@@ -326,9 +406,6 @@ impl Embedder for Fair {
                 let vectors = self.inner.embed(chunk).await;
                 drop(slot);
                 out.extend(vectors?);
-                ticket
-                    .served
-                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
             Ok(out)
         })
@@ -443,8 +520,8 @@ mod tests {
     #[tokio::test]
     async fn light_work_goes_first_and_dropped_work_stops() {
         let slow = Arc::new(Slow::default());
-        let fair = Arc::new(Fair::new(slow.clone()));
-        let admission = Admission::new(8, 1);
+        let admission = Admission::new(8, 1, Duration::from_secs(60));
+        let fair = Arc::new(admission.fair(slow.clone()));
         let heavy_texts = vec!["heavy".to_string(); CHUNK * 10];
         let heavy = {
             let fair = fair.clone();
@@ -480,7 +557,7 @@ mod tests {
     /// turn back: nothing stays counted in flight to block later heavy work.
     #[tokio::test]
     async fn a_turn_given_to_a_caller_that_left_is_taken_back() {
-        let fair = Fair::new(Arc::new(Slow::default()));
+        let fair = Admission::new(8, 1, Duration::from_secs(60)).fair(Arc::new(Slow::default()));
         let heavy = Ticket {
             served: AtomicU64::new(FRESH),
         };
@@ -499,7 +576,7 @@ mod tests {
 
     #[test]
     fn admission_is_bounded_and_released() {
-        let a = Admission::new(4, 2);
+        let a = Admission::new(4, 2, Duration::from_secs(60));
         let first = a.try_admit(3).unwrap();
         assert_eq!(a.load().admitted, 3);
         let err = a.try_admit(2).err().unwrap();
@@ -513,5 +590,29 @@ mod tests {
         let all = a.try_admit(100).unwrap();
         assert!(a.load().saturated());
         drop(all);
+    }
+
+    /// Places free but light work already waiting too long: refused at once, and readiness
+    /// says saturated; a recent slow chunk counts for a while, then no longer.
+    #[test]
+    fn a_slow_embedder_queue_refuses_new_work() {
+        let a = Admission::new(100, 3, Duration::from_millis(1000));
+        assert!(a.try_admit(1).is_ok());
+        let (old, _rx) = waiter(8, true, Duration::from_millis(1500));
+        a.queue.lock().unwrap().waiting.insert((0, 1), old);
+        let err = a.try_admit(1).err().expect("refused");
+        assert!(err.delay_ms.is_some_and(|ms| ms >= 1500), "{err:?}");
+        assert!(err.to_string().contains("limits.max_queue_delay_ms"), "{err}");
+        assert!(a.load().saturated());
+        // Heavy chunks wait by design: they do not count.
+        let mut q = a.queue.lock().unwrap();
+        q.waiting.clear();
+        let (heavy, _hrx) = waiter(8, false, Duration::from_secs(5));
+        q.waiting.insert((64, 2), heavy);
+        // The last light chunk took 1.2 s: over the limit while recent.
+        let now = Instant::now();
+        q.last_light = Some((now, Duration::from_millis(1200)));
+        assert_eq!(q.delay(now), Duration::from_millis(1200));
+        assert_eq!(q.delay(now + RECENT), Duration::ZERO);
     }
 }

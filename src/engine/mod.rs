@@ -168,8 +168,13 @@ impl Engine {
                 (r.rubric.id.clone(), r)
             })
             .collect();
+        let admission = admission::Admission::new(
+            settings.limits.max_queued_grades,
+            settings.limits.retry_after_secs,
+            std::time::Duration::from_millis(settings.limits.max_queue_delay_ms),
+        );
         // Grading embeds through the fair scheduler (indexing above did not need it).
-        let embedder: Arc<dyn Embedder> = Arc::new(admission::Fair::new(embedder));
+        let embedder: Arc<dyn Embedder> = Arc::new(admission.fair(embedder));
         let coverage = Arc::new(CoverageJudge::new(embedder.model_id()));
         let llm = if settings.llm.is_configured() {
             let exemplars = ExemplarSource {
@@ -194,10 +199,6 @@ impl Engine {
         } else {
             None
         };
-        let admission = admission::Admission::new(
-            settings.limits.max_queued_grades,
-            settings.limits.retry_after_secs,
-        );
         Ok(Engine {
             admission,
             judges: Judges { coverage, llm },

@@ -1062,7 +1062,8 @@ async fn a_full_queue_is_503_with_retry_after_at_once() {
     let r = call(e.clone(), get("/readyz")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert_eq!((r.body["saturated"].clone(), r.body["ready"].clone()), (json!(true), json!(false)));
-    assert_eq!(r.body["queue"], json!({"capacity": 3, "admitted": 3}));
+    assert_eq!((r.body["queue"]["capacity"].clone(), r.body["queue"]["admitted"].clone()), (json!(3), json!(3)));
+    assert_eq!(r.body["queue"]["max_queue_delay_ms"], 1000);
     // Lists and health never need a place.
     assert_eq!(call(e.clone(), get("/v1/questions")).await.status, StatusCode::OK);
     assert_eq!(call(e.clone(), get("/healthz")).await.status, StatusCode::OK);
