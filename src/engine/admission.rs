@@ -34,9 +34,10 @@ pub const CHUNK: usize = 8;
 /// Texts a ticket may have embedded and still count as light: one grade of a typical answer
 /// (its sentences, plus the question when it is matched).
 pub const FRESH: u64 = 32;
-/// Texts in the worker at once from fresh tickets: enough for large, efficient forward passes
-/// under concurrent light load, small enough that a round stays under half a second.
-pub const BUDGET: usize = 128;
+/// Texts in the worker at once from fresh tickets: enough for efficient forward passes under
+/// concurrent light load, small enough that a chunk sent to the worker waits at most a short
+/// round (the wait the admission control sees is the wait before that).
+pub const BUDGET: usize = 64;
 /// A heavy ticket's chunk that has waited this long joins the next round (no starvation).
 pub const MAX_WAIT: Duration = Duration::from_millis(500);
 
@@ -215,14 +216,15 @@ struct Queue {
     /// By (texts the ticket had been served when it queued, arrival): least served first.
     waiting: BTreeMap<(u64, u64), Waiter>,
     arrivals: u64,
-    /// When the last light chunk was answered, and how long it took from being queued.
+    /// When the last light chunk was sent to the worker, and how long it had waited.
     last_light: Option<(Instant, Duration)>,
 }
 
 impl Queue {
-    /// How long light work waits now: the oldest light chunk still waiting, or the latency of
-    /// the last one answered (for [`RECENT`]), whichever is longer. Heavy chunks wait by design
-    /// and do not count.
+    /// How long light work waits now: the oldest light chunk still waiting, or the wait of the
+    /// last one sent (for [`RECENT`]), whichever is longer. Heavy chunks wait by design and do
+    /// not count. (Once sent, a chunk waits at most for the worker's round in progress, which
+    /// [`BUDGET`] bounds.)
     fn delay(&self, now: Instant) -> Duration {
         let waiting = self
             .waiting
@@ -262,7 +264,9 @@ impl Queue {
             let w = self.waiting.remove(&key).expect("present");
             if w.go.send(()).is_ok() {
                 self.in_flight += w.texts;
-                if !w.fresh {
+                if w.fresh {
+                    self.last_light = Some((now, now.saturating_duration_since(w.since)));
+                } else {
                     self.heavy_in_flight += 1;
                 }
             }
@@ -285,8 +289,6 @@ struct Slot {
     queue: Arc<Mutex<Queue>>,
     texts: usize,
     heavy: bool,
-    /// When the chunk was queued (its latency is the queue's delay).
-    queued: Instant,
 }
 
 impl Drop for Slot {
@@ -295,9 +297,6 @@ impl Drop for Slot {
         q.in_flight -= self.texts;
         if self.heavy {
             q.heavy_in_flight -= 1;
-        } else if self.texts > 0 {
-            let now = Instant::now();
-            q.last_light = Some((now, now.saturating_duration_since(self.queued)));
         }
         q.dispatch();
     }
@@ -310,7 +309,6 @@ impl Fair {
         let served = ticket.served.fetch_add(texts as u64, Ordering::Relaxed);
         let fresh = served < FRESH;
         let (go, ready) = oneshot::channel();
-        let queued = Instant::now();
         {
             let mut q = self.queue.lock().expect("embed queue");
             q.arrivals += 1;
@@ -320,7 +318,7 @@ impl Fair {
                 Waiter {
                     texts,
                     fresh,
-                    since: queued,
+                    since: Instant::now(),
                     go,
                 },
             );
@@ -340,9 +338,9 @@ impl Fair {
                     // The sender is dropped unsent only when this receiver is gone, so `r` is
                     // Ok; were it not, the texts were never counted in flight.
                     return if r.is_ok() {
-                        Slot { queue: self.queue.clone(), texts, heavy: !fresh, queued }
+                        Slot { queue: self.queue.clone(), texts, heavy: !fresh }
                     } else {
-                        Slot { queue: self.queue.clone(), texts: 0, heavy: false, queued }
+                        Slot { queue: self.queue.clone(), texts: 0, heavy: false }
                     };
                 }
                 // A waiting heavy chunk ages into the next round even if nothing finishes.
