@@ -2,10 +2,14 @@
 //! concurrency 64 for at most 60 s, then the connections close. Prints the status counts (5xx
 //! other than the intended 503s must be 0), the light requests' latency (p99 must be ≤ 1 s),
 //! and the server's RSS at the start, at its peak, and after the connections closed (must be
-//! back within 10 % of the start).
+//! back within 10 % of the start). Then it holds half-open connections (half a request head
+//! each) against the same server: `/healthz` must still answer, the header-read timeout must
+//! close them, and RSS must come back again.
 //!
 //! `cargo bench --bench soak -- --bench` runs it in full (the README quotes it);
-//! `cargo test` runs a few seconds of it at concurrency 8 as a smoke test.
+//! `cargo test` runs a few seconds of it at concurrency 4 with small heavy requests as a smoke
+//! test, which checks only what holds on any machine: no 500, no dropped connection, and the
+//! half-open connections closed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -64,6 +68,8 @@ async fn start(root: &std::path::Path, data: &std::path::Path) -> Server {
         .current_dir(root)
         .env("GRADER__DATA_DIR", data)
         .env("GRADER__LOG__LEVEL", "warn")
+        // Short enough that the half-open phase does not wait long for them to be closed.
+        .env("GRADER__SERVER__HEADER_READ_TIMEOUT_MS", "3000")
         .env_remove("OPENAI_API_KEY")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -121,10 +127,10 @@ fn main() {
 }
 
 async fn run(full: bool) {
-    let (concurrency, duration) = if full {
-        (64, Duration::from_secs(45))
+    let (concurrency, duration, heavy) = if full {
+        (64, Duration::from_secs(45), 1)
     } else {
-        (8, Duration::from_secs(3))
+        (4, Duration::from_secs(3), 4)
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let data = tempfile::tempdir().unwrap();
@@ -208,7 +214,7 @@ async fn run(full: bool) {
                                 .json(&json!({"question_id": id, "answer": a}))
                         }
                         Kind::Batch => {
-                            let items: Vec<Value> = (0..16)
+                            let items: Vec<Value> = (0..16 / heavy)
                                 .map(|i| {
                                     let (id, _, a) = long(n + i);
                                     json!({"question_id": id, "answer": a})
@@ -220,7 +226,7 @@ async fn run(full: bool) {
                         }
                         Kind::Transcript => {
                             let mut t = String::new();
-                            for i in 0..12 {
+                            for i in 0..12 / heavy {
                                 let (_, q, a) = long(n + i);
                                 t.push_str(&format!(
                                     "Interviewer: {q}\nCandidate: {}\n",
@@ -318,14 +324,77 @@ async fn run(full: bool) {
         "  server RSS: {rss_cold:.0} MB at ready, {rss_start:.0} MB warm (start), {rss_peak:.0} MB peak, {rss_end:.0} MB after the connections closed ({:+.1} % of start)",
         (rss_end - rss_start) / rss_start * 100.0
     );
+    let (closed_all, rss_back) = half_open(&server, if full { 3000 } else { 200 }, rss_end).await;
     let p99 = percentile(&light, 0.99);
     let verdict = [
         ("no 5xx but 503", bad_5xx == 0),
         ("light p99 ≤ 1 s", p99 <= Duration::from_secs(1)),
         ("RSS within 10 % of start", rss_end <= rss_start * 1.10),
+        ("half-open connections closed, /healthz served", closed_all),
+        ("RSS back within 10 % after the half-open ones", rss_back),
     ];
     for (what, ok) in verdict {
         println!("  {}: {what}", if ok { "PASS" } else { "FAIL" });
     }
-    assert_eq!(bad_5xx, 0, "the soak saw 5xx responses other than 503");
+    if full {
+        assert_eq!(bad_5xx, 0, "the soak saw 5xx responses other than 503");
+    } else {
+        let broken = all
+            .iter()
+            .filter(|(_, s, _)| *s == 500 || *s == 0)
+            .count();
+        assert_eq!(broken, 0, "500s or dropped connections in the smoke run");
+        assert!(closed_all, "half-open connections were not all closed");
+    }
+}
+
+/// Hold `n` half-open connections (half a request head each): `/healthz` must answer beside
+/// them, the header-read timeout (3 s here) must close every one, and RSS must come back
+/// within 10 % of `rss_before`. Says (all closed and `/healthz` served, RSS back).
+async fn half_open(server: &Server, n: usize, rss_before: f64) -> (bool, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pid = server.child.id();
+    let mut socks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let Ok(mut s) = tokio::net::TcpStream::connect(server.addr).await else {
+            break;
+        };
+        let _ = s
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await;
+        socks.push(s);
+    }
+    let opened = socks.len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_held = rss_mb(pid);
+    let client = common::http();
+    let t = Instant::now();
+    let health = client
+        .get(format!("http://{}/healthz", server.addr))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    let health_ms = t.elapsed().as_secs_f64() * 1000.0;
+    // Every one is closed by the server within the timeout (plus slack for the machine).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut closed = 0;
+    for s in &mut socks {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut buf = [0u8; 512];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(left, s.read(&mut buf)).await {
+            closed += 1;
+        }
+    }
+    drop(socks);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_after = rss_mb(pid);
+    println!(
+        "  half-open: {opened} held, RSS {rss_before:.0} MB before, {rss_held:.0} MB while held, {rss_after:.0} MB after ({:+.1} %); /healthz beside them {health} in {health_ms:.0} ms; {closed} of {opened} closed by the server",
+        (rss_after - rss_before) / rss_before * 100.0
+    );
+    (
+        health == 200 && closed == opened,
+        rss_after <= rss_before * 1.10,
+    )
 }
