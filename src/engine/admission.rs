@@ -9,11 +9,17 @@
 //!
 //! [`Fair`] wraps the engine's embedder. Calls made under a ticket are cut into chunks of
 //! [`CHUNK`] texts and queued; chunks go to the embedding worker least-served ticket first.
-//! A ticket that has asked for fewer than [`FRESH`] texts (a light request, or the start of a
-//! heavy one; counted when queued, so the concurrent calls of a batch do not all look light) shares the worker with other fresh work, up to [`BUDGET`] texts at once; the rest
-//! of heavy requests runs one chunk at a time, alone when anything else is waiting, or beside
-//! fresh work once it has waited [`MAX_WAIT`]. So a light request waits for at most one chunk
-//! of a heavy one, and heavy ones still make progress under a stream of light ones.
+//! A ticket of one grade that has asked for fewer than [`FRESH`] texts (a light request, or the
+//! start of a long answer; counted when queued; a batch or a transcript is never light) shares
+//! the worker with other light work, up to [`BUDGET`] texts at once; the rest runs one chunk at
+//! a time, alone when anything else is waiting, or beside light work once it has waited
+//! [`MAX_WAIT`]. So a light request waits for at most one chunk of a heavy one, and heavy ones
+//! still make progress under a stream of light ones.
+//!
+//! The queue is also full when the machine is behind: when light chunks take longer than
+//! `limits.max_queue_delay_ms` from being queued to being answered, new requests are refused
+//! (the same 503) until they do not.
+//!
 //! Dropping a call's future drops its chunks that have not been sent: the work of a request
 //! that timed out or whose client went away stops within one chunk.
 
@@ -41,10 +47,12 @@ pub const BUDGET: usize = 64;
 /// A heavy ticket's chunk that has waited this long joins the next round (no starvation).
 pub const MAX_WAIT: Duration = Duration::from_millis(500);
 
-/// One request's share of the embedder: how many texts it has asked for.
+/// One request's share of the embedder: how many texts it has asked for, and whether it can
+/// be light at all (a request of several grades, a batch or a transcript, never is).
 #[derive(Debug, Default)]
 pub struct Ticket {
     served: AtomicU64,
+    several: bool,
 }
 
 tokio::task_local! {
@@ -120,6 +128,16 @@ pub struct Admission {
 pub struct Admitted {
     _places: OwnedSemaphorePermit,
     ticket: Arc<Ticket>,
+    /// A light request (one grade) is counted in the queue's `light_alive` until dropped.
+    light: Option<Arc<Mutex<Queue>>>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(q) = &self.light {
+            q.lock().expect("embed queue").light_alive -= 1;
+        }
+    }
 }
 
 impl Admission {
@@ -158,20 +176,29 @@ impl Admission {
         if delay > self.max_delay {
             return Err(overloaded(Some(delay.as_millis() as u64)));
         }
-        match self.places.clone().try_acquire_many_owned(wanted as u32) {
-            Ok(places) => Ok(Admitted {
-                _places: places,
-                ticket: Arc::new(Ticket::default()),
+        let places = self
+            .places
+            .clone()
+            .try_acquire_many_owned(wanted as u32)
+            .map_err(|_| overloaded(None))?;
+        let light = (grades <= 1).then(|| {
+            self.queue.lock().expect("embed queue").light_alive += 1;
+            self.queue.clone()
+        });
+        Ok(Admitted {
+            _places: places,
+            ticket: Arc::new(Ticket {
+                served: AtomicU64::new(0),
+                several: grades > 1,
             }),
-            Err(_) => Err(overloaded(None)),
-        }
+            light,
+        })
     }
 
+    /// The wait light work sees now, or will see once what is admitted has queued.
     fn delay(&self) -> Duration {
-        self.queue
-            .lock()
-            .expect("embed queue")
-            .delay(Instant::now())
+        let q = self.queue.lock().expect("embed queue");
+        q.delay(Instant::now()).max(q.expected_wait())
     }
 
     pub fn load(&self) -> Load {
@@ -186,6 +213,8 @@ impl Admission {
 
 /// How long a light chunk's latency (queued to answered) counts as the current delay.
 const RECENT: Duration = Duration::from_secs(2);
+/// Busy time the worker's rate is measured over, per sample.
+const RATE_SAMPLE: Duration = Duration::from_millis(250);
 
 impl Admitted {
     /// Run this request's work: its embedding calls are scheduled under its ticket.
@@ -216,15 +245,55 @@ struct Queue {
     /// By (texts the ticket had been served when it queued, arrival): least served first.
     waiting: BTreeMap<(u64, u64), Waiter>,
     arrivals: u64,
-    /// When the last light chunk was sent to the worker, and how long it had waited.
+    /// When the last light chunk was answered, and how long it took from being queued.
     last_light: Option<(Instant, Duration)>,
+    /// Light requests admitted and not finished: the work about to queue.
+    light_alive: usize,
+    /// Texts the worker answers per second while it has work (a moving average), and what is
+    /// gathered for the next sample.
+    rate: Option<f64>,
+    sample_texts: usize,
+    sample_busy: Duration,
+    last_event: Option<Instant>,
 }
 
 impl Queue {
-    /// How long light work waits now: the oldest light chunk still waiting, or the wait of the
-    /// last one sent (for [`RECENT`]), whichever is longer. Heavy chunks wait by design and do
-    /// not count. (Once sent, a chunk waits at most for the worker's round in progress, which
-    /// [`BUDGET`] bounds.)
+    /// Count the time since the last event as busy if anything was in flight.
+    fn tick(&mut self, now: Instant) {
+        if let Some(last) = self.last_event
+            && self.in_flight > 0
+        {
+            self.sample_busy += now.saturating_duration_since(last);
+        }
+        self.last_event = Some(now);
+    }
+
+    /// A chunk of `texts` was answered: fold it into the rate once a sample is long enough.
+    fn answered(&mut self, texts: usize, now: Instant) {
+        self.tick(now);
+        self.sample_texts += texts;
+        if self.sample_busy >= RATE_SAMPLE {
+            let sample = self.sample_texts as f64 / self.sample_busy.as_secs_f64();
+            self.rate = Some(self.rate.map_or(sample, |r| 0.7 * r + 0.3 * sample));
+            self.sample_texts = 0;
+            self.sample_busy = Duration::ZERO;
+        }
+    }
+
+    /// How long a new light request would take for the light work admitted before it (about
+    /// [`CHUNK`] texts each), the heavy chunk in progress and its own, at the measured rate. A burst of
+    /// admissions raises it before any of them has queued, which the observed delay cannot.
+    fn expected_wait(&self) -> Duration {
+        let Some(rate) = self.rate.filter(|r| *r > 0.0) else {
+            return Duration::ZERO;
+        };
+        let ahead = (self.light_alive + self.heavy_in_flight + 1) * CHUNK;
+        Duration::from_secs_f64(ahead as f64 / rate)
+    }
+
+    /// How long light work waits now: the oldest light chunk still waiting, or how long the
+    /// last one answered took from being queued (for [`RECENT`]), whichever is longer. Heavy
+    /// chunks wait by design and do not count.
     fn delay(&self, now: Instant) -> Duration {
         let waiting = self
             .waiting
@@ -243,6 +312,7 @@ impl Queue {
     /// Send every waiting chunk that may go now.
     fn dispatch(&mut self) {
         let now = Instant::now();
+        self.tick(now);
         let keys: Vec<(u64, u64)> = self.waiting.keys().copied().collect();
         for key in keys {
             let w = &self.waiting[&key];
@@ -264,9 +334,7 @@ impl Queue {
             let w = self.waiting.remove(&key).expect("present");
             if w.go.send(()).is_ok() {
                 self.in_flight += w.texts;
-                if w.fresh {
-                    self.last_light = Some((now, now.saturating_duration_since(w.since)));
-                } else {
+                if !w.fresh {
                     self.heavy_in_flight += 1;
                 }
             }
@@ -289,14 +357,20 @@ struct Slot {
     queue: Arc<Mutex<Queue>>,
     texts: usize,
     heavy: bool,
+    /// When the chunk was queued: a light chunk's latency is the delay admission watches.
+    queued: Instant,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut q = self.queue.lock().expect("embed queue");
+        let now = Instant::now();
+        q.answered(self.texts, now);
         q.in_flight -= self.texts;
         if self.heavy {
             q.heavy_in_flight -= 1;
+        } else if self.texts > 0 {
+            q.last_light = Some((now, now.saturating_duration_since(self.queued)));
         }
         q.dispatch();
     }
@@ -307,7 +381,8 @@ impl Fair {
     /// Wait for the chunk's turn; the slot frees its texts when dropped.
     async fn turn(&self, ticket: &Ticket, texts: usize) -> Slot {
         let served = ticket.served.fetch_add(texts as u64, Ordering::Relaxed);
-        let fresh = served < FRESH;
+        let fresh = !ticket.several && served < FRESH;
+        let queued = Instant::now();
         let (go, ready) = oneshot::channel();
         {
             let mut q = self.queue.lock().expect("embed queue");
@@ -318,7 +393,7 @@ impl Fair {
                 Waiter {
                     texts,
                     fresh,
-                    since: Instant::now(),
+                    since: queued,
                     go,
                 },
             );
@@ -338,9 +413,9 @@ impl Fair {
                     // The sender is dropped unsent only when this receiver is gone, so `r` is
                     // Ok; were it not, the texts were never counted in flight.
                     return if r.is_ok() {
-                        Slot { queue: self.queue.clone(), texts, heavy: !fresh }
+                        Slot { queue: self.queue.clone(), texts, heavy: !fresh, queued }
                     } else {
-                        Slot { queue: self.queue.clone(), texts: 0, heavy: false }
+                        Slot { queue: self.queue.clone(), texts: 0, heavy: false, queued }
                     };
                 }
                 // A waiting heavy chunk ages into the next round even if nothing finishes.
@@ -372,6 +447,7 @@ impl Drop for Waiting {
         let mut q = self.queue.lock().expect("embed queue");
         ready.close();
         if ready.try_recv().is_ok() {
+            q.tick(Instant::now());
             q.in_flight -= self.texts;
             if self.heavy {
                 q.heavy_in_flight -= 1;
@@ -558,6 +634,7 @@ mod tests {
         let fair = Admission::new(8, 1, Duration::from_secs(60)).fair(Arc::new(Slow::default()));
         let heavy = Ticket {
             served: AtomicU64::new(FRESH),
+            several: false,
         };
         let first = fair.turn(&heavy, CHUNK).await;
         let mut second = Box::pin(fair.turn(&heavy, CHUNK));
@@ -612,5 +689,17 @@ mod tests {
         q.last_light = Some((now, Duration::from_millis(1200)));
         assert_eq!(q.delay(now), Duration::from_millis(1200));
         assert_eq!(q.delay(now + RECENT), Duration::ZERO);
+        q.waiting.clear();
+        q.last_light = None;
+        drop(q);
+        // A burst: at 40 texts a second, five light requests admitted are one second of work
+        // before any has queued; the sixth is refused.
+        a.queue.lock().unwrap().rate = Some(40.0);
+        let admitted: Vec<_> = (0..5).map(|_| a.try_admit(1).unwrap()).collect();
+        let err = a.try_admit(1).err().expect("refused before the burst queues");
+        assert!(err.delay_ms.is_some(), "{err:?}");
+        drop(admitted);
+        assert_eq!(a.queue.lock().unwrap().light_alive, 0);
+        assert!(a.try_admit(1).is_ok());
     }
 }
