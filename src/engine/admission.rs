@@ -16,9 +16,9 @@
 //! [`MAX_WAIT`]. So a light request waits for at most one chunk of a heavy one, and heavy ones
 //! still make progress under a stream of light ones.
 //!
-//! The queue is also full when the machine is behind: when light chunks take longer than
-//! `limits.max_queue_delay_ms` from being queued to being answered, new requests are refused
-//! (the same 503) until they do not.
+//! The queue is also full when the machine is behind: when a light chunk has waited longer than
+//! `limits.max_queue_delay_ms`, or the light work already admitted would take longer than that
+//! at the worker's measured rate, new requests are refused (the same 503).
 //!
 //! Dropping a call's future drops its chunks that have not been sent: the work of a request
 //! that timed out or whose client went away stops within one chunk.
@@ -211,8 +211,6 @@ impl Admission {
     }
 }
 
-/// How long a light chunk's latency (queued to answered) counts as the current delay.
-const RECENT: Duration = Duration::from_secs(2);
 /// Busy time the worker's rate is measured over, per sample.
 const RATE_SAMPLE: Duration = Duration::from_millis(250);
 
@@ -245,8 +243,6 @@ struct Queue {
     /// By (texts the ticket had been served when it queued, arrival): least served first.
     waiting: BTreeMap<(u64, u64), Waiter>,
     arrivals: u64,
-    /// When the last light chunk was answered, and how long it took from being queued.
-    last_light: Option<(Instant, Duration)>,
     /// Light requests admitted and not finished: the work about to queue.
     light_alive: usize,
     /// Texts the worker answers per second while it has work (a moving average), and what is
@@ -291,22 +287,15 @@ impl Queue {
         Duration::from_secs_f64(ahead as f64 / rate)
     }
 
-    /// How long light work waits now: the oldest light chunk still waiting, or how long the
-    /// last one answered took from being queued (for [`RECENT`]), whichever is longer. Heavy
-    /// chunks wait by design and do not count.
+    /// How long light work waits now: the oldest light chunk still waiting. Heavy chunks wait
+    /// by design and do not count.
     fn delay(&self, now: Instant) -> Duration {
-        let waiting = self
-            .waiting
+        self.waiting
             .values()
             .filter(|w| w.fresh)
             .map(|w| now.saturating_duration_since(w.since))
             .max()
-            .unwrap_or_default();
-        let recent = self
-            .last_light
-            .filter(|(at, _)| now.saturating_duration_since(*at) < RECENT)
-            .map_or(Duration::ZERO, |(_, took)| took);
-        waiting.max(recent)
+            .unwrap_or_default()
     }
 
     /// Send every waiting chunk that may go now.
@@ -357,8 +346,6 @@ struct Slot {
     queue: Arc<Mutex<Queue>>,
     texts: usize,
     heavy: bool,
-    /// When the chunk was queued: a light chunk's latency is the delay admission watches.
-    queued: Instant,
 }
 
 impl Drop for Slot {
@@ -369,8 +356,6 @@ impl Drop for Slot {
         q.in_flight -= self.texts;
         if self.heavy {
             q.heavy_in_flight -= 1;
-        } else if self.texts > 0 {
-            q.last_light = Some((now, now.saturating_duration_since(self.queued)));
         }
         q.dispatch();
     }
@@ -382,7 +367,6 @@ impl Fair {
     async fn turn(&self, ticket: &Ticket, texts: usize) -> Slot {
         let served = ticket.served.fetch_add(texts as u64, Ordering::Relaxed);
         let fresh = !ticket.several && served < FRESH;
-        let queued = Instant::now();
         let (go, ready) = oneshot::channel();
         {
             let mut q = self.queue.lock().expect("embed queue");
@@ -393,7 +377,7 @@ impl Fair {
                 Waiter {
                     texts,
                     fresh,
-                    since: queued,
+                    since: Instant::now(),
                     go,
                 },
             );
@@ -413,9 +397,9 @@ impl Fair {
                     // The sender is dropped unsent only when this receiver is gone, so `r` is
                     // Ok; were it not, the texts were never counted in flight.
                     return if r.is_ok() {
-                        Slot { queue: self.queue.clone(), texts, heavy: !fresh, queued }
+                        Slot { queue: self.queue.clone(), texts, heavy: !fresh }
                     } else {
-                        Slot { queue: self.queue.clone(), texts: 0, heavy: false, queued }
+                        Slot { queue: self.queue.clone(), texts: 0, heavy: false }
                     };
                 }
                 // A waiting heavy chunk ages into the next round even if nothing finishes.
@@ -667,8 +651,8 @@ mod tests {
         drop(all);
     }
 
-    /// Places free but light work already waiting too long: refused at once, and readiness
-    /// says saturated; a recent slow chunk counts for a while, then no longer.
+    /// Places free but light work already waiting too long, or about to: refused at once, and
+    /// readiness says saturated.
     #[test]
     fn a_slow_embedder_queue_refuses_new_work() {
         let a = Admission::new(100, 3, Duration::from_millis(1000));
@@ -684,13 +668,8 @@ mod tests {
         q.waiting.clear();
         let (heavy, _hrx) = waiter(8, false, Duration::from_secs(5));
         q.waiting.insert((64, 2), heavy);
-        // The last light chunk took 1.2 s: over the limit while recent.
-        let now = Instant::now();
-        q.last_light = Some((now, Duration::from_millis(1200)));
-        assert_eq!(q.delay(now), Duration::from_millis(1200));
-        assert_eq!(q.delay(now + RECENT), Duration::ZERO);
+        assert_eq!(q.delay(Instant::now()), Duration::ZERO);
         q.waiting.clear();
-        q.last_light = None;
         drop(q);
         // A burst: at 40 texts a second, five light requests admitted are one second of work
         // before any has queued; the sixth is refused.

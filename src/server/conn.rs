@@ -65,6 +65,7 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    tune_allocator();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -142,6 +143,17 @@ impl Trim {
                 let _ = tokio::task::spawn_blocking(release_memory).await;
             }
         });
+    }
+}
+
+/// glibc raises its mmap threshold as large blocks are freed, after which the embedder's large
+/// tensors come from the heap and stay there when freed; a fixed threshold keeps them mapped,
+/// so they go back to the OS when freed.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it has no preconditions.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }
 
