@@ -292,7 +292,8 @@ impl Queue {
     fn delay(&self, now: Instant) -> Duration {
         self.waiting
             .values()
-            .filter(|w| w.fresh)
+            // A waiter whose caller went away is not waiting for anything.
+            .filter(|w| w.fresh && !w.go.is_closed())
             .map(|w| now.saturating_duration_since(w.since))
             .max()
             .unwrap_or_default()
@@ -663,6 +664,9 @@ mod tests {
         assert!(err.delay_ms.is_some_and(|ms| ms >= 1500), "{err:?}");
         assert!(err.to_string().contains("limits.max_queue_delay_ms"), "{err}");
         assert!(a.load().saturated());
+        // A caller that went away does not count.
+        drop(_rx);
+        assert_eq!(a.delay(), Duration::ZERO);
         // Heavy chunks wait by design: they do not count.
         let mut q = a.queue.lock().unwrap();
         q.waiting.clear();
