@@ -44,8 +44,13 @@ pub const FRESH: u64 = 32;
 /// concurrent light load, small enough that a chunk sent to the worker waits at most a short
 /// round (the wait the admission control sees is the wait before that).
 pub const BUDGET: usize = 64;
-/// A heavy ticket's chunk that has waited this long joins the next round (no starvation).
-pub const MAX_WAIT: Duration = Duration::from_millis(500);
+/// A heavy ticket's chunk that has waited this long joins the next round (no starvation). The
+/// worker answers a round as a whole, so a light chunk in a round with a heavy one waits for
+/// both: heavy work should mostly fill the gaps between light work, not join it.
+pub const MAX_WAIT: Duration = Duration::from_secs(2);
+/// Texts per chunk of heavy work: long answers' sentences, so fewer than [`CHUNK`] make about
+/// one light grade's worth of model time (what a light request may wait for).
+pub const HEAVY_CHUNK: usize = 4;
 
 /// One request's share of the embedder: how many texts it has asked for, and whether it can
 /// be light at all (a request of several grades, a batch or a transcript, never is).
@@ -460,7 +465,12 @@ impl Embedder for Fair {
         };
         Box::pin(async move {
             let mut out = Vec::with_capacity(texts.len());
-            for chunk in texts.chunks(CHUNK) {
+            let mut rest = texts;
+            while !rest.is_empty() {
+                let heavy = ticket.several || ticket.served.load(Ordering::Relaxed) >= FRESH;
+                let (chunk, tail) =
+                    rest.split_at(rest.len().min(if heavy { HEAVY_CHUNK } else { CHUNK }));
+                rest = tail;
                 let slot = self.turn(&ticket, chunk.len()).await;
                 let vectors = self.inner.embed(chunk).await;
                 drop(slot);
@@ -602,7 +612,8 @@ mod tests {
         heavy.abort();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let heavy_calls = slow.calls.lock().unwrap().iter().filter(|c| *c == "heavy").count();
-        assert!(heavy_calls < 10, "{heavy_calls} of 10 chunks ran");
+        let chunks = FRESH as usize / CHUNK + (CHUNK * 10 - FRESH as usize) / HEAVY_CHUNK;
+        assert!(heavy_calls < chunks, "{heavy_calls} of {chunks} chunks ran");
         tokio::time::sleep(Duration::from_millis(200)).await;
         let after = slow.calls.lock().unwrap().iter().filter(|c| *c == "heavy").count();
         assert_eq!(after, heavy_calls, "nothing runs after the call is dropped");
