@@ -12,7 +12,7 @@
 //! A ticket of one grade that has asked for fewer than [`FRESH`] texts (a light request, or the
 //! start of a long answer; counted when queued; a batch or a transcript is never light) shares
 //! the worker with other light work, up to [`BUDGET`] texts at once; the rest runs one chunk at
-//! a time, alone when anything else is waiting, or beside light work once it has waited
+//! a time, when no light request is running, or beside light work once it has waited
 //! [`MAX_WAIT`]. So a light request waits for at most one chunk of a heavy one, and heavy ones
 //! still make progress under a stream of light ones.
 //!
@@ -140,7 +140,9 @@ pub struct Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         if let Some(q) = &self.light {
-            q.lock().expect("embed queue").light_alive -= 1;
+            let mut q = q.lock().expect("embed queue");
+            q.light_alive -= 1;
+            q.dispatch();
         }
     }
 }
@@ -321,7 +323,10 @@ impl Queue {
                 self.in_flight == 0 || fits
             } else {
                 let aged = now.duration_since(w.since) >= MAX_WAIT;
-                self.heavy_in_flight == 0 && (self.in_flight == 0 || (aged && fits))
+                // Not while a light request is between its embedding calls either: its CPU work
+                // would share the cores with the heavy chunk.
+                self.heavy_in_flight == 0
+                    && ((self.in_flight == 0 && self.light_alive == 0) || (aged && fits))
             };
             if !may {
                 continue;
