@@ -6,7 +6,9 @@
 //! each) against the same server: `/healthz` must still answer, the header-read timeout must
 //! close them, and RSS must come back again.
 //!
-//! `cargo bench --bench soak -- --bench` runs it in full (the README quotes it);
+//! `cargo bench --bench soak -- --bench` runs it in full, as does `cargo test --bench soak --
+//! --bench` without a release build (dependencies, where the time goes, are optimised in the
+//! dev profile too; the README quotes that run);
 //! `cargo test` runs a few seconds of it at concurrency 4 with small heavy requests as a smoke
 //! test, which checks only what holds on any machine: no 500, no dropped connection, and the
 //! half-open connections closed.
@@ -87,7 +89,10 @@ async fn start(root: &std::path::Path, data: &std::path::Path) -> Server {
         .await
         .is_ok_and(|r| r.status() == 200)
     {
-        assert!(Instant::now() < deadline, "grader serve did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "grader serve did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     server
@@ -317,9 +322,7 @@ async fn run(full: bool) {
         ms(light.last().copied().unwrap_or_default()),
         ms(percentile(&light_all, 0.99)),
     );
-    println!(
-        "  5xx other than 503 (and transport errors): {bad_5xx}"
-    );
+    println!("  5xx other than 503 (and transport errors): {bad_5xx}");
     println!(
         "  server RSS: {rss_cold:.0} MB at ready, {rss_start:.0} MB warm (start), {rss_peak:.0} MB peak, {rss_end:.0} MB after the connections closed ({:+.1} % of start)",
         (rss_end - rss_start) / rss_start * 100.0
@@ -339,10 +342,7 @@ async fn run(full: bool) {
     if full {
         assert_eq!(bad_5xx, 0, "the soak saw 5xx responses other than 503");
     } else {
-        let broken = all
-            .iter()
-            .filter(|(_, s, _)| *s == 500 || *s == 0)
-            .count();
+        let broken = all.iter().filter(|(_, s, _)| *s == 500 || *s == 0).count();
         assert_eq!(broken, 0, "500s or dropped connections in the smoke run");
         assert!(closed_all, "half-open connections were not all closed");
     }

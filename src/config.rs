@@ -447,14 +447,23 @@ impl Settings {
             return bad("limits.max_batch", "must be at least 1");
         }
         for (key, value) in [
-            ("limits.max_answer_segments", self.limits.max_answer_segments),
+            (
+                "limits.max_answer_segments",
+                self.limits.max_answer_segments,
+            ),
             ("limits.max_question_chars", self.limits.max_question_chars),
-            ("limits.max_reference_chars", self.limits.max_reference_chars),
+            (
+                "limits.max_reference_chars",
+                self.limits.max_reference_chars,
+            ),
             (
                 "limits.max_reference_statements",
                 self.limits.max_reference_statements,
             ),
-            ("limits.max_transcript_pairs", self.limits.max_transcript_pairs),
+            (
+                "limits.max_transcript_pairs",
+                self.limits.max_transcript_pairs,
+            ),
             ("limits.max_queued_grades", self.limits.max_queued_grades),
             (
                 "limits.max_queue_delay_ms",
@@ -467,12 +476,21 @@ impl Settings {
             }
         }
         for (key, value) in [
-            ("server.header_read_timeout_ms", self.server.header_read_timeout_ms),
-            ("server.body_read_timeout_ms", self.server.body_read_timeout_ms),
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
+            (
+                "server.body_read_timeout_ms",
+                self.server.body_read_timeout_ms,
+            ),
             ("server.idle_timeout_ms", self.server.idle_timeout_ms),
         ] {
             if value == 0 {
-                return bad(key, "must be at least 1 (a stalled client would hold its connection forever)");
+                return bad(
+                    key,
+                    "must be at least 1 (a stalled client would hold its connection forever)",
+                );
             }
         }
         for (i, prefix) in self.slack.response_url_prefixes.iter().enumerate() {
@@ -517,7 +535,8 @@ impl Settings {
     }
 }
 
-const EMPTY_SECRET: &str = "is set but empty (or only whitespace): give the secret, or leave it unset";
+const EMPTY_SECRET: &str =
+    "is set but empty (or only whitespace): give the secret, or leave it unset";
 
 /// An allowed URL prefix: an absolute http(s) URL whose path ends in `/`, so
 /// `https://hooks.slack.com/` cannot be matched by `https://hooks.slack.com.evil.example/`.

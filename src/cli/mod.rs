@@ -25,7 +25,8 @@ use grader::transcript::batch::{self, BatchEvent, BatchOptions};
 
 pub use args::Cli;
 use args::{
-    BatchArgs, Command, DirArgs, EvalArgs, GradeArgs, IndexArgs, JsonFlag, RubricsCommand, ServeArgs,
+    BatchArgs, Command, DirArgs, EvalArgs, GradeArgs, IndexArgs, JsonFlag, RubricsCommand,
+    ServeArgs,
 };
 use print::{print_batch, print_grade, progress};
 

@@ -183,7 +183,9 @@ impl Inner {
         let mut out = vec![Vec::new(); texts.len()];
         for range in plan_batches(&lengths, inner.batch_size) {
             if abandoned() {
-                return Err(EmbedError::Inference("abandoned: every caller went away".into()));
+                return Err(EmbedError::Inference(
+                    "abandoned: every caller went away".into(),
+                ));
             }
             let batch: Vec<&Encoding> = order[range.clone()]
                 .iter()

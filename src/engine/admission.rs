@@ -373,7 +373,6 @@ impl Drop for Slot {
 }
 
 impl Fair {
-
     /// Wait for the chunk's turn; the slot frees its texts when dropped.
     async fn turn(&self, ticket: &Ticket, texts: usize) -> Slot {
         let served = ticket.served.fetch_add(texts as u64, Ordering::Relaxed);
@@ -401,7 +400,10 @@ impl Fair {
             heavy: !fresh,
         };
         loop {
-            let ready = waiting.ready.as_mut().expect("present until the turn comes");
+            let ready = waiting
+                .ready
+                .as_mut()
+                .expect("present until the turn comes");
             tokio::select! {
                 r = ready => {
                     waiting.ready = None;
@@ -519,7 +521,10 @@ mod tests {
         q.waiting.insert((64, 1), heavy);
         q.waiting.insert((0, 2), light);
         q.dispatch();
-        assert!(light_rx.try_recv().is_ok(), "light goes while a heavy chunk runs");
+        assert!(
+            light_rx.try_recv().is_ok(),
+            "light goes while a heavy chunk runs"
+        );
         assert!(heavy_rx.try_recv().is_err(), "the heavy chunk waits");
         assert_eq!(q.in_flight, CHUNK + 8);
         // Nothing in flight: the heavy chunk goes.
@@ -600,31 +605,47 @@ mod tests {
         let heavy = {
             let fair = fair.clone();
             let admitted = admission.try_admit(1).unwrap();
-            tokio::spawn(async move {
-                admitted.run(fair.embed(&heavy_texts)).await.unwrap().len()
-            })
+            tokio::spawn(async move { admitted.run(fair.embed(&heavy_texts)).await.unwrap().len() })
         };
         tokio::time::sleep(Duration::from_millis(60)).await;
         let light = admission.try_admit(1).unwrap();
         let t = Instant::now();
         let v = light.run(fair.embed(&["light".to_string()])).await.unwrap();
         assert_eq!(v.len(), 1);
-        assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
         let order = slow.calls.lock().unwrap().clone();
         let at = order.iter().position(|c| c == "light").unwrap();
         assert!(at <= 3, "light was call {at}: {order:?}");
         // Drop the heavy call (as a timeout would): its remaining chunks never run.
         heavy.abort();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let heavy_calls = slow.calls.lock().unwrap().iter().filter(|c| *c == "heavy").count();
+        let heavy_calls = slow
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == "heavy")
+            .count();
         let chunks = FRESH as usize / CHUNK + (CHUNK * 10 - FRESH as usize) / HEAVY_CHUNK;
         assert!(heavy_calls < chunks, "{heavy_calls} of {chunks} chunks ran");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let after = slow.calls.lock().unwrap().iter().filter(|c| *c == "heavy").count();
+        let after = slow
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == "heavy")
+            .count();
         assert_eq!(after, heavy_calls, "nothing runs after the call is dropped");
         // Without a ticket (CLI work) a call goes straight through, whole.
         let n = slow.calls.lock().unwrap().len();
-        fair.embed(&vec!["cli".to_string(); CHUNK * 3]).await.unwrap();
+        fair.embed(&vec!["cli".to_string(); CHUNK * 3])
+            .await
+            .unwrap();
         assert_eq!(slow.calls.lock().unwrap().len(), n + 1);
     }
 
@@ -678,7 +699,10 @@ mod tests {
         a.queue.lock().unwrap().waiting.insert((0, 1), old);
         let err = a.try_admit(1).err().expect("refused");
         assert!(err.delay_ms.is_some_and(|ms| ms >= 1500), "{err:?}");
-        assert!(err.to_string().contains("limits.max_queue_delay_ms"), "{err}");
+        assert!(
+            err.to_string().contains("limits.max_queue_delay_ms"),
+            "{err}"
+        );
         assert!(a.load().saturated());
         // A caller that went away does not count.
         drop(_rx);
@@ -695,7 +719,10 @@ mod tests {
         // before any has queued; the sixth is refused.
         a.queue.lock().unwrap().rate = Some(40.0);
         let admitted: Vec<_> = (0..5).map(|_| a.try_admit(1).unwrap()).collect();
-        let err = a.try_admit(1).err().expect("refused before the burst queues");
+        let err = a
+            .try_admit(1)
+            .err()
+            .expect("refused before the burst queues");
         assert!(err.delay_ms.is_some(), "{err:?}");
         drop(admitted);
         assert_eq!(a.queue.lock().unwrap().light_alive, 0);

@@ -38,9 +38,7 @@ use crate::judge::{
 use crate::llm::LlmStats;
 use crate::matching::{MatchResult, match_question, match_vector};
 use crate::rubric::{Catalog, Rubric};
-use crate::store::{
-    EmbeddedStore, Filter, QdrantOptions, QdrantStore, StoreError, VectorStore,
-};
+use crate::store::{EmbeddedStore, Filter, QdrantOptions, QdrantStore, StoreError, VectorStore};
 use crate::text::segments;
 
 pub use request::{

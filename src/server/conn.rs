@@ -452,7 +452,12 @@ impl tower::Service<Request<hyper::body::Incoming>> for ConnService {
 
 /// The response with the in-flight guard inside its body, released when the body is done.
 fn with_guard(resp: Response<Body>, guard: InFlight) -> Response<Body> {
-    resp.map(|body| Body::new(GuardedBody { body, _guard: guard }))
+    resp.map(|body| {
+        Body::new(GuardedBody {
+            body,
+            _guard: guard,
+        })
+    })
 }
 
 struct GuardedBody {

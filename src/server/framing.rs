@@ -213,7 +213,9 @@ fn parse_head(raw: &[u8]) -> (Head, State) {
                 });
             }
             "transfer-encoding" => {
-                let all = encoding.take().map_or(value.to_string(), |e| format!("{e},{value}"));
+                let all = encoding
+                    .take()
+                    .map_or(value.to_string(), |e| format!("{e},{value}"));
                 encoding = Some(all);
             }
             "upgrade" => upgrade = true,
@@ -224,7 +226,12 @@ fn parse_head(raw: &[u8]) -> (Head, State) {
     let next = if both_lengths || upgrade {
         State::Lost
     } else if let Some(e) = encoding {
-        let last = e.rsplit(',').next().unwrap_or("").trim().to_ascii_lowercase();
+        let last = e
+            .rsplit(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if last == "chunked" {
             State::ChunkSize
         } else {

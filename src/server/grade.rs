@@ -148,10 +148,7 @@ pub async fn grade(
     JsonBody(body): JsonBody<GradeBody>,
 ) -> Result<Json<Grade>, Problem> {
     let req = body.validate("")?;
-    let admitted = state
-        .engine
-        .admit(1)
-        .map_err(|o| Problem::overloaded(&o))?;
+    let admitted = state.engine.admit(1).map_err(|o| Problem::overloaded(&o))?;
     admitted.run(run_grade(&state, req, "")).await.map(Json)
 }
 
@@ -211,40 +208,39 @@ pub async fn grade_batch(
         .admit(body.items.len())
         .map_err(|o| Problem::overloaded(&o))?;
     let concurrency = state.engine.settings().limits.concurrency;
-    let work =
-        futures::stream::iter(body.items.into_iter().enumerate().map(|(index, raw)| {
-            let state = state.clone();
-            async move {
-                let prefix = format!("items[{index}].");
-                // Each item is parsed on its own: one malformed item fails alone.
-                let outcome = match serde_path_to_error::deserialize::<_, GradeBody>(raw) {
-                    Err(e) => Err(Problem::validation(
-                        format!("{prefix}{}", e.path())
-                            .replace(".. ", ".")
-                            .trim_end_matches('.'),
-                        format!("{prefix}{}", e.into_inner()),
-                    )),
-                    Ok(b) => match b.validate(&prefix) {
-                        Err(p) => Err(p),
-                        Ok(req) => run_grade(&state, req, &prefix).await,
-                    },
-                };
-                match outcome {
-                    Ok(g) => BatchItem {
-                        index,
-                        grade: Some(g),
-                        error: None,
-                    },
-                    Err(p) => BatchItem {
-                        index,
-                        grade: None,
-                        error: Some(p),
-                    },
-                }
+    let work = futures::stream::iter(body.items.into_iter().enumerate().map(|(index, raw)| {
+        let state = state.clone();
+        async move {
+            let prefix = format!("items[{index}].");
+            // Each item is parsed on its own: one malformed item fails alone.
+            let outcome = match serde_path_to_error::deserialize::<_, GradeBody>(raw) {
+                Err(e) => Err(Problem::validation(
+                    format!("{prefix}{}", e.path())
+                        .replace(".. ", ".")
+                        .trim_end_matches('.'),
+                    format!("{prefix}{}", e.into_inner()),
+                )),
+                Ok(b) => match b.validate(&prefix) {
+                    Err(p) => Err(p),
+                    Ok(req) => run_grade(&state, req, &prefix).await,
+                },
+            };
+            match outcome {
+                Ok(g) => BatchItem {
+                    index,
+                    grade: Some(g),
+                    error: None,
+                },
+                Err(p) => BatchItem {
+                    index,
+                    grade: None,
+                    error: Some(p),
+                },
             }
-        }))
-        .buffer_unordered(concurrency)
-        .collect::<Vec<BatchItem>>();
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .collect::<Vec<BatchItem>>();
     let mut results = admitted.run(work).await;
     results.sort_by_key(|r| r.index);
     let failed = results.iter().filter(|r| r.error.is_some()).count();

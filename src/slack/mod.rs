@@ -283,7 +283,9 @@ async fn commands(
             };
             let allowed = &engine.settings().slack.response_url_prefixes;
             if !response_url_allowed(&url, allowed) {
-                tracing::warn!("slash command with a response_url outside slack.response_url_prefixes");
+                tracing::warn!(
+                    "slash command with a response_url outside slack.response_url_prefixes"
+                );
                 return Problem::new(
                     StatusCode::BAD_REQUEST,
                     "slack-bad-payload",

@@ -183,7 +183,12 @@ pub(super) async fn handle_mention(
 
 /// A file's text, read whole: any failure (status, a body cut short, not UTF-8, a web page
 /// instead of the file, more than `max` bytes) is an error, never an empty transcript.
-async fn download(slack: &SlackState, url: &str, token: &str, max: usize) -> Result<String, String> {
+async fn download(
+    slack: &SlackState,
+    url: &str,
+    token: &str,
+    max: usize,
+) -> Result<String, String> {
     if url.is_empty() {
         return Err("Slack gave no download URL for the file".into());
     }
@@ -202,7 +207,10 @@ async fn download(slack: &SlackState, url: &str, token: &str, max: usize) -> Res
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("text/html"));
     if html {
-        return Err("Slack sent a web page instead of the file (does the app have the files:read scope?)".into());
+        return Err(
+            "Slack sent a web page instead of the file (does the app have the files:read scope?)"
+                .into(),
+        );
     }
     let too_big = || format!("the file is larger than limits.max_transcript_bytes ({max})");
     if resp.content_length().is_some_and(|n| n > max as u64) {

@@ -5,15 +5,15 @@
 use std::collections::HashMap;
 
 use futures::future::BoxFuture;
-use qdrant_client::qdrant::vectors_config;
-use qdrant_client::{Qdrant, QdrantError};
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::vector_output::Vector;
+use qdrant_client::qdrant::vectors_config;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, DeletePointsBuilder, Distance,
     Filter as QFilter, PointId, PointStruct, ScrollPointsBuilder, SearchPointsBuilder,
     UpsertPointsBuilder, VectorParamsBuilder,
 };
+use qdrant_client::{Qdrant, QdrantError};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Filter, Hit, Payload, Point, StoreError, VectorStore};
@@ -118,7 +118,9 @@ fn unreachable(code: i32, message: &str) -> bool {
     match code {
         UNAVAILABLE | DEADLINE_EXCEEDED | CANCELLED | RESOURCE_EXHAUSTED => true,
         INTERNAL | UNKNOWN => {
-            m.contains("failed to connect") || m.contains("transport error") || m.contains("connection")
+            m.contains("failed to connect")
+                || m.contains("transport error")
+                || m.contains("connection")
         }
         _ => false,
     }
@@ -127,7 +129,10 @@ fn unreachable(code: i32, message: &str) -> bool {
 /// What an existing collection's vectors look like.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum VectorShape {
-    Single { size: u64, distance: i32 },
+    Single {
+        size: u64,
+        distance: i32,
+    },
     /// Named or sparse vectors: not a collection grader made.
     Other,
 }
@@ -335,7 +340,11 @@ impl VectorStore for QdrantStore {
                 if let Some(o) = offset.take() {
                     req = req.offset(o);
                 }
-                let resp = self.client.scroll(req).await.map_err(|e| self.call_err(e))?;
+                let resp = self
+                    .client
+                    .scroll(req)
+                    .await
+                    .map_err(|e| self.call_err(e))?;
                 for p in resp.result {
                     let vector = match p.vectors.as_ref().and_then(|v| v.get_vector()) {
                         Some(Vector::Dense(d)) => d.data,
@@ -400,7 +409,11 @@ mod tests {
             ),
             (UNKNOWN, "transport error", true),
             (INTERNAL, "Service internal error: shard failure", false),
-            (3, "Wrong input: Vector dimension error: expected dim: 16, got 384", false),
+            (
+                3,
+                "Wrong input: Vector dimension error: expected dim: 16, got 384",
+                false,
+            ),
             (5, "Not found: Collection `x` doesn't exist!", false),
             (-1, "Invalid URI", false),
         ] {
@@ -411,14 +424,44 @@ mod tests {
     #[test]
     fn an_existing_collection_must_fit_the_model() {
         let cosine = Distance::Cosine as i32;
-        assert!(check_shape("g_questions", VectorShape::Single { size: 384, distance: cosine }, 384).is_ok());
+        assert!(
+            check_shape(
+                "g_questions",
+                VectorShape::Single {
+                    size: 384,
+                    distance: cosine
+                },
+                384
+            )
+            .is_ok()
+        );
         for (shape, has) in [
-            (VectorShape::Single { size: 16, distance: cosine }, "16-dimensional Cosine"),
-            (VectorShape::Single { size: 384, distance: Distance::Dot as i32 }, "384-dimensional Dot"),
+            (
+                VectorShape::Single {
+                    size: 16,
+                    distance: cosine,
+                },
+                "16-dimensional Cosine",
+            ),
+            (
+                VectorShape::Single {
+                    size: 384,
+                    distance: Distance::Dot as i32,
+                },
+                "384-dimensional Dot",
+            ),
             (VectorShape::Other, "named or sparse"),
         ] {
-            let e = check_shape("g_questions", shape, 384).unwrap_err().to_string();
-            for part in [has, "384-dimensional Cosine", "grader index --recreate", "store.collection_prefix", "g_questions"] {
+            let e = check_shape("g_questions", shape, 384)
+                .unwrap_err()
+                .to_string();
+            for part in [
+                has,
+                "384-dimensional Cosine",
+                "grader index --recreate",
+                "store.collection_prefix",
+                "g_questions",
+            ] {
                 assert!(e.contains(part), "{e} lacks {part}");
             }
         }

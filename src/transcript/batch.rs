@@ -142,30 +142,27 @@ pub async fn run(
     let rubric_version = &rubric_version;
     let engine = &engine;
     let names = report_names(files, &opts.out);
-    let jobs = files
-        .iter()
-        .zip(names)
-        .map(|(file, name)| async move {
-            let shown = file.display().to_string();
-            let summary = match name {
-                ReportName::Duplicate(first) => BatchSummary {
-                    status: "skipped",
-                    error: Some(format!(
-                        "listed more than once: graded once, as input {}",
-                        first + 1
-                    )),
-                    ..BatchSummary::failed(&shown, String::new())
-                },
-                ReportName::Stem(name) => {
-                    match one(engine, file, &name, opts, topts, rubric_version, on_event).await {
-                        Ok((status, r)) => BatchSummary::of(&shown, status, &r),
-                        Err(e) => BatchSummary::failed(&shown, e.to_string()),
-                    }
+    let jobs = files.iter().zip(names).map(|(file, name)| async move {
+        let shown = file.display().to_string();
+        let summary = match name {
+            ReportName::Duplicate(first) => BatchSummary {
+                status: "skipped",
+                error: Some(format!(
+                    "listed more than once: graded once, as input {}",
+                    first + 1
+                )),
+                ..BatchSummary::failed(&shown, String::new())
+            },
+            ReportName::Stem(name) => {
+                match one(engine, file, &name, opts, topts, rubric_version, on_event).await {
+                    Ok((status, r)) => BatchSummary::of(&shown, status, &r),
+                    Err(e) => BatchSummary::failed(&shown, e.to_string()),
                 }
-            };
-            on_event(BatchEvent::FileDone(&summary));
-            summary
-        });
+            }
+        };
+        on_event(BatchEvent::FileDone(&summary));
+        summary
+    });
     Ok(futures::stream::iter(jobs)
         .buffered(concurrency.min(FILES_AT_ONCE))
         .collect()
@@ -343,6 +340,9 @@ mod tests {
         std::fs::write(out.join("x.json"), report.to_string()).unwrap();
         assert_eq!(stems(&report_names(&[other], &out)), ["x"]);
         let name = stems(&report_names(std::slice::from_ref(&mine), &out)).remove(0);
-        assert!(name.starts_with("x-") && name.len() == "x-".len() + 8, "{name}");
+        assert!(
+            name.starts_with("x-") && name.len() == "x-".len() + 8,
+            "{name}"
+        );
     }
 }

@@ -86,10 +86,9 @@ pub fn detect(text: &str) -> Format {
 /// transcript starting with `[00:01] Name:` does not look like JSON.
 fn looks_like_json(t: &str) -> bool {
     let mut chars = t.chars();
-    let (Some(open @ ('[' | '{')), Some(next)) = (
-        chars.next(),
-        chars.by_ref().find(|c| !c.is_whitespace()),
-    ) else {
+    let (Some(open @ ('[' | '{')), Some(next)) =
+        (chars.next(), chars.by_ref().find(|c| !c.is_whitespace()))
+    else {
         return false;
     };
     match open {

@@ -295,7 +295,11 @@ fn batch_report_names_never_collide() {
     };
     let files = [
         put("a/interview.txt", "basic.txt", ""),
-        put("b/interview.txt", "basic.txt", "Interviewer: One more: what is a generator?\nCandidate: A function that yields values lazily.\n"),
+        put(
+            "b/interview.txt",
+            "basic.txt",
+            "Interviewer: One more: what is a generator?\nCandidate: A function that yields values lazily.\n",
+        ),
         put("interview-2.vtt", "voices.vtt", ""),
     ];
     let out = dir.path().join("out");
@@ -316,7 +320,10 @@ fn batch_report_names_never_collide() {
         .collect();
     reports.sort();
     assert_eq!(reports.len(), 3, "one report per input: {reports:?}");
-    assert!(reports.contains(&"interview-2.json".to_string()), "{reports:?}");
+    assert!(
+        reports.contains(&"interview-2.json".to_string()),
+        "{reports:?}"
+    );
     // Each report is its input's.
     for f in &files {
         let owner = reports.iter().filter(|r| {
@@ -329,7 +336,11 @@ fn batch_report_names_never_collide() {
     }
     let again = json(&run());
     assert!(
-        again.as_array().unwrap().iter().all(|r| r["status"] == "skipped"),
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "skipped"),
         "the same names on the next run: {again}"
     );
 }

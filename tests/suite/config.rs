@@ -144,14 +144,23 @@ fn price_table_picks_the_longest_prefix() {
 #[test]
 fn empty_secrets_are_refused_naming_the_key() {
     for (vars, key) in [
-        (vec![("GRADER__SLACK__SIGNING_SECRET", "")], "slack.signing_secret"),
+        (
+            vec![("GRADER__SLACK__SIGNING_SECRET", "")],
+            "slack.signing_secret",
+        ),
         (vec![("GRADER__SLACK__BOT_TOKEN", "   ")], "slack.bot_token"),
-        (vec![("GRADER__SERVER__API_KEYS", "[\"\"]")], "server.api_keys[0]"),
+        (
+            vec![("GRADER__SERVER__API_KEYS", "[\"\"]")],
+            "server.api_keys[0]",
+        ),
         (
             vec![("GRADER__SERVER__API_KEYS", "[\"key-1\", \" \"]")],
             "server.api_keys[1]",
         ),
-        (vec![("GRADER__SERVER__ADMIN_KEYS", "[\"\"]")], "server.admin_keys[0]"),
+        (
+            vec![("GRADER__SERVER__ADMIN_KEYS", "[\"\"]")],
+            "server.admin_keys[0]",
+        ),
         (vec![("GRADER__LLM__API_KEY", " ")], "llm.api_key"),
         (vec![("GRADER__STORE__API_KEY", "")], "store.api_key"),
         (vec![("SLACK_SIGNING_SECRET", "")], "SLACK_SIGNING_SECRET"),
@@ -160,7 +169,10 @@ fn empty_secrets_are_refused_naming_the_key() {
         (vec![("QDRANT_API_KEY", " ")], "QDRANT_API_KEY"),
     ] {
         let err = load(None, &vars).unwrap_err();
-        assert!(err.contains(key) && err.contains("empty"), "{vars:?}: {err}");
+        assert!(
+            err.contains(key) && err.contains("empty"),
+            "{vars:?}: {err}"
+        );
     }
     // Real secrets load.
     let s = load(
@@ -180,7 +192,10 @@ fn empty_secrets_are_refused_naming_the_key() {
 #[test]
 fn hardening_settings_have_safe_defaults_and_are_checked() {
     let s = Settings::defaults().unwrap();
-    assert!(!s.server.expose_rubrics, "rubrics are not public by default");
+    assert!(
+        !s.server.expose_rubrics,
+        "rubrics are not public by default"
+    );
     assert!(s.server.admin_keys.is_empty());
     assert!(s.server.header_read_timeout_ms > 0 && s.server.header_read_timeout_ms <= 30_000);
     assert!(s.server.body_read_timeout_ms > 0 && s.server.idle_timeout_ms > 0);
@@ -191,9 +206,21 @@ fn hardening_settings_have_safe_defaults_and_are_checked() {
         ["https://hooks.slack.com/".to_string()]
     );
     for (var, value, key) in [
-        ("GRADER__SERVER__IDLE_TIMEOUT_MS", "0", "server.idle_timeout_ms"),
-        ("GRADER__SERVER__MAX_CONNECTIONS", "0", "server.max_connections"),
-        ("GRADER__LIMITS__MAX_QUEUED_GRADES", "0", "limits.max_queued_grades"),
+        (
+            "GRADER__SERVER__IDLE_TIMEOUT_MS",
+            "0",
+            "server.idle_timeout_ms",
+        ),
+        (
+            "GRADER__SERVER__MAX_CONNECTIONS",
+            "0",
+            "server.max_connections",
+        ),
+        (
+            "GRADER__LIMITS__MAX_QUEUED_GRADES",
+            "0",
+            "limits.max_queued_grades",
+        ),
         (
             "GRADER__LIMITS__MAX_REFERENCE_STATEMENTS",
             "0",

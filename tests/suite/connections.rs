@@ -13,14 +13,18 @@ use tokio::net::TcpStream;
 use crate::common::{Rubrics, engine_with};
 
 /// A server over the fixture catalog with the given connection settings.
-async fn serve(tweak: impl FnOnce(&mut Settings)) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+async fn serve(
+    tweak: impl FnOnce(&mut Settings),
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let e = engine_with(Rubrics::Fixture, |s| {
         s.server.host = "127.0.0.1".into();
         s.server.port = 0;
         tweak(s);
     })
     .await;
-    let app = Application::with_engine(std::sync::Arc::new(e)).await.unwrap();
+    let app = Application::with_engine(std::sync::Arc::new(e))
+        .await
+        .unwrap();
     let addr = app.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
@@ -40,7 +44,10 @@ async fn until_closed(sock: &mut TcpStream, limit: Duration) -> (String, Option<
         match tokio::time::timeout(left, sock.read(&mut buf)).await {
             Err(_) => return (String::from_utf8_lossy(&got).into(), None),
             Ok(Ok(0)) | Ok(Err(_)) => {
-                return (String::from_utf8_lossy(&got).into(), Some(started.elapsed()));
+                return (
+                    String::from_utf8_lossy(&got).into(),
+                    Some(started.elapsed()),
+                );
             }
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
         }
@@ -78,7 +85,8 @@ async fn a_body_that_never_arrives_is_closed_after_the_body_read_timeout() {
         sock.write_all(head.as_bytes()).await.unwrap();
         let (said, closed) = until_closed(&mut sock, MS(5000)).await;
         eprintln!("CL {length}: {said:?} {closed:?}");
-        let closed = closed.unwrap_or_else(|| panic!("Content-Length {length}: held open ({said})"));
+        let closed =
+            closed.unwrap_or_else(|| panic!("Content-Length {length}: held open ({said})"));
         assert!(closed < MS(1800), "Content-Length {length}: {closed:?}");
         // Whatever was answered before closing is a client error, not a 5xx.
         assert!(!said.starts_with("HTTP/1.1 5"), "{said}");
@@ -132,7 +140,10 @@ async fn connections_beyond_the_limit_are_refused_with_503() {
         .unwrap();
     let (said, closed) = until_closed(&mut extra, MS(3000)).await;
     assert!(said.starts_with("HTTP/1.1 503"), "{said}");
-    assert!(said.to_ascii_lowercase().contains("retry-after: 1"), "{said}");
+    assert!(
+        said.to_ascii_lowercase().contains("retry-after: 1"),
+        "{said}"
+    );
     assert!(closed.is_some(), "refused connections are closed");
     // A place frees up: served again.
     drop(held.pop());
@@ -161,8 +172,14 @@ async fn both_content_length_and_transfer_encoding_is_refused() {
         sock.write_all(head.as_bytes()).await.unwrap();
         let (said, closed) = until_closed(&mut sock, MS(3000)).await;
         assert!(said.starts_with("HTTP/1.1 400"), "{said}");
-        assert!(said.contains("Content-Length and Transfer-Encoding"), "{said}");
-        assert!(closed.is_some(), "the connection is closed after the refusal");
+        assert!(
+            said.contains("Content-Length and Transfer-Encoding"),
+            "{said}"
+        );
+        assert!(
+            closed.is_some(),
+            "the connection is closed after the refusal"
+        );
     }
     // Behind an honest request on the same connection, only the ambiguous one is refused.
     let mut sock = TcpStream::connect(addr).await.unwrap();

@@ -58,7 +58,10 @@ impl Server {
             if ok {
                 return server;
             }
-            assert!(Instant::now() < deadline, "grader serve did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "grader serve did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -173,7 +176,10 @@ async fn a_heavy_request_neither_stalls_a_light_one_nor_outlives_its_client() {
     for i in 0..7 {
         beside.push(light(i).await);
     }
-    assert!(!heavy.is_finished(), "the heavy request ran beside every light one");
+    assert!(
+        !heavy.is_finished(),
+        "the heavy request ran beside every light one"
+    );
     // Its client goes away: the batch's remaining work is dropped.
     heavy.abort();
     let gone = Instant::now();

@@ -40,7 +40,10 @@ pub struct Reply {
 }
 
 pub async fn call(engine: Arc<Engine>, req: Request<Body>) -> Reply {
-    let resp = router(AppState::new(engine).unwrap()).oneshot(req).await.unwrap();
+    let resp = router(AppState::new(engine).unwrap())
+        .oneshot(req)
+        .await
+        .unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let content_type = headers
@@ -752,7 +755,10 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     // not in flight: the connection may close without it).
     let since = std::time::Instant::now();
     while e.load().admitted == 0 && !inflight.is_finished() {
-        assert!(since.elapsed() < std::time::Duration::from_secs(30), "the request never arrived");
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(30),
+            "the request never arrived"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     tx.send(()).unwrap();
@@ -868,9 +874,16 @@ async fn transcripts_endpoint_returns_the_report_or_streams_pairs() {
 /// exemplars (any of them turns into a 10/10 answer).
 fn leaks_answer_key(body: &Value) -> bool {
     let text = body.to_string();
-    ["exemplars", "model_answers", "keywords", "point", "phrasings", "misconceptions"]
-        .iter()
-        .any(|k| text.contains(&format!("\"{k}\"")))
+    [
+        "exemplars",
+        "model_answers",
+        "keywords",
+        "point",
+        "phrasings",
+        "misconceptions",
+    ]
+    .iter()
+    .any(|k| text.contains(&format!("\"{k}\"")))
 }
 
 #[tokio::test]
@@ -898,24 +911,47 @@ async fn full_rubrics_need_an_admin_key_or_expose_rubrics() {
     .await;
     let r = call(e.clone(), ask(Some("grader-key"))).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(!leaks_answer_key(&r.body), "a grader key reads the public view: {}", r.text);
+    assert!(
+        !leaks_answer_key(&r.body),
+        "a grader key reads the public view: {}",
+        r.text
+    );
     let r = call(e.clone(), ask(Some("admin-key"))).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body["exemplars"].as_array().unwrap().len(), 3, "{}", r.text);
+    assert_eq!(
+        r.body["exemplars"].as_array().unwrap().len(),
+        3,
+        "{}",
+        r.text
+    );
     assert!(r.body["model_answers"].is_array() && r.body["criteria"][0]["point"].is_string());
-    assert_problem(&call(e.clone(), ask(None)).await, 401, None, "needs an API key");
-    assert_problem(&call(e.clone(), ask(Some("nope"))).await, 401, None, "not valid");
+    assert_problem(
+        &call(e.clone(), ask(None)).await,
+        401,
+        None,
+        "needs an API key",
+    );
+    assert_problem(
+        &call(e.clone(), ask(Some("nope"))).await,
+        401,
+        None,
+        "not valid",
+    );
     // An admin key grades too.
     let g = Request::post("/v1/grade")
         .header("content-type", "application/json")
         .header("authorization", "Bearer admin-key")
-        .body(Body::from(json!({"question_id": "core.copy", "answer": ANSWER}).to_string()))
+        .body(Body::from(
+            json!({"question_id": "core.copy", "answer": ANSWER}).to_string(),
+        ))
         .unwrap();
     assert_eq!(call(e.clone(), g).await.status, StatusCode::OK);
     // Admin keys alone: grading stays open, the full rubric needs the key.
     let e = engine_with(|s| s.server.admin_keys = vec!["admin-key".to_string().into()]).await;
     assert!(!leaks_answer_key(&call(e.clone(), ask(None)).await.body));
-    assert!(leaks_answer_key(&call(e.clone(), ask(Some("admin-key"))).await.body));
+    assert!(leaks_answer_key(
+        &call(e.clone(), ask(Some("admin-key"))).await.body
+    ));
     // Local use: everything exposed on purpose.
     let e = engine_with(|s| s.server.expose_rubrics = true).await;
     assert!(leaks_answer_key(&call(e.clone(), ask(None)).await.body));
@@ -943,7 +979,10 @@ async fn inputs_over_their_limits_are_422_naming_limit_and_value() {
     let cases: Vec<(&str, Request<Body>, &str, &str, usize)> = vec![
         (
             "question text",
-            post_json("/v1/grade", &json!({"question": long_q, "answer": sentence})),
+            post_json(
+                "/v1/grade",
+                &json!({"question": long_q, "answer": sentence}),
+            ),
             "question",
             "limits.max_question_chars",
             long_q.chars().count(),
@@ -970,7 +1009,10 @@ async fn inputs_over_their_limits_are_422_naming_limit_and_value() {
         ),
         (
             "answer segments",
-            post_json("/v1/grade", &json!({"question_id": "core.copy", "answer": segments})),
+            post_json(
+                "/v1/grade",
+                &json!({"question_id": "core.copy", "answer": segments}),
+            ),
             "answer",
             "limits.max_answer_segments",
             7,
@@ -1000,7 +1042,10 @@ async fn inputs_over_their_limits_are_422_naming_limit_and_value() {
             "transcript size",
             Request::post("/v1/transcripts")
                 .header("content-type", "text/plain")
-                .body(Body::from(format!("{pair}{}", "Candidate: and more.\n".repeat(100))))
+                .body(Body::from(format!(
+                    "{pair}{}",
+                    "Candidate: and more.\n".repeat(100)
+                )))
                 .unwrap(),
             "body",
             "limits.max_transcript_bytes",
@@ -1020,7 +1065,10 @@ async fn inputs_over_their_limits_are_422_naming_limit_and_value() {
         assert_eq!(r.body["limit"]["name"], limit, "{name}: {}", r.text);
         assert_eq!(r.body["limit"]["value"], value, "{name}: {}", r.text);
         assert!(
-            r.body["detail"].as_str().unwrap().contains(&value.to_string()),
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&value.to_string()),
             "{name}: the detail names the value: {}",
             r.text
         );
@@ -1028,7 +1076,10 @@ async fn inputs_over_their_limits_are_422_naming_limit_and_value() {
     // Within the limits, the same kinds of request are graded.
     let r = call(
         e.clone(),
-        post_json("/v1/grade", &json!({"question_id": "core.copy", "answer": sentence})),
+        post_json(
+            "/v1/grade",
+            &json!({"question_id": "core.copy", "answer": sentence}),
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -1043,34 +1094,67 @@ async fn a_full_queue_is_503_with_retry_after_at_once() {
         s.limits.retry_after_secs = 4;
     })
     .await;
-    let grade = || post_json("/v1/grade", &json!({"question_id": "core.copy", "answer": ANSWER}));
+    let grade = || {
+        post_json(
+            "/v1/grade",
+            &json!({"question_id": "core.copy", "answer": ANSWER}),
+        )
+    };
     assert_eq!(call(e.clone(), grade()).await.status, StatusCode::OK);
     // Three grades in flight elsewhere (held directly, so the test does not race them).
     let held = e.admit(3).unwrap();
     let started = std::time::Instant::now();
     let r = call(e.clone(), grade()).await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(1), "answered at once");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "answered at once"
+    );
     assert_problem(&r, 503, None, "limits.max_queued_grades");
     assert_eq!(r.headers["retry-after"], "4");
     let batch = json!({"items": [{"question_id": "core.copy", "answer": ANSWER}]});
-    assert_eq!(call(e.clone(), post_json("/v1/grade/batch", &batch)).await.status, 503);
+    assert_eq!(
+        call(e.clone(), post_json("/v1/grade/batch", &batch))
+            .await
+            .status,
+        503
+    );
     let t = Request::post("/v1/transcripts")
         .header("content-type", "text/plain")
-        .body(Body::from(std::fs::read_to_string(data("transcripts/basic.txt")).unwrap()))
+        .body(Body::from(
+            std::fs::read_to_string(data("transcripts/basic.txt")).unwrap(),
+        ))
         .unwrap();
     assert_eq!(call(e.clone(), t).await.status, 503);
     let r = call(e.clone(), get("/readyz")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
-    assert_eq!((r.body["saturated"].clone(), r.body["ready"].clone()), (json!(true), json!(false)));
-    assert_eq!((r.body["queue"]["capacity"].clone(), r.body["queue"]["admitted"].clone()), (json!(3), json!(3)));
+    assert_eq!(
+        (r.body["saturated"].clone(), r.body["ready"].clone()),
+        (json!(true), json!(false))
+    );
+    assert_eq!(
+        (
+            r.body["queue"]["capacity"].clone(),
+            r.body["queue"]["admitted"].clone()
+        ),
+        (json!(3), json!(3))
+    );
     assert_eq!(r.body["queue"]["max_queue_delay_ms"], 1000);
     // Lists and health never need a place.
-    assert_eq!(call(e.clone(), get("/v1/questions")).await.status, StatusCode::OK);
-    assert_eq!(call(e.clone(), get("/healthz")).await.status, StatusCode::OK);
+    assert_eq!(
+        call(e.clone(), get("/v1/questions")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(e.clone(), get("/healthz")).await.status,
+        StatusCode::OK
+    );
     drop(held);
     assert_eq!(call(e.clone(), grade()).await.status, StatusCode::OK);
     let r = call(e.clone(), get("/readyz")).await;
-    assert_eq!((r.status, r.body["saturated"].clone()), (StatusCode::OK, json!(false)));
+    assert_eq!(
+        (r.status, r.body["saturated"].clone()),
+        (StatusCode::OK, json!(false))
+    );
 }
 
 /// A vector store that goes away: the embedded store until `down`, then a Qdrant client
@@ -1172,7 +1256,12 @@ async fn an_unreachable_store_is_503_and_readiness_names_it() {
     store.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let r = call(e.clone(), by_text()).await;
     assert_problem(&r, 503, None, "cannot be reached");
-    assert!(r.body["type"].as_str().unwrap().ends_with("/store-unavailable"));
+    assert!(
+        r.body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/store-unavailable")
+    );
     assert!(r.headers.get("retry-after").is_some());
     let r = call(e.clone(), get("/v1/questions?q=deep%20copy")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
@@ -1181,13 +1270,19 @@ async fn an_unreachable_store_is_503_and_readiness_names_it() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.body["ready"], false);
     assert!(
-        r.body["store_error"].as_str().unwrap().contains("cannot be reached"),
+        r.body["store_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
         "{}",
         r.text
     );
     let r = call(
         e.clone(),
-        post_json("/v1/grade", &json!({"question_id": "core.copy", "answer": ANSWER})),
+        post_json(
+            "/v1/grade",
+            &json!({"question_id": "core.copy", "answer": ANSWER}),
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "by id, from memory: {}", r.text);

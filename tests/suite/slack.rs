@@ -615,18 +615,31 @@ async fn a_replayed_signed_command_is_not_graded_twice() {
     let slack = fake_slack().await;
     let (app, bot) = app(&slack).await;
     let url = format!("{}/response/replay", slack.base);
-    let body = command_body("core.copy :: deepcopy copies nested objects recursively.", &url);
+    let body = command_body(
+        "core.copy :: deepcopy copies nested objects recursively.",
+        &url,
+    );
     let ts = now();
     let (status, first) = send(
         &app,
-        signed("/slack/commands", "application/x-www-form-urlencoded", &body, ts),
+        signed(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            &body,
+            ts,
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(first.contains("Grading"), "{first}");
     let (status, again) = send(
         &app,
-        signed("/slack/commands", "application/x-www-form-urlencoded", &body, ts),
+        signed(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            &body,
+            ts,
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -656,14 +669,22 @@ async fn response_urls_outside_the_allow_list_are_refused() {
         let body = command_body("core.copy :: an answer about copies.", &url);
         let (status, text) = send(
             &app,
-            signed("/slack/commands", "application/x-www-form-urlencoded", &body, now()),
+            signed(
+                "/slack/commands",
+                "application/x-www-form-urlencoded",
+                &body,
+                now(),
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {text}");
         assert!(text.contains("response_url_prefixes"), "{text}");
     }
     bot.idle().await;
-    assert!(slack.seen.lock().unwrap().calls.is_empty(), "nothing graded or posted");
+    assert!(
+        slack.seen.lock().unwrap().calls.is_empty(),
+        "nothing graded or posted"
+    );
     // The default list is Slack's.
     let e = crate::server_engine().await;
     assert_eq!(
@@ -684,7 +705,12 @@ async fn a_failed_file_download_is_an_error_not_an_empty_transcript() {
     ] {
         let (status, _) = send(
             &app,
-            signed("/slack/events", "application/json", &mention_of(event, Some(file)), now()),
+            signed(
+                "/slack/events",
+                "application/json",
+                &mention_of(event, Some(file)),
+                now(),
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::OK);

@@ -206,7 +206,11 @@ async fn qdrant_store_conforms() {
     // A collection made for another model is refused with what to do, until recreated.
     let col = "grader_conformance_dims";
     store.recreate_collection(col, 16).await.unwrap();
-    let err = store.ensure_collection(col, 8).await.unwrap_err().to_string();
+    let err = store
+        .ensure_collection(col, 8)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("16-dimensional") && err.contains("grader index --recreate"),
         "{err}"
@@ -250,7 +254,10 @@ async fn unreachable_qdrant_is_unavailable() {
     .unwrap();
     for err in [
         store.count("grader_questions").await.unwrap_err(),
-        store.ensure_collection("grader_questions", 8).await.unwrap_err(),
+        store
+            .ensure_collection("grader_questions", 8)
+            .await
+            .unwrap_err(),
         store
             .search("grader_questions", &[0.0; 8], &Filter::default(), 3)
             .await

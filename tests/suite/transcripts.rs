@@ -222,7 +222,10 @@ fn truncated_json_reports_the_json_error() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.starts_with("t.json:2: invalid JSON at line 2, column "), "{err}");
+    assert!(
+        err.starts_with("t.json:2: invalid JSON at line 2, column "),
+        "{err}"
+    );
 }
 
 /// Each bad file fails with the file, the line and what is wrong.
