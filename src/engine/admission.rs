@@ -22,6 +22,9 @@
 //!
 //! Dropping a call's future drops its chunks that have not been sent: the work of a request
 //! that timed out or whose client went away stops within one chunk.
+//!
+//! The file is long because the admission and the scheduler share one queue, and their tests
+//! drive that queue directly.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -283,14 +286,16 @@ impl Queue {
         }
     }
 
-    /// How long a new light request would take for the light work admitted before it (about
-    /// [`CHUNK`] texts each), the heavy chunk in progress and its own, at the measured rate. A burst of
+    /// How long a new light request would wait for the light work admitted before it (about
+    /// [`CHUNK`] texts each) and the heavy chunk in progress, at the measured rate. A burst of
     /// admissions raises it before any of them has queued, which the observed delay cannot.
     fn expected_wait(&self) -> Duration {
         let Some(rate) = self.rate.filter(|r| *r > 0.0) else {
             return Duration::ZERO;
         };
-        let ahead = (self.light_alive + self.heavy_in_flight + 1) * CHUNK;
+        // Only the work ahead: with nothing ahead a request is always admitted (refusing it
+        // would not make it faster, and its work keeps the rate measured).
+        let ahead = (self.light_alive + self.heavy_in_flight) * CHUNK;
         Duration::from_secs_f64(ahead as f64 / rate)
     }
 
@@ -715,9 +720,9 @@ mod tests {
         assert_eq!(q.delay(Instant::now()), Duration::ZERO);
         q.waiting.clear();
         drop(q);
-        // A burst: at 40 texts a second, five light requests admitted are one second of work
-        // before any has queued; the sixth is refused.
-        a.queue.lock().unwrap().rate = Some(40.0);
+        // A burst: at 35 texts a second, five light requests admitted are more than a second of
+        // work before any has queued; the sixth is refused.
+        a.queue.lock().unwrap().rate = Some(35.0);
         let admitted: Vec<_> = (0..5).map(|_| a.try_admit(1).unwrap()).collect();
         let err = a
             .try_admit(1)

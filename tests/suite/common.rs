@@ -40,7 +40,11 @@ pub fn embedder() -> LocalEmbedder {
 }
 
 pub fn settings() -> Settings {
-    Settings::defaults().expect("defaults load")
+    let mut s = Settings::defaults().expect("defaults load");
+    // The suite's engines share one embedding worker (`embedder()`), so each sees the others'
+    // work as its own delay; admission by delay is tested where it is set.
+    s.limits.max_queue_delay_ms = 600_000;
+    s
 }
 
 /// Which rubrics an engine grades against.

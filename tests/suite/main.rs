@@ -11,7 +11,6 @@ mod fake_openai;
 mod grading;
 mod guard;
 mod llm;
-mod load;
 mod matching;
 mod rubrics;
 mod server;

@@ -1138,7 +1138,7 @@ async fn a_full_queue_is_503_with_retry_after_at_once() {
         ),
         (json!(3), json!(3))
     );
-    assert_eq!(r.body["queue"]["max_queue_delay_ms"], 1000);
+    assert!(r.body["queue"]["queue_delay_ms"].is_u64(), "{}", r.text);
     // Lists and health never need a place.
     assert_eq!(
         call(e.clone(), get("/v1/questions")).await.status,

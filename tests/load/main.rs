@@ -2,8 +2,11 @@
 //! and the other tests' embedding does not share its worker): a heavy request does not stall
 //! a light one, and work whose client went away stops.
 //!
-//! One test, run in sequence, so its phases do not compete with each other for the 2 cores.
-//! Long load runs are `benches/soak.rs`, not tests.
+//! A test binary of its own, not a module of `tests/suite`: cargo runs test binaries one after
+//! another, so the suite's tests do not share the machine with these measurements (they made a
+//! light grade look three times slower beside a heavy one than it is). Its two tests hold one
+//! lock, so they do not share it with each other either. Long load runs are
+//! `benches/soak.rs`, not tests.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -11,7 +14,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "../suite/common.rs"]
+mod common;
+
 use crate::common::{Rubrics, catalog, data_dir_from_snapshot, http, root};
+
+/// One measurement at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `grader serve` on loopback over a copy of the suite's index.
 struct Server {
@@ -108,6 +117,7 @@ async fn cpu_a_second_after(server: &Server, since: Instant) -> f64 {
 
 #[tokio::test]
 async fn a_heavy_request_neither_stalls_a_light_one_nor_outlives_its_client() {
+    let _serial = SERIAL.lock().await;
     let rubrics = catalog(Rubrics::Shipped);
     // A typical answer (one exemplar) and long ones (six exemplars of one rubric, ~50
     // sentences, inside every limit).
@@ -236,6 +246,7 @@ async fn a_heavy_request_neither_stalls_a_light_one_nor_outlives_its_client() {
 /// the whole abandoned call. (An embedder of its own: other tests do not share its worker.)
 #[tokio::test]
 async fn an_abandoned_embedding_stops_between_forward_passes() {
+    let _serial = SERIAL.lock().await;
     use grader::embed::{Embedder, LocalEmbedder};
 
     let e = LocalEmbedder::load(&root().join("models/all-MiniLM-L6-v2"), 256, 32).unwrap();
