@@ -379,6 +379,10 @@ fn spawn_server(bin: &Path, root: &Path, data: &Path, llm: Option<&str>) -> (Chi
         .env("GRADER__LOG__LEVEL", "info")
         .env("GRADER__LOG__FORMAT", "json")
         .env("GRADER__LIMITS__MAX_BATCH", "64")
+        // Throughput under a fixed concurrency is measured here, so every request is admitted;
+        // admission (503s when behind) is what benches/soak.rs measures.
+        .env("GRADER__LIMITS__MAX_QUEUE_DELAY_MS", "600000")
+        .env("GRADER__LIMITS__MAX_QUEUED_GRADES", "100000")
         .env_remove("OPENAI_API_KEY")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
