@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grader::config::{JudgeKind, Settings};
-use grader::embed::{LocalEmbedder, dot};
+use grader::config::JudgeKind;
+use grader::embed::dot;
 use grader::engine::{Engine, GradeRequest, QuestionRef};
 use grader::index::{Collections, index_catalog};
 use grader::judge::Calibration;
@@ -46,8 +46,7 @@ fn main() {
 
 async fn run(root: &Path, scale: usize) {
     let reps = |n: usize| if scale == 0 { (n / 50).max(2) } else { n };
-    let embedder = LocalEmbedder::load(&root.join("models/all-MiniLM-L6-v2"), 256, 32)
-        .expect("run scripts/fetch-models.sh first");
+    let embedder = common::embedder();
     println!(
         "== embedding (all-MiniLM-L6-v2, candle, {} threads)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -147,7 +146,7 @@ async fn run(root: &Path, scale: usize) {
         catalog.clone()
     };
     let t = Instant::now();
-    let r = index_catalog(&cold, &store, &embedder, &names)
+    let r = index_catalog(&cold, &store, &embedder, &names, &|_, _| {})
         .await
         .unwrap();
     println!(
@@ -162,7 +161,7 @@ async fn run(root: &Path, scale: usize) {
         common::data_dir_from_snapshot(dir.path()).await;
     }
     let t = Instant::now();
-    let mut settings = Settings::defaults().unwrap();
+    let mut settings = common::settings();
     settings.data_dir = dir.path().to_path_buf();
     let cal = Calibration::load(&root.join("config/calibration.toml")).unwrap();
     let store = Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
@@ -172,6 +171,7 @@ async fn run(root: &Path, scale: usize) {
         Arc::new(embedder.clone()),
         store,
         cal.clone(),
+        &|_, _| {},
     )
     .await
     .unwrap();
@@ -184,10 +184,8 @@ async fn run(root: &Path, scale: usize) {
     // Process-level warm start including model load and rubric parsing.
     let t = Instant::now();
     let base = root.to_path_buf();
-    let mut s2 = settings.clone();
-    s2.judge.calibration = root.join("config/calibration.toml");
-    s2.rubrics_dir = root.join("rubrics");
-    s2.embedding.model_dir = root.join("models/all-MiniLM-L6-v2");
+    let s2 = settings.clone();
+    // The built-in rubric set and calibration, as an installed binary starts.
     let _e2 = Engine::open(s2, &base).await.unwrap();
     println!(
         "  warm start incl. model load and rubric parsing: {:.0} ms",

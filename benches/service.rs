@@ -370,12 +370,14 @@ async fn run(root: &Path, full: bool) {
     }
 }
 
-/// Start `grader serve --port 0` and wait until it answers /healthz.
+/// Start `grader serve --port 0` and wait until `/readyz` answers 200 (the port answers at
+/// once; readiness waits for the index).
 fn spawn_server(bin: &Path, root: &Path, data: &Path, llm: Option<&str>) -> (Child, SocketAddr) {
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--port", "0"])
         .current_dir(root)
         .env("GRADER__DATA_DIR", data)
+        .env("GRADER__EMBEDDING__MODEL_DIR", common::model_dir())
         .env("GRADER__LOG__LEVEL", "info")
         .env("GRADER__LOG__FORMAT", "json")
         .env("GRADER__LIMITS__MAX_BATCH", "64")
@@ -407,12 +409,24 @@ fn spawn_server(bin: &Path, root: &Path, data: &Path, llm: Option<&str>) -> (Chi
     };
     // Keep draining its logs so the pipe never fills.
     std::thread::spawn(move || for _ in lines {});
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !readyz_ok(addr) {
+        assert!(
+            Instant::now() < deadline,
+            "grader serve not ready after 600 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
     (child, addr)
+}
+
+/// Whether `GET /readyz` answers 200 (a plain HTTP/1.1 request: this runs outside the runtime).
+fn readyz_ok(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut tcp) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = tcp.write_all(b"GET /readyz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
 }

@@ -19,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The defaults, embedded at build time.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = crate::assets::DEFAULT_CONFIG.text;
 
 /// An error in the configuration: names the key or file and the fix.
 #[derive(Debug, thiserror::Error)]

@@ -169,12 +169,44 @@ fn points_for(rubric: &Rubric, hash: &str) -> Vec<Pending> {
     out
 }
 
+/// Told how far indexing has got: `(points embedded, points to embed)`. Called with `(0, n)`
+/// before the first batch and `(n, n)` after the last; not called when nothing changed.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
+
+/// A [`Progress`] that logs: the start, each tenth, and the end (for logs and terminals
+/// without a progress bar).
+pub fn log_progress() -> impl Fn(usize, usize) + Send + Sync {
+    let last_tenth = std::sync::atomic::AtomicUsize::new(usize::MAX);
+    let started = Instant::now();
+    move |done, total| {
+        let tenth = (done * 10).checked_div(total).unwrap_or(10);
+        if last_tenth.swap(tenth, std::sync::atomic::Ordering::Relaxed) == tenth {
+            return;
+        }
+        if done == 0 {
+            tracing::info!(
+                total,
+                "indexing the rubric set: {total} texts to embed (once; later starts reuse the index)"
+            );
+        } else if done >= total {
+            tracing::info!(
+                total,
+                secs = started.elapsed().as_secs(),
+                "indexed the rubric set: {total} texts"
+            );
+        } else {
+            tracing::info!(done, total, "indexing the rubric set: {done}/{total}");
+        }
+    }
+}
+
 /// Bring the store in line with the catalog: embed and write what changed, delete what is gone.
 pub async fn index_catalog(
     catalog: &Catalog,
     store: &dyn VectorStore,
     embedder: &dyn Embedder,
     names: &Collections,
+    progress: Progress<'_>,
 ) -> Result<IndexReport, IndexError> {
     let started = Instant::now();
     let dim = embedder.dim();
@@ -220,8 +252,14 @@ pub async fn index_catalog(
             store.delete(c, &Filter::rubric(id)).await?;
         }
     }
-    // Embed a few rubrics per call: big batches keep the model busy, bounded memory.
-    for chunk in todo.chunks(8) {
+    // Embed a few rubrics per call: big batches keep the model busy, bounded memory, and
+    // progress moves every few seconds.
+    let total: usize = todo.iter().map(|(r, h)| points_for(r, h).len()).sum();
+    let mut done = 0;
+    if total > 0 {
+        progress(0, total);
+    }
+    for chunk in todo.chunks(4) {
         let pending: Vec<Pending> = chunk.iter().flat_map(|(r, h)| points_for(r, h)).collect();
         let texts: Vec<String> = pending.iter().map(Pending::embed_text).collect();
         let vectors = embedder.embed(&texts).await?;
@@ -239,6 +277,8 @@ pub async fn index_catalog(
         store.upsert(&names.criteria, c).await?;
         store.upsert(&names.references, r).await?;
         store.upsert(&names.questions, q).await?;
+        done += texts.len();
+        progress(done, total);
     }
     store.flush().await?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;

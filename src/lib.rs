@@ -5,11 +5,14 @@
 //! criterion with quoted evidence and explains the gaps.
 //!
 //! # Layout
+//! - [`assets`]: what ships inside the binary (rubrics, defaults, calibration) and the per-user
+//!   folders for the model and the index.
 //! - [`config`]: layered settings (embedded defaults → environment file → `GRADER__…` vars).
 //! - [`telemetry`]: tracing setup (pretty or JSON), with the sink as a parameter.
 //! - [`rubric`]: the rubric format, validation and the catalog.
 //! - [`text`]: sentence/clause splitting and evidence normalisation.
 //! - [`embed`]: the `Embedder` trait and the local all-MiniLM-L6-v2 model (candle).
+//! - [`models`]: checking and fetching the local model's files (`grader models fetch`).
 //! - [`store`]: the `VectorStore` trait, the embedded exact index, and Qdrant.
 //! - [`index`]: indexing rubrics into the store; the judges' cached vectors.
 //! - [`matching`]: free-text question → rubric.
@@ -28,6 +31,7 @@
 //! - [`server`]: the HTTP service (axum): routes by resource, middleware, metrics, OpenAPI.
 //! - [`slack`]: the Slack bot (slash command, app mentions with transcripts), its own router.
 
+pub mod assets;
 pub mod calibrate;
 pub mod config;
 pub mod embed;
@@ -39,6 +43,7 @@ pub mod index;
 pub mod judge;
 pub mod llm;
 pub mod matching;
+pub mod models;
 pub mod problem;
 pub mod rubric;
 pub mod server;

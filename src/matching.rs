@@ -64,7 +64,8 @@ pub async fn match_vector(
         .into_iter()
         .map(|(rubric_id, similarity)| Candidate {
             rubric_id,
-            similarity,
+            // A dot product of unit vectors can land a rounding error above 1.
+            similarity: similarity.clamp(-1.0, 1.0),
         })
         .collect();
     ranked.sort_by(|a, b| {

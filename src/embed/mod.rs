@@ -14,7 +14,7 @@ pub use local::LocalEmbedder;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbedError {
     #[error(
-        "embedding model not found in {dir}: {missing} is missing; run `bash scripts/fetch-models.sh` (or set embedding.model_dir)"
+        "embedding model not found in {dir}: {missing} is missing; run `grader models fetch` to download it (or set embedding.model_dir)"
     )]
     ModelMissing { dir: String, missing: String },
     #[error("embedding model in {dir} could not be loaded: {message}")]

@@ -22,6 +22,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::assets;
 use crate::config::{EmbeddingKind, Fallback, JudgeKind, Settings, StoreKind};
 use crate::embed::{Embedder, LocalEmbedder};
 use crate::grade::{
@@ -29,7 +30,7 @@ use crate::grade::{
     verify_evidence,
 };
 use crate::guard::guard;
-use crate::index::{Collections, IndexReport, Knowledge, index_catalog};
+use crate::index::{Collections, IndexReport, Knowledge, Progress, index_catalog};
 use crate::judge::llm::ExemplarSource;
 use crate::judge::{
     AnswerView, Calibration, CoverageJudge, HybridJudge, Judge, JudgeContext, JudgeError, LlmJudge,
@@ -69,15 +70,25 @@ pub struct Engine {
     admission: admission::Admission,
 }
 
-impl Engine {
-    /// Open everything from settings: rubrics, embedder, store (indexed if anything changed),
-    /// the judges' vectors and the calibration. `base` resolves relative paths.
-    pub async fn open(settings: Settings, base: &Path) -> Result<Engine, OpenError> {
-        let catalog = Catalog::load_dir(&Settings::resolve(base, &settings.rubrics_dir))
-            .map_err(OpenError::Rubrics)?;
+/// What an engine is made of, loaded and checked. Everything that can fail fast (rubrics,
+/// model, calibration, store) fails here, before anything is indexed or written and before a
+/// server binds its port; [`Parts::open`] then does the slow part.
+pub struct Parts {
+    pub settings: Settings,
+    pub catalog: Catalog,
+    pub embedder: Arc<dyn Embedder>,
+    pub store: Arc<dyn VectorStore>,
+    pub calibration: Calibration,
+}
+
+impl Parts {
+    /// Load from settings: the rubric set, the embedder, the calibration, then the store
+    /// (which creates nothing on disk until it writes). `base` resolves relative paths.
+    pub fn load(settings: Settings, base: &Path) -> Result<Parts, OpenError> {
+        let catalog = Catalog::open(&settings.rubrics_dir, base).map_err(OpenError::Rubrics)?;
         let embedder: Arc<dyn Embedder> = match settings.embedding.kind {
             EmbeddingKind::Local => Arc::new(LocalEmbedder::load(
-                &Settings::resolve(base, &settings.embedding.model_dir),
+                &assets::model_dir(&settings, base)?,
                 settings.embedding.max_tokens,
                 settings.embedding.batch_size,
             )?),
@@ -86,9 +97,12 @@ impl Engine {
                 &settings.embedding,
             )?),
         };
+        let cal =
+            assets::CALIBRATION.read("judge.calibration", &settings.judge.calibration, base)?;
+        let calibration = Calibration::parse(&cal.text, &cal.origin)?;
         let store: Arc<dyn VectorStore> = match settings.store.kind {
             StoreKind::Embedded => Arc::new(EmbeddedStore::open(
-                &Settings::resolve(base, &settings.data_dir).join("store"),
+                &assets::data_dir(&settings, base)?.join("store"),
             )?),
             StoreKind::Qdrant => Arc::new(QdrantStore::connect(QdrantOptions {
                 url: settings.store.url.clone(),
@@ -97,8 +111,34 @@ impl Engine {
                 replication_factor: settings.store.replication_factor,
             })?),
         };
-        let calibration = Calibration::load(&Settings::resolve(base, &settings.judge.calibration))?;
-        Self::with_parts(settings, catalog, embedder, store, calibration).await
+        Ok(Parts {
+            settings,
+            catalog,
+            embedder,
+            store,
+            calibration,
+        })
+    }
+
+    /// Index what changed (calling `progress` with points done and to do) and build the engine.
+    pub async fn open(self, progress: Progress<'_>) -> Result<Engine, OpenError> {
+        Engine::with_parts(
+            self.settings,
+            self.catalog,
+            self.embedder,
+            self.store,
+            self.calibration,
+            progress,
+        )
+        .await
+    }
+}
+
+impl Engine {
+    /// Open everything from settings (see [`Parts::load`]), indexing quietly. `base` resolves
+    /// relative paths.
+    pub async fn open(settings: Settings, base: &Path) -> Result<Engine, OpenError> {
+        Parts::load(settings, base)?.open(&|_, _| {}).await
     }
 
     /// Drop and recreate the index's collections for the configured embedding model
@@ -106,7 +146,7 @@ impl Engine {
     pub async fn recreate_index(settings: &Settings, base: &Path) -> Result<(), OpenError> {
         let dim = match settings.embedding.kind {
             EmbeddingKind::Local => LocalEmbedder::load(
-                &Settings::resolve(base, &settings.embedding.model_dir),
+                &assets::model_dir(settings, base)?,
                 settings.embedding.max_tokens,
                 1,
             )?
@@ -115,7 +155,7 @@ impl Engine {
         };
         let store: Box<dyn VectorStore> = match settings.store.kind {
             StoreKind::Embedded => Box::new(EmbeddedStore::open(
-                &Settings::resolve(base, &settings.data_dir).join("store"),
+                &assets::data_dir(settings, base)?.join("store"),
             )?),
             StoreKind::Qdrant => Box::new(QdrantStore::connect(QdrantOptions {
                 url: settings.store.url.clone(),
@@ -132,17 +172,25 @@ impl Engine {
         Ok(())
     }
 
-    /// Assemble from ready parts (tests use an in-memory store). Indexes what changed.
+    /// Assemble from ready parts (tests use an in-memory store). Indexes what changed, calling
+    /// `progress` with points done and to do.
     pub async fn with_parts(
         settings: Settings,
         catalog: Catalog,
         embedder: Arc<dyn Embedder>,
         store: Arc<dyn VectorStore>,
         calibration: Calibration,
+        progress: Progress<'_>,
     ) -> Result<Engine, OpenError> {
         let collections = Collections::new(&settings.store.collection_prefix);
-        let index_report =
-            index_catalog(&catalog, store.as_ref(), embedder.as_ref(), &collections).await?;
+        let index_report = index_catalog(
+            &catalog,
+            store.as_ref(),
+            embedder.as_ref(),
+            &collections,
+            progress,
+        )
+        .await?;
         let mut knowledge = Knowledge::load(&catalog, store.as_ref(), &collections).await?;
         let mut questions: HashMap<String, Vec<f32>> = store
             .scroll(

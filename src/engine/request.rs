@@ -186,6 +186,8 @@ pub enum OpenError {
     Calibration(#[from] crate::judge::calibration::CalibrationError),
     #[error("LLM judge: {0}")]
     Llm(String),
+    #[error(transparent)]
+    Asset(#[from] crate::assets::AssetError),
 }
 
 /// A grading request (the same for CLI, HTTP, batch and Slack).

@@ -98,12 +98,20 @@ pub enum CalibrationError {
 
 impl Calibration {
     pub fn load(path: &Path) -> Result<Self, CalibrationError> {
-        let err = |message: String| CalibrationError::Invalid {
+        let text = std::fs::read_to_string(path).map_err(|e| CalibrationError::Invalid {
             path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and check a calibration file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, CalibrationError> {
+        let err = |message: String| CalibrationError::Invalid {
+            path: origin.to_string(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let cal: Calibration = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let cal: Calibration = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         let t = cal.thresholds;
         if !(0.0..=1.0).contains(&t.partial) || !(0.0..=1.5).contains(&t.met) || t.partial > t.met {
             return Err(err("thresholds must satisfy 0 <= partial <= met".into()));

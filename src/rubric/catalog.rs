@@ -16,6 +16,26 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The configured set: the one built into the binary when `setting` (`rubrics_dir`) is
+    /// empty, else every rubric under that folder (relative to `base`).
+    pub fn open(setting: &Path, base: &Path) -> Result<Catalog, RubricErrors> {
+        if setting.as_os_str().is_empty() {
+            Self::shipped()
+        } else {
+            Self::load_dir(&crate::config::Settings::resolve(base, setting))
+        }
+    }
+
+    /// The rubric set built into the binary (`rubrics/` when it was built); messages name its
+    /// files `rubrics/<topic>/<slug>.toml`.
+    pub fn shipped() -> Result<Catalog, RubricErrors> {
+        Self::from_parsed(crate::assets::RUBRICS.iter().map(|(path, text)| {
+            let file = Path::new("rubrics").join(path);
+            let parsed = Rubric::parse(&file, text);
+            (file, parsed)
+        }))
+    }
+
     /// Load every `*.toml` under `dir` (recursively). Collects every error before failing.
     pub fn load_dir(dir: &Path) -> Result<Catalog, RubricErrors> {
         let mut files = Vec::new();
@@ -31,10 +51,20 @@ impl Catalog {
                 dir: dir.to_path_buf(),
             }]));
         }
+        Self::from_parsed(files.into_iter().map(|file| {
+            let parsed = Rubric::load(&file);
+            (file, parsed)
+        }))
+    }
+
+    /// A catalog of parsed files, or every error (bad files and duplicate ids) at once.
+    fn from_parsed(
+        parsed: impl IntoIterator<Item = (PathBuf, Result<Rubric, Vec<RubricError>>)>,
+    ) -> Result<Catalog, RubricErrors> {
         let mut catalog = Catalog::default();
         let mut errors = Vec::new();
-        for file in files {
-            match Rubric::load(&file) {
+        for (file, parsed) in parsed {
+            match parsed {
                 Ok(r) => {
                     if let Err(e) = catalog.insert(r, file) {
                         errors.push(e);

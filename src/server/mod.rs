@@ -1,6 +1,7 @@
 //! The HTTP service (`grader serve`): axum routes over the shared [`Engine`].
 //!
-//! [`Application::build`] opens the engine and binds the socket (port 0 for tests);
+//! [`Application::build`] checks what can fail fast, binds the socket (port 0 for tests) and,
+//! once running, indexes in the background while `/readyz` answers 503 with the progress;
 //! [`router`] builds the routes over a ready [`AppState`] so tests can call it with `oneshot`.
 //! Bad input is always a 4xx `application/problem+json` that says what to fix. The Slack bot
 //! brings its own router and state (`crate::slack::router`), mounted here.
@@ -12,6 +13,7 @@
 //! - `conn.rs`: the accept loop, connection limit and timeouts, smuggling heads refused;
 //!   `framing.rs`: the byte-level HTTP/1.1 framing those need.
 //! - `openapi.rs`: the OpenAPI document; `metrics.rs`: the Prometheus registry.
+//! - `startup.rs`: the warm-up routes served until the engine is ready.
 
 // Handlers return `Result<_, Problem>`; a problem is a response body, built once per error,
 // so its size does not matter and boxing it would only add noise.
@@ -26,10 +28,11 @@ mod middleware;
 mod openapi;
 mod ops;
 mod questions;
+mod startup;
 mod transcripts;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -41,7 +44,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::config::Settings;
-use crate::engine::{Engine, OpenError};
+use crate::engine::{Engine, OpenError, Parts};
 
 pub use crate::problem::Problem;
 pub use metrics::Metrics;
@@ -150,40 +153,45 @@ pub enum ServeError {
     Client(#[from] crate::slack::ClientError),
 }
 
-/// A bound, ready-to-run service.
+/// A bound service. It answers as soon as it runs; when built from [`Parts`], it indexes what
+/// changed in the background first (`/readyz` says how far it has got).
 pub struct Application {
     listener: tokio::net::TcpListener,
-    router: Router,
     port: u16,
-    pub state: AppState,
+    startup: Startup,
+}
+
+enum Startup {
+    Ready(AppState),
+    Indexing(Box<Parts>),
 }
 
 impl Application {
-    /// Open the engine from settings and bind `server.host:server.port`.
+    /// Load and check everything that can fail fast ([`Parts::load`]: nothing is written and no
+    /// port bound when that fails), then bind `server.host:server.port`.
     pub async fn build(settings: Settings) -> Result<Self, ServeError> {
         let base = std::env::current_dir().map_err(ServeError::Serve)?;
-        let engine = Engine::open(settings, &base).await?;
-        Self::with_engine(Arc::new(engine)).await
+        Self::with_parts(Parts::load(settings, &base)?).await
+    }
+
+    /// Bind now; index and build the engine once running.
+    pub async fn with_parts(parts: Parts) -> Result<Self, ServeError> {
+        let (listener, port) = bind(&parts.settings).await?;
+        Ok(Application {
+            listener,
+            port,
+            startup: Startup::Indexing(Box::new(parts)),
+        })
     }
 
     /// Bind a service over a ready engine (tests build the engine once and share it).
     pub async fn with_engine(engine: Arc<Engine>) -> Result<Self, ServeError> {
-        let server = &engine.settings().server;
-        let addr = format!("{}:{}", server.host, server.port);
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
-        let port = listener.local_addr().map_err(ServeError::Serve)?.port();
+        let (listener, port) = bind(engine.settings()).await?;
         let state = AppState::new(engine)?;
-        let router = router(state.clone());
         Ok(Application {
             listener,
-            router,
             port,
-            state,
+            startup: Startup::Ready(state),
         })
     }
 
@@ -195,21 +203,112 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serve until `shutdown` resolves, then finish in-flight requests.
+    /// The state, when the engine is ready before the service runs.
+    pub fn state(&self) -> Option<&AppState> {
+        match &self.startup {
+            Startup::Ready(state) => Some(state),
+            Startup::Indexing(_) => None,
+        }
+    }
+
+    /// Serve until `shutdown` resolves, then finish in-flight requests. Indexing, when still to
+    /// do, runs meanwhile; if it fails the server stops and the error is returned.
     pub async fn run_until<F>(self, shutdown: F) -> Result<(), ServeError>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let limits = conn::ConnLimits::from_settings(&self.state.engine.settings().server);
-        conn::serve(self.listener, self.router, limits, shutdown)
+        let addr = self.listener.local_addr().map_err(ServeError::Serve)?;
+        let ready: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+        let warmup = Arc::new(startup::Warmup::default());
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<ServeError>();
+        let limits = conn::ConnLimits::from_settings(match &self.startup {
+            Startup::Ready(state) => &state.engine.settings().server,
+            Startup::Indexing(parts) => &parts.settings.server,
+        });
+        let indexing = match self.startup {
+            Startup::Ready(state) => {
+                log_serving(addr, &state);
+                let _ = ready.set(router(state));
+                None
+            }
+            Startup::Indexing(parts) => {
+                tracing::info!(%addr, "listening; /readyz answers 503 until the rubric set is indexed");
+                let (ready, warmup) = (ready.clone(), warmup.clone());
+                Some(tokio::spawn(async move {
+                    let log = crate::index::log_progress();
+                    let progress = move |done, total| {
+                        warmup.set(done, total);
+                        log(done, total);
+                    };
+                    let state = match parts.open(&progress).await {
+                        Ok(engine) => AppState::new(Arc::new(engine)),
+                        Err(e) => Err(ServeError::Open(e)),
+                    };
+                    match state {
+                        Ok(state) => {
+                            log_serving(addr, &state);
+                            let _ = ready.set(router(state));
+                        }
+                        Err(e) => {
+                            let _ = failed_tx.send(e);
+                        }
+                    }
+                }))
+            }
+        };
+        let failure = Arc::new(std::sync::Mutex::new(None));
+        let stop = {
+            let failure = failure.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    Ok(e) = failed_rx => {
+                        *failure.lock().expect("failure lock") = Some(e);
+                    }
+                }
+            }
+        };
+        let served = conn::serve(self.listener, startup::switching_router(ready, warmup), limits, stop)
             .await
-            .map_err(ServeError::Serve)
+            .map_err(ServeError::Serve);
+        if let Some(task) = indexing {
+            task.abort();
+        }
+        if let Some(e) = failure.lock().expect("failure lock").take() {
+            return Err(e);
+        }
+        served?;
+        tracing::info!(%addr, "grader stopped");
+        Ok(())
     }
 
     /// Serve until Ctrl-C or SIGTERM.
     pub async fn run_until_stopped(self) -> Result<(), ServeError> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+async fn bind(settings: &Settings) -> Result<(tokio::net::TcpListener, u16), ServeError> {
+    let addr = format!("{}:{}", settings.server.host, settings.server.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let port = listener.local_addr().map_err(ServeError::Serve)?.port();
+    Ok((listener, port))
+}
+
+fn log_serving(addr: SocketAddr, state: &AppState) {
+    let e = &state.engine;
+    tracing::info!(
+        %addr,
+        judge = %e.effective_judge(None),
+        store = %e.store().describe(),
+        rubrics = e.catalog().len(),
+        "grader is serving"
+    );
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

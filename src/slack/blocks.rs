@@ -136,15 +136,8 @@ pub fn grade_message(g: &Grade) -> Value {
 /// A transcript report's summary for a thread reply.
 pub fn transcript_message(r: &TranscriptReport) -> Value {
     let headline = match r.overall {
-        Some(o) => format!(
-            "Interview report: {:.1} / 10 over {} questions",
-            o,
-            r.pairs.len()
-        ),
-        None => format!(
-            "Interview report: nothing could be graded ({} questions)",
-            r.pairs.len()
-        ),
+        Some(o) => format!("Interview report: {o:.1} / 10 ({})", r.tally()),
+        None => format!("Interview report: nothing could be graded ({})", r.tally()),
     };
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": fit(&headline, 150)}}),

@@ -90,15 +90,21 @@ impl EmbeddedStore {
         Ok(store)
     }
 
-    /// Open (or create) the store under `dir`, loading every collection found there.
+    /// Open the store under `dir`, loading every collection found there. A missing `dir` is an
+    /// empty store: nothing is created until the first flush writes, so a start that fails
+    /// leaves nothing behind.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let io = |path: &Path, e: std::io::Error| StoreError::Io {
             path: path.display().to_string(),
             message: e.to_string(),
         };
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let mut collections = BTreeMap::new();
-        for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries.collect::<Vec<_>>(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(dir, e)),
+        };
+        for entry in entries {
             let path = entry.map_err(|e| io(dir, e))?.path();
             if !path.is_dir() || !path.join("points.json").is_file() {
                 continue;

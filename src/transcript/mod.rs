@@ -40,6 +40,49 @@ const GAP_ANSWER_BELOW: f32 = 8.0;
 const GAPS_PER_ANSWER: usize = 2;
 const KEY_GAPS: usize = 8;
 
+/// How a transcript's questions came out, said the same way on the console, in the reports and
+/// in Slack: every question found is one of graded, not in the rubric set (unmatched), or
+/// failed (matched but not graded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub questions: usize,
+    pub graded: usize,
+    pub unmatched: usize,
+    pub failed: usize,
+}
+
+impl Tally {
+    /// From `(matched to a rubric, graded)` per question.
+    pub fn of(pairs: impl IntoIterator<Item = (bool, bool)>) -> Self {
+        let mut t = Tally::default();
+        for (matched, graded) in pairs {
+            t.questions += 1;
+            match (matched, graded) {
+                (_, true) => t.graded += 1,
+                (false, false) => t.unmatched += 1,
+                (true, false) => t.failed += 1,
+            }
+        }
+        t
+    }
+}
+
+impl std::fmt::Display for Tally {
+    /// "3 questions: 2 graded, 1 not in the rubric set" (", 1 failed" when any did).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = if self.questions == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{} question{plural}: {} graded, {} not in the rubric set",
+            self.questions, self.graded, self.unmatched
+        )?;
+        if self.failed > 0 {
+            write!(f, ", {} failed", self.failed)?;
+        }
+        Ok(())
+    }
+}
+
 /// A transcript that could not be graded: the file, the line and what to fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{file}:{line}: {message}")]
@@ -100,6 +143,17 @@ pub struct TranscriptReport {
     /// The gaps that matter most, from the weakest answers first.
     pub key_gaps: Vec<String>,
     pub unmatched: usize,
+}
+
+impl TranscriptReport {
+    /// Questions graded, unmatched and failed.
+    pub fn tally(&self) -> Tally {
+        Tally::of(
+            self.pairs
+                .iter()
+                .map(|p| (p.rubric_id.is_some(), p.grade.is_some())),
+        )
+    }
 }
 
 /// Options for grading a transcript.

@@ -47,20 +47,13 @@ pub fn markdown(r: &TranscriptReport) -> String {
         Some(o) => {
             let _ = writeln!(
                 s,
-                "**Overall: {o:.1} / 10** over {} graded answers ({} questions, {} not in the rubric set). Judge: {}.\n",
-                r.pairs.iter().filter(|p| p.grade.is_some()).count(),
-                r.pairs.len(),
-                r.unmatched,
+                "**Overall: {o:.1} / 10** ({}). Judge: {}.\n",
+                r.tally(),
                 r.judge
             );
         }
         None => {
-            let _ = writeln!(
-                s,
-                "No answer could be graded ({} questions, {} not in the rubric set).\n",
-                r.pairs.len(),
-                r.unmatched
-            );
+            let _ = writeln!(s, "No answer could be graded ({}).\n", r.tally());
         }
     }
     if !r.strongest.is_empty() {
@@ -211,9 +204,9 @@ pub fn html(r: &TranscriptReport) -> String {
     );
     let _ = write!(
         s,
-        "<h1>Interview report</h1><div class=\"muted\">{} · {} questions · judge {} · rubric set {}</div>",
+        "<h1>Interview report</h1><div class=\"muted\">{} · {} · judge {} · rubric set {}</div>",
         esc(&r.file),
-        r.pairs.len(),
+        r.tally(),
         esc(r.judge.as_str()),
         esc(&r.rubric_version)
     );

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::common::{data, data_dir_from_snapshot, root};
+use crate::common::{data, data_dir_from_snapshot, model_dir, root};
 
 /// One data dir for the CLI tests, with the shipped set already indexed (a copy of the
 /// snapshot: `grader` processes in parallel read it and find nothing to index). It lives in
@@ -38,6 +38,7 @@ fn grader_in(dir: &std::path::Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         .env("GRADER__DATA_DIR", dir)
+        .env("GRADER__EMBEDDING__MODEL_DIR", model_dir())
         .env("GRADER__LOG__LEVEL", "warn")
         .env_remove("OPENAI_API_KEY")
         .output()
@@ -125,6 +126,17 @@ fn match_prints_json() {
         "--json",
     ]));
     assert!(v["rubric_id"].is_null(), "{v}");
+    // A rubric's own question: a dot product of unit vectors, never printed above 1.
+    let v = json(&grader(&[
+        "match",
+        "Difference between deepcopy and shallow copy? When to use each?",
+        "--json",
+    ]));
+    assert_eq!(v["rubric_id"], "core.copy");
+    for c in v["candidates"].as_array().unwrap() {
+        assert!(c["similarity"].as_f64().unwrap() <= 1.0, "{v}");
+    }
+    assert!(v["similarity"].as_f64().unwrap() <= 1.0, "{v}");
 }
 
 #[test]
@@ -156,6 +168,7 @@ fn grade_from_argument_file_and_stdin() {
         .args(["grade", "--question", "What is the GIL?", "-"])
         .current_dir(root())
         .env("GRADER__DATA_DIR", data_dir())
+        .env("GRADER__EMBEDDING__MODEL_DIR", model_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -29,21 +29,33 @@ pub fn data(name: &str) -> PathBuf {
     root().join("tests/data").join(name)
 }
 
-/// The local model; a missing model is a clear failure telling how to fetch it.
-pub fn embedder() -> LocalEmbedder {
-    static E: OnceLock<LocalEmbedder> = OnceLock::new();
-    E.get_or_init(|| {
-        LocalEmbedder::load(&root().join("models/all-MiniLM-L6-v2"), 256, 32)
-            .unwrap_or_else(|e| panic!("{e}"))
+/// Where the model is: `GRADER__EMBEDDING__MODEL_DIR` when set, else where `grader` looks by
+/// default (the per-user cache folder, where `scripts/fetch-models.sh` and
+/// `grader models fetch` put it).
+pub fn model_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| match std::env::var_os("GRADER__EMBEDDING__MODEL_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => grader::assets::model_dir(&Settings::defaults().expect("defaults"), &root())
+            .unwrap_or_else(|e| panic!("{e}")),
     })
     .clone()
 }
 
+/// The local model; a missing model is a clear failure telling how to fetch it.
+pub fn embedder() -> LocalEmbedder {
+    static E: OnceLock<LocalEmbedder> = OnceLock::new();
+    E.get_or_init(|| LocalEmbedder::load(&model_dir(), 256, 32).unwrap_or_else(|e| panic!("{e}")))
+        .clone()
+}
+
+/// The defaults, with the model where the tests find it.
 pub fn settings() -> Settings {
     let mut s = Settings::defaults().expect("defaults load");
     // The suite's engines share one embedding worker (`embedder()`), so each sees the others'
     // work as its own delay; admission by delay is tested where it is set.
     s.limits.max_queue_delay_ms = 600_000;
+    s.embedding.model_dir = model_dir();
     s
 }
 
@@ -88,9 +100,15 @@ pub async fn index_snapshot() -> PathBuf {
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let store = EmbeddedStore::open(&tmp.join("store")).expect("snapshot store");
-        index_catalog(&catalog, &store, &embedder, &Collections::new(&prefix))
-            .await
-            .expect("index the rubric set");
+        index_catalog(
+            &catalog,
+            &store,
+            &embedder,
+            &Collections::new(&prefix),
+            &|_, _| {},
+        )
+        .await
+        .expect("index the rubric set");
         std::fs::write(tmp.join("ready"), key).unwrap();
         if std::fs::rename(&tmp, &dir).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -137,6 +155,7 @@ pub async fn engine_with(which: Rubrics, tweak: impl FnOnce(&mut Settings)) -> E
         Arc::new(embedder()),
         Arc::new(store),
         calibration(),
+        &|_, _| {},
     )
     .await
     .expect("engine")
@@ -163,4 +182,59 @@ pub fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: this test is ignored by default; run it with the service up and {name} set (see .ci/run)")
     })
+}
+
+/// The real embedder behind a gate: while the gate is closed every `embed` call says it arrived
+/// and waits, so a test holds work in flight at a known point instead of sleeping and hoping.
+pub struct Gated {
+    inner: LocalEmbedder,
+    open: tokio::sync::watch::Sender<bool>,
+    arrivals: tokio::sync::Notify,
+}
+
+impl Gated {
+    pub fn new(open: bool) -> Arc<Self> {
+        Arc::new(Gated {
+            inner: embedder(),
+            open: tokio::sync::watch::channel(open).0,
+            arrivals: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub fn close(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Resolves once a call is waiting at the closed gate.
+    pub async fn arrived(&self) {
+        self.arrivals.notified().await;
+    }
+}
+
+impl grader::embed::Embedder for Gated {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> futures::future::BoxFuture<'a, Result<Vec<Vec<f32>>, grader::embed::EmbedError>> {
+        Box::pin(async move {
+            let mut open = self.open.subscribe();
+            if !*open.borrow_and_update() {
+                self.arrivals.notify_one();
+                let _ = open.wait_for(|o| *o).await;
+            }
+            self.inner.embed(texts).await
+        })
+    }
 }

@@ -62,7 +62,7 @@ fn missing_model_is_a_clear_error() {
         Err(e) => e.to_string(),
         Ok(_) => panic!("loaded a model from nowhere"),
     };
-    assert!(err.contains("scripts/fetch-models.sh"), "{err}");
+    assert!(err.contains("run `grader models fetch`"), "{err}");
     assert!(err.contains("config.json"), "{err}");
 }
 

@@ -1,5 +1,6 @@
 //! One integration-test binary; each module tests one capability.
 
+mod anywhere;
 mod architecture;
 mod cli;
 mod common;
@@ -12,6 +13,7 @@ mod grading;
 mod guard;
 mod llm;
 mod matching;
+mod models;
 mod rubrics;
 mod server;
 mod slack;

@@ -108,7 +108,6 @@ async fn restart_keeps_the_index_and_reindexes_only_changes() {
         let mut s = settings();
         s.data_dir = dir.path().join("data");
         s.rubrics_dir = rubrics.clone();
-        s.embedding.model_dir = root().join("models/all-MiniLM-L6-v2");
         s.judge.calibration = root().join("config/calibration.toml");
         Engine::open(s, dir.path()).await.unwrap()
     };

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use grader::config::Settings;
-use grader::engine::Engine;
+use grader::engine::{Engine, Parts};
 use grader::server::{AppState, Application, router};
+use grader::store::EmbeddedStore;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tower::ServiceExt;
 
-use crate::common::{Rubrics, data};
+use crate::common::{Gated, Rubrics, data};
 
 /// The fixture catalog, served on 127.0.0.1 and a free port.
 async fn engine_with(tweak: impl FnOnce(&mut Settings)) -> Arc<Engine> {
@@ -723,11 +724,37 @@ async fn bad_input_corpus_never_yields_5xx() {
     server.await.unwrap().unwrap();
 }
 
+/// The fixture catalog over a gated embedder, as the parts of an engine (the gate starts
+/// `open` or closed).
+fn gated_parts(open: bool) -> (Parts, Arc<Gated>) {
+    let gate = Gated::new(open);
+    let mut settings = crate::common::settings();
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    let parts = Parts {
+        settings,
+        catalog: crate::common::catalog(Rubrics::Fixture),
+        embedder: gate.clone(),
+        store: Arc::new(EmbeddedStore::in_memory()),
+        calibration: crate::common::calibration(),
+    };
+    (parts, gate)
+}
+
+/// Wait (up to 10 s) until nothing accepts connections on `addr`.
+async fn until_closed(addr: std::net::SocketAddr) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "still listening");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
-    // An engine of its own: its admission queue shows when the request is being graded.
-    let e = engine_with(|_| {}).await;
-    let app = Application::with_engine(e.clone()).await.unwrap();
+    let (parts, gate) = gated_parts(true);
+    let engine = Arc::new(parts.open(&|_, _| {}).await.unwrap());
+    let app = Application::with_engine(engine).await.unwrap();
     let addr = app.local_addr().unwrap();
     assert_eq!(addr.ip().to_string(), "127.0.0.1");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -735,47 +762,126 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         let _ = rx.await;
     }));
     let client = crate::common::http();
-    let long_answer = format!(
-        "{ANSWER} {}",
-        "Deep copies also respect __deepcopy__ hooks. ".repeat(40)
-    );
+    // The grade embeds the answer: with the gate closed it stops there, inside the handler.
+    gate.close();
     let inflight = tokio::spawn({
         let client = client.clone();
         async move {
             client
                 .post(format!("http://{addr}/v1/grade"))
-                .json(&json!({"question_id": "core.copy", "answer": long_answer}))
+                .json(&json!({"question_id": "core.copy", "answer": ANSWER}))
                 .send()
                 .await
                 .unwrap()
                 .status()
         }
     });
-    // Shut down once the request is in the engine (a request still unread in the socket is
-    // not in flight: the connection may close without it).
-    let since = std::time::Instant::now();
-    while e.load().admitted == 0 && !inflight.is_finished() {
-        assert!(
-            since.elapsed() < std::time::Duration::from_secs(30),
-            "the request never arrived"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    gate.arrived().await;
     tx.send(()).unwrap();
+    // Shutdown has begun once the listener is gone; only then let the grade finish.
+    until_closed(addr).await;
+    gate.open();
     assert_eq!(
         inflight.await.unwrap(),
         200,
         "the in-flight request completes"
     );
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn listens_at_once_and_answers_503_with_progress_until_indexed() {
+    let (parts, gate) = gated_parts(false);
+    let app = Application::with_parts(parts).await.unwrap();
+    assert!(app.state().is_none(), "not ready before indexing");
+    let addr = app.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let client = crate::common::http();
+    let get = |path: &str| client.get(format!("http://{addr}{path}")).send();
+    // Indexing is held at its first batch.
+    gate.arrived().await;
+    let r = get("/readyz").await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["ready"], false);
+    let total = body["to_index"].as_u64().unwrap();
+    assert!(total > 10, "{body}");
+    assert_eq!(body["status"], format!("indexing 0/{total}"), "{body}");
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let r = client
+        .post(format!("http://{addr}/v1/grade"))
+        .json(&json!({"question_id": "core.copy", "answer": ANSWER}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let problem: Value = r.json().await.unwrap();
     assert!(
-        client
-            .get(format!("http://{addr}/healthz"))
-            .send()
-            .await
-            .is_err(),
-        "no longer listening"
+        problem["detail"].as_str().unwrap().contains("indexing 0/"),
+        "{problem}"
     );
+    gate.open();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while get("/readyz").await.unwrap().status() != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready after 120 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = client
+        .post(format!("http://{addr}/v1/grade"))
+        .json(&json!({"question_id": "core.copy", "answer": ANSWER}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+/// An embedder that always fails: indexing in the background fails.
+struct Broken;
+
+impl grader::embed::Embedder for Broken {
+    fn dim(&self) -> usize {
+        384
+    }
+    fn model_id(&self) -> &str {
+        "broken"
+    }
+    fn embed<'a>(
+        &'a self,
+        _texts: &'a [String],
+    ) -> futures::future::BoxFuture<'a, Result<Vec<Vec<f32>>, grader::embed::EmbedError>> {
+        Box::pin(async {
+            Err(grader::embed::EmbedError::Inference(
+                "broken on purpose".into(),
+            ))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failed_background_index_stops_the_server_with_the_error() {
+    let (mut parts, _gate) = gated_parts(true);
+    parts.embedder = Arc::new(Broken);
+    let app = Application::with_parts(parts).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let served = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.run_until(std::future::pending()),
+    )
+    .await
+    .expect("the server stops by itself");
+    let err = served.unwrap_err().to_string();
+    assert!(err.contains("broken on purpose"), "{err}");
+    until_closed(addr).await;
 }
 
 #[tokio::test]
