@@ -3,6 +3,8 @@
 //!
 //! [`Engine`] owns what every interface shares (catalog, embedder, store, the resolved catalog
 //! rubrics with their vectors, calibration, the judges) and is cheap to share behind an `Arc`.
+//! It is long because opening (`Parts`: load and check, then index) and the grading paths share
+//! its private state; splitting them would expose that state to the rest of the crate.
 //! Its fields are private: callers match questions, list and resolve rubrics, and grade
 //! through its methods, so an answer is resolved once and graded against that resolution.
 //!

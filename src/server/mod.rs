@@ -268,9 +268,14 @@ impl Application {
                 }
             }
         };
-        let served = conn::serve(self.listener, startup::switching_router(ready, warmup), limits, stop)
-            .await
-            .map_err(ServeError::Serve);
+        let served = conn::serve(
+            self.listener,
+            startup::switching_router(ready, warmup),
+            limits,
+            stop,
+        )
+        .await
+        .map_err(ServeError::Serve);
         if let Some(task) = indexing {
             task.abort();
         }

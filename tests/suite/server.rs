@@ -1348,6 +1348,7 @@ async fn an_unreachable_store_is_503_and_readiness_names_it() {
             Arc::new(crate::common::embedder()),
             store.clone(),
             crate::common::calibration(),
+            &|_, _| {},
         )
         .await
         .unwrap(),
