@@ -98,6 +98,7 @@ async fn run(root: &Path, scale: usize) {
                         score: None,
                         item_id: None,
                         hash: String::new(),
+                        rationale: None,
                     },
                 }
             })

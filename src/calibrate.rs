@@ -243,6 +243,7 @@ pub async fn fit_thresholds(
             fit: info,
             adhoc_thresholds: adhoc.as_ref().map(|a| a.0),
             adhoc_fit: adhoc.map(|a| a.1),
+            rubrics: Default::default(),
         },
         answers: measured.len(),
         seconds: started.elapsed().as_secs_f64(),

@@ -64,6 +64,7 @@ pub struct Settings {
     pub llm: LlmSettings,
     pub limits: Limits,
     pub slack: SlackSettings,
+    pub review: ReviewSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +75,8 @@ pub struct ServerSettings {
     /// Graders' keys: when non-empty, `/v1` needs one of these (or an admin key).
     #[serde(default)]
     pub api_keys: Vec<SecretString>,
-    /// Admins' keys: they also read full rubrics (the answer key).
+    /// Admins' keys: they also read full rubrics (the answer key), read the audit store
+    /// (`/v1/grades…`) and review grades.
     #[serde(default)]
     pub admin_keys: Vec<SecretString>,
     /// Serve full rubrics to everyone (local use; a candidate could read the answer key).
@@ -140,6 +142,30 @@ pub struct StoreSettings {
     pub replication_factor: u32,
     #[serde(default)]
     pub api_key: Option<SecretString>,
+    /// Store every grade (the audit store); `false` keeps nothing.
+    pub audit: bool,
+    /// The audit store: a `postgres://` URL (replicas share it), or unset for SQLite at
+    /// `data_dir/database_file`. A secret: it may hold a password.
+    #[serde(default)]
+    pub database_url: Option<SecretString>,
+    pub database_file: PathBuf,
+    /// Keep candidates' answers (and the evidence quoting them) in the audit store.
+    pub keep_answers: bool,
+    /// Grades waiting to be written, at most (and as many again awaiting a retry while the
+    /// database is down); beyond that new grades are not stored, and are counted.
+    pub write_queue: usize,
+}
+
+/// The review queue: which grades a person should look at first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewSettings {
+    /// The pass mark as a share of the maximum score; grades near it are queued for review.
+    pub pass_mark: f32,
+    /// How near counts as near: within this share of the maximum score.
+    pub boundary_margin: f32,
+    /// LLM sample agreement under this queues the grade (only with `llm.samples` > 1).
+    pub min_agreement: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -499,6 +525,18 @@ impl Settings {
                     key: format!("slack.response_url_prefixes[{i}]"),
                     message: why,
                 });
+            }
+        }
+        if self.store.write_queue == 0 {
+            return bad("store.write_queue", "must be at least 1");
+        }
+        for (key, v) in [
+            ("review.pass_mark", self.review.pass_mark),
+            ("review.boundary_margin", self.review.boundary_margin),
+            ("review.min_agreement", self.review.min_agreement),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(key, "must be between 0 and 1");
             }
         }
         if self.embedding.batch_size == 0 {

@@ -101,6 +101,10 @@ pub enum Flag {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Grade {
+    /// Unique per grade (UUID v7, so ids sort by time): `GET /v1/grades/{id}` finds it in the
+    /// audit store. Older reports without one read as the nil UUID.
+    #[serde(default)]
+    pub id: uuid::Uuid,
     pub rubric_id: String,
     pub question: String,
     pub score: f32,

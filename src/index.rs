@@ -4,7 +4,9 @@
 //! - `questions`: each rubric's question and aliases → rubric id (matching);
 //! - `references`: model answers and graded exemplars (retrieval for the LLM judge);
 //! - `criteria`: criterion points and phrasings, misconception claims, and model-answer
-//!   sentences (the coverage judge's phrasings).
+//!   sentences (the coverage judge's phrasings);
+//! - `exemplars`: answers people reviewed, with their human score and note (`audit::learn`
+//!   writes them; indexing the catalog never touches them).
 //!
 //! Point ids are deterministic and every point carries the hash of its rubric's content plus the
 //! embedding model, so indexing is idempotent and re-embeds only the rubrics that changed.
@@ -27,6 +29,9 @@ pub struct Collections {
     pub questions: String,
     pub references: String,
     pub criteria: String,
+    /// Reviewed answers (kind `reviewed`): not part of the catalog index, so re-indexing a
+    /// rubric keeps them.
+    pub exemplars: String,
 }
 
 impl Collections {
@@ -35,6 +40,7 @@ impl Collections {
             questions: format!("{prefix}_questions"),
             references: format!("{prefix}_references"),
             criteria: format!("{prefix}_criteria"),
+            exemplars: format!("{prefix}_exemplars"),
         }
     }
 
@@ -117,6 +123,7 @@ fn points_for(rubric: &Rubric, hash: &str) -> Vec<Pending> {
                 score,
                 item_id: item.map(str::to_string),
                 hash: hash.to_string(),
+                rationale: None,
             },
         })
     };

@@ -30,8 +30,11 @@
 //! - [`problem`]: `application/problem+json` errors for every HTTP interface.
 //! - [`server`]: the HTTP service (axum): routes by resource, middleware, metrics, OpenAPI.
 //! - [`slack`]: the Slack bot (slash command, app mentions with transcripts), its own router.
+//! - [`audit`]: the audit store (SQLite or PostgreSQL): every grade kept, human reviews beside
+//!   it, and what the grader learns from them (calibration, exemplars).
 
 pub mod assets;
+pub mod audit;
 pub mod calibrate;
 pub mod config;
 pub mod embed;

@@ -54,14 +54,19 @@ pub(super) enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Fit the coverage judge's thresholds to a labelled JSONL file and write the calibration file.
-    Calibrate {
-        file: PathBuf,
-        /// Where to write (default: judge.calibration from the config, else
-        /// config/calibration.toml, the file the next build embeds: run from the repository).
+    /// Fit the coverage judge's thresholds to a labelled JSONL file (or to the human reviews in
+    /// the audit store, with --from-reviews) and write the calibration file.
+    Calibrate(CalibrateArgs),
+    /// Write the reviewed answers in the audit store as eval JSONL (the human score as the
+    /// label), so `grader eval` measures the judge against your own graders.
+    ExportReviews {
+        /// Where to write (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Delete stored grades, their reviews and transcripts: those created before a date, or those
+    /// of one candidate (their exemplars leave the vector store too).
+    Purge(PurgeArgs),
     /// Fetch or check the local embedding model (all-MiniLM-L6-v2, 90 MB).
     Models {
         #[command(subcommand)]
@@ -90,6 +95,52 @@ pub(super) struct ModelDirArgs {
     /// folder, e.g. ~/.cache/grader/models/all-MiniLM-L6-v2).
     #[arg(long)]
     pub(super) dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct CalibrateArgs {
+    /// The labelled JSONL file (not with --from-reviews).
+    #[arg(
+        required_unless_present = "from_reviews",
+        conflicts_with = "from_reviews"
+    )]
+    pub(super) file: Option<PathBuf>,
+    /// Fit to the human reviews in the audit store: global thresholds, and per-rubric ones
+    /// where a rubric has --min-per-rubric reviews; reports agreement on held-out reviews
+    /// before and after, and writes the file only when it rises (or with --force).
+    #[arg(long)]
+    pub(super) from_reviews: bool,
+    /// Share of each rubric's reviews held out to measure the refit.
+    #[arg(long, default_value_t = 0.5, requires = "from_reviews")]
+    pub(super) holdout: f64,
+    /// Reviews a rubric needs (in the fitted part) for thresholds of its own.
+    #[arg(long, default_value_t = 20, requires = "from_reviews")]
+    pub(super) min_per_rubric: usize,
+    /// Write the refit even when held-out agreement does not rise.
+    #[arg(long, requires = "from_reviews")]
+    pub(super) force: bool,
+    /// The judge that grades the held-out reviews (default: judge.kind).
+    #[arg(long, requires = "from_reviews")]
+    pub(super) judge: Option<JudgeKind>,
+    /// Where to write (default: judge.calibration from the config, else
+    /// config/calibration.toml, the file the next build embeds: run from the repository).
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true, id = "which")]
+pub(super) struct PurgeArgs {
+    /// Delete what was stored before this date (YYYY-MM-DD, or an RFC 3339 time).
+    #[arg(long, group = "which")]
+    pub(super) before: Option<String>,
+    /// Delete everything stored for this candidate.
+    #[arg(long, group = "which")]
+    pub(super) candidate: Option<String>,
+    #[arg(long)]
+    pub(super) json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,4 +247,10 @@ pub(super) struct GradeArgs {
     pub(super) judge: Option<JudgeKind>,
     #[arg(long)]
     pub(super) json: bool,
+    /// Store the grade in the audit store (`store.database_url`, else SQLite in data_dir).
+    #[arg(long)]
+    pub(super) save: bool,
+    /// Who answered, stored with the grade (needs --save).
+    #[arg(long, requires = "save")]
+    pub(super) candidate: Option<String>,
 }

@@ -8,6 +8,7 @@
 //!   (`main` ends quietly on it) rather than a panic; progress bars.
 
 mod args;
+mod audit;
 mod models;
 mod print;
 
@@ -176,7 +177,17 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
         Command::Grade(args) => grade(settings, args).await,
         Command::Batch(args) => batch_cmd(settings, args).await,
         Command::Eval(args) => eval_cmd(settings, args).await,
-        Command::Calibrate { file, out } => calibrate_cmd(settings, &file, out).await,
+        Command::Calibrate(args) if args.from_reviews => {
+            audit::calibrate_from_reviews(settings, args).await
+        }
+        Command::Calibrate(args) => {
+            let file = args
+                .file
+                .expect("clap requires FILE without --from-reviews");
+            calibrate_cmd(settings, &file, args.out).await
+        }
+        Command::ExportReviews { out } => audit::export_reviews(settings, out).await,
+        Command::Purge(args) => audit::purge(settings, args).await,
         Command::CalibrateMatching {
             paraphrases,
             offtopic,
@@ -283,15 +294,29 @@ async fn grade(settings: Settings, args: GradeArgs) -> anyhow::Result<ExitCode> 
             "no question: pass --question-id ID, or --question TEXT (optionally with --reference-answer TEXT)"
         ),
     };
+    let store = match args.save {
+        true => Some(audit::open_audit(&settings).await?),
+        false => None,
+    };
     let engine = open_engine(settings).await?;
-    let g = engine
-        .grade(&GradeRequest {
-            question,
-            answer,
-            judge: args.judge,
-            samples: None,
-        })
-        .await?;
+    let req = GradeRequest {
+        question,
+        answer,
+        judge: args.judge,
+        samples: None,
+    };
+    let g = engine.grade(&req).await?;
+    if let Some(store) = store {
+        let origin =
+            grader::audit::Origin::new(grader::audit::Source::new(grader::audit::Via::Cli))
+                .request_id(Some(uuid::Uuid::new_v4().to_string()))
+                .candidate(args.candidate.clone());
+        store.record_grade(origin, &req.question, &req.answer, &g);
+        if store.close(grader::audit::CLOSE_WITHIN).await > 0 {
+            bail!("the grade was not stored in {}", store.store().describe());
+        }
+        eprintln!("stored as {} in {}", g.id, store.store().describe());
+    }
     if args.json {
         out!("{}", serde_json::to_string_pretty(&g)?)?;
     } else {
@@ -360,23 +385,28 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where `grader calibrate` writes: `--out`, else `judge.calibration`, else the source of the
+/// built-in copy (refitting is done in the repository).
+fn calibration_out(settings: &Settings, out: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(match out {
+        Some(out) => out,
+        None if !settings.judge.calibration.as_os_str().is_empty() => {
+            settings.judge.calibration.clone()
+        }
+        None if Path::new("config").is_dir() => PathBuf::from("config/calibration.toml"),
+        None => bail!(
+            "where to write? pass --out FILE (then set judge.calibration to it), or run from the repository root to refit config/calibration.toml"
+        ),
+    })
+}
+
 async fn calibrate_cmd(
     settings: Settings,
     file: &Path,
     out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let (items, _) = read_items(file)?;
-    let out = match out {
-        Some(out) => out,
-        None if !settings.judge.calibration.as_os_str().is_empty() => {
-            settings.judge.calibration.clone()
-        }
-        // The source of the built-in copy: refitting is done in the repository.
-        None if Path::new("config").is_dir() => PathBuf::from("config/calibration.toml"),
-        None => bail!(
-            "where to write? pass --out FILE (then set judge.calibration to it), or run from the repository root to refit config/calibration.toml"
-        ),
-    };
+    let out = calibration_out(&settings, out)?;
     let engine = open_engine(settings).await?;
     let command = format!("grader calibrate {}", file.display());
     let fitted = calibrate::fit_thresholds(&engine, &items, &command, &file.display().to_string())
@@ -454,7 +484,15 @@ async fn batch_cmd(settings: Settings, args: BatchArgs) -> anyhow::Result<ExitCo
         judge: args.judge,
         force: args.force,
     };
-    let engine = Arc::new(open_engine(settings).await?);
+    let store = match settings.store.audit {
+        true => Some(audit::open_audit(&settings).await?),
+        false => None,
+    };
+    let mut engine = open_engine(settings).await?;
+    if let Some(store) = &store {
+        engine = engine.with_audit(store.clone());
+    }
+    let engine = Arc::new(engine);
     let multi = indicatif::MultiProgress::new();
     if !std::io::stderr().is_terminal() {
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -479,6 +517,15 @@ async fn batch_cmd(settings: Settings, args: BatchArgs) -> anyhow::Result<ExitCo
         }
     };
     let summaries = batch::run(engine, &args.files, &opts, &on_event).await?;
+    if let Some(store) = &store {
+        let left = store.close(grader::audit::CLOSE_WITHIN).await;
+        if left > 0 {
+            eprintln!(
+                "warning: {left} grades were not stored in {}",
+                store.store().describe()
+            );
+        }
+    }
     files_bar.finish_and_clear();
     answers_bar.finish_and_clear();
     let failed = summaries.iter().filter(|s| s.status == "failed").count();

@@ -70,6 +70,9 @@ pub struct Engine {
     adhoc: Mutex<HashMap<String, ResolvedRubric>>,
     /// The bounded queue of grades (`limits.max_queued_grades`).
     admission: admission::Admission,
+    /// Where the interfaces store their grades (`serve`, `batch`, `grade --save`); `None`
+    /// for commands that only measure (eval, calibrate).
+    audit: Option<Arc<crate::audit::Audit>>,
 }
 
 /// What an engine is made of, loaded and checked. Everything that can fail fast (rubrics,
@@ -193,6 +196,10 @@ impl Engine {
             progress,
         )
         .await?;
+        // Reviewed answers live beside the catalog's index (`audit::learn` fills it).
+        store
+            .ensure_collection(&collections.exemplars, embedder.dim())
+            .await?;
         let mut knowledge = Knowledge::load(&catalog, store.as_ref(), &collections).await?;
         let mut questions: HashMap<String, Vec<f32>> = store
             .scroll(
@@ -228,6 +235,7 @@ impl Engine {
             let exemplars = ExemplarSource {
                 store: store.clone(),
                 collection: collections.references.clone(),
+                reviewed: Some(collections.exemplars.clone()),
                 k: settings.judge.exemplars_k,
             };
             let hints = settings
@@ -259,7 +267,26 @@ impl Engine {
             calibration,
             index_report,
             adhoc: Mutex::new(HashMap::new()),
+            audit: None,
         })
+    }
+
+    /// Store every grade the interfaces make in `audit`.
+    pub fn with_audit(mut self, audit: Arc<crate::audit::Audit>) -> Engine {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The audit store, when grades are stored.
+    pub fn audit(&self) -> Option<&Arc<crate::audit::Audit>> {
+        self.audit.as_ref()
+    }
+
+    /// The same engine grading with other thresholds (`calibrate --from-reviews` measures a
+    /// refit before it writes it).
+    pub fn with_calibration(mut self, calibration: Calibration) -> Engine {
+        self.calibration = calibration;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -474,7 +501,9 @@ impl Engine {
         // One embedding pass serves every judge of this grade (and the LLM judge's hints and
         // exemplar retrieval); skipped when the judge reads no vectors.
         let view = self.view(guarded.text, judge.needs_vectors()).await?;
-        let thresholds = self.calibration.for_rubric(resolved.is_adhoc());
+        let thresholds = self
+            .calibration
+            .for_rubric_id(&rubric.id, resolved.is_adhoc());
         let cx = JudgeContext {
             rubric: resolved,
             answer: &view,
@@ -531,6 +560,7 @@ pub fn finish(rubric: &Rubric, mut j: Judgement, started: Instant) -> Grade {
     j.flags.sort();
     j.flags.dedup();
     Grade {
+        id: uuid::Uuid::now_v7(),
         rubric_id: rubric.id.clone(),
         question: rubric.question.clone(),
         score,

@@ -1,6 +1,7 @@
 //! The coverage judge's thresholds, read from a calibration file fitted by `grader calibrate`
 //! (never set by hand; the fitting command and its output are committed with the file).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,18 @@ pub struct Calibration {
     pub adhoc_thresholds: Option<Thresholds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adhoc_fit: Option<FitInfo>,
+    /// Per-rubric thresholds where enough human reviews exist (`grader calibrate
+    /// --from-reviews`); other rubrics use `thresholds`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rubrics: BTreeMap<String, RubricCalibration>,
+}
+
+/// One rubric's own thresholds, fitted on its reviews.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RubricCalibration {
+    pub thresholds: Thresholds,
+    pub fit: FitInfo,
 }
 
 impl Calibration {
@@ -84,6 +97,15 @@ impl Calibration {
         match (&self.adhoc_thresholds, adhoc) {
             (Some(t), true) => t,
             _ => &self.thresholds,
+        }
+    }
+
+    /// The thresholds for one rubric: its own when reviews fitted some, else as
+    /// [`Calibration::for_rubric`].
+    pub fn for_rubric_id(&self, id: &str, adhoc: bool) -> &Thresholds {
+        match self.rubrics.get(id) {
+            Some(r) if !adhoc => &r.thresholds,
+            _ => self.for_rubric(adhoc),
         }
     }
 }

@@ -221,12 +221,15 @@ pub struct Prepared {
     pub prompt_tokens: usize,
 }
 
-/// Where the few-shot exemplars come from: the rubric's graded exemplars in the store, ranked
-/// by similarity to the answer's vector.
+/// Where the few-shot exemplars come from: the rubric's graded exemplars in the store and the
+/// answers people reviewed (the exemplars collection), ranked together by similarity to the
+/// answer's vector.
 pub struct ExemplarSource {
     pub store: Arc<dyn VectorStore>,
     /// The `references` collection.
     pub collection: String,
+    /// The collection of reviewed answers (`audit::learn` writes it), if any.
+    pub reviewed: Option<String>,
     /// How many to show (`judge.exemplars_k`, > 0).
     pub k: usize,
 }
@@ -242,15 +245,46 @@ impl ExemplarSource {
             .store
             .search(&self.collection, answer_vector, &filter, self.k)
             .await?;
-        Ok(hits
+        let mut ranked: Vec<(f32, ExemplarRef)> = hits
             .into_iter()
-            .filter_map(|h| rubric.exemplars.get(h.payload.index as usize))
-            .map(|e| ExemplarRef {
-                score: e.score,
-                answer: e.answer.clone(),
-                rationale: e.rationale.clone(),
+            .filter_map(|h| {
+                let e = rubric.exemplars.get(h.payload.index as usize)?;
+                Some((
+                    h.score,
+                    ExemplarRef {
+                        score: e.score,
+                        answer: e.answer.clone(),
+                        rationale: e.rationale.clone(),
+                    },
+                ))
             })
-            .collect())
+            .collect();
+        if let Some(reviewed) = &self.reviewed {
+            let filter = Filter::rubric(&rubric.id).kinds(&["reviewed"]);
+            for h in self
+                .store
+                .search(reviewed, answer_vector, &filter, self.k)
+                .await?
+            {
+                let Some(score) = h.payload.score else {
+                    continue;
+                };
+                ranked.push((
+                    h.score,
+                    ExemplarRef {
+                        score,
+                        answer: h.payload.text,
+                        rationale: h
+                            .payload
+                            .rationale
+                            .filter(|r| !r.trim().is_empty())
+                            .unwrap_or_else(|| "Scored by a human reviewer.".into()),
+                    },
+                ));
+            }
+        }
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Ok(ranked.into_iter().take(self.k).map(|(_, e)| e).collect())
     }
 }
 

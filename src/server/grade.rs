@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -34,6 +34,9 @@ pub struct GradeBody {
     pub judge: Option<JudgeKind>,
     /// LLM samples to vote over (1..=15).
     pub samples: Option<u32>,
+    /// Who answered (an id or e-mail of your choosing), stored with the grade so
+    /// `grader purge --candidate` can delete it.
+    pub candidate: Option<String>,
 }
 
 impl GradeBody {
@@ -103,10 +106,17 @@ impl GradeBody {
     }
 }
 
-async fn run_grade(state: &AppState, req: GradeRequest, prefix: &str) -> Result<Grade, Problem> {
+async fn run_grade(
+    state: &AppState,
+    headers: &HeaderMap,
+    candidate: Option<String>,
+    req: GradeRequest,
+    prefix: &str,
+) -> Result<Grade, Problem> {
     let timeout = Duration::from_millis(state.engine.settings().server.request_timeout_ms.max(1));
     match tokio::time::timeout(timeout, state.engine.grade(&req)).await {
         Ok(Ok(g)) => {
+            super::grades::record_api_grade(state, headers, candidate, &req, &g);
             state
                 .metrics
                 .grades
@@ -145,11 +155,16 @@ async fn run_grade(state: &AppState, req: GradeRequest, prefix: &str) -> Result<
               (status = 503, description = "At capacity (limits.max_queued_grades) or the vector store is down; see Retry-After", body = Problem)))]
 pub async fn grade(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<GradeBody>,
 ) -> Result<Json<Grade>, Problem> {
+    let candidate = body.candidate.clone();
     let req = body.validate("")?;
     let admitted = state.engine.admit(1).map_err(|o| Problem::overloaded(&o))?;
-    admitted.run(run_grade(&state, req, "")).await.map(Json)
+    admitted
+        .run(run_grade(&state, &headers, candidate, req, ""))
+        .await
+        .map(Json)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -181,6 +196,7 @@ pub struct BatchResponse {
               (status = 503, description = "At capacity (limits.max_queued_grades); see Retry-After", body = Problem)))]
 pub async fn grade_batch(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<BatchBody>,
 ) -> Result<Json<BatchResponse>, Problem> {
     let max = state.engine.settings().limits.max_batch;
@@ -210,6 +226,7 @@ pub async fn grade_batch(
     let concurrency = state.engine.settings().limits.concurrency;
     let work = futures::stream::iter(body.items.into_iter().enumerate().map(|(index, raw)| {
         let state = state.clone();
+        let headers = &headers;
         async move {
             let prefix = format!("items[{index}].");
             // Each item is parsed on its own: one malformed item fails alone.
@@ -220,10 +237,13 @@ pub async fn grade_batch(
                         .trim_end_matches('.'),
                     format!("{prefix}{}", e.into_inner()),
                 )),
-                Ok(b) => match b.validate(&prefix) {
-                    Err(p) => Err(p),
-                    Ok(req) => run_grade(&state, req, &prefix).await,
-                },
+                Ok(b) => {
+                    let candidate = b.candidate.clone();
+                    match b.validate(&prefix) {
+                        Err(p) => Err(p),
+                        Ok(req) => run_grade(&state, headers, candidate, req, &prefix).await,
+                    }
+                }
             };
             match outcome {
                 Ok(g) => BatchItem {

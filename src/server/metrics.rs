@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::AppState;
+use crate::audit::AuditStats;
 use crate::llm::LlmStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,8 +86,8 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition, with the LLM judge's counters.
-    pub fn render(&self, llm: Option<&LlmStats>) -> String {
+    /// The Prometheus text exposition, with the LLM judge's and the audit store's counters.
+    pub fn render(&self, llm: Option<&LlmStats>, audit: Option<&AuditStats>) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
         // The registry closes with "# EOF"; the LLM counters go before it.
@@ -131,6 +132,39 @@ impl Metrics {
             out.push_str(&format!(
                 "# HELP {name} {help}.\n# TYPE {name} counter\n{name} {value}\n"
             ));
+        }
+        if let Some(a) = audit {
+            let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            for (name, kind, help, value) in [
+                (
+                    "grader_audit_writes_total",
+                    "counter",
+                    "Grades written to the audit store",
+                    load(&a.written),
+                ),
+                (
+                    "grader_audit_write_errors_total",
+                    "counter",
+                    "Audit store writes that failed (retried)",
+                    load(&a.write_errors),
+                ),
+                (
+                    "grader_audit_dropped_total",
+                    "counter",
+                    "Grades not stored: queues full, or shutdown before the store took them",
+                    load(&a.dropped),
+                ),
+                (
+                    "grader_audit_queued",
+                    "gauge",
+                    "Grades waiting to be written to the audit store",
+                    load(&a.queued),
+                ),
+            ] {
+                out.push_str(&format!(
+                    "# HELP {name} {help}.\n# TYPE {name} {kind}\n{name} {value}\n"
+                ));
+            }
         }
         out.push_str("# EOF\n");
         out

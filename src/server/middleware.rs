@@ -1,4 +1,4 @@
-//! Middleware: API keys and roles on `/v1`, one log line per request (in a span with the request id),
+//! Middleware: API keys and roles on `/v1` (admin keys on the audit routes), one log line per request (in a span with the request id),
 //! the request id in problem bodies, and panics turned into a 500 problem.
 
 use axum::extract::{Request, State};
@@ -80,6 +80,56 @@ pub async fn require_api_key(
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             resp
         }
+    }
+}
+
+/// The key a request presents: `Authorization: Bearer <key>` or `x-api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+}
+
+fn unauthorized(detail: &str) -> Response {
+    let mut resp = Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Unauthorized",
+        detail,
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// Reviewing and reading stored grades need an admin key (`server.admin_keys`): 401 without a
+/// key, 403 with a key that is not an admin's, 403 when no admin key is configured.
+pub async fn require_admin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    let admins = &state.engine.settings().server.admin_keys;
+    let forbidden = |detail: &str| {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail).into_response()
+    };
+    match presented_key(&headers) {
+        _ if admins.is_empty() => forbidden(
+            "reviewing and reading stored grades need an admin key, and this server has none: set server.admin_keys (GRADER__SERVER__ADMIN_KEYS='[\"…\"]')",
+        ),
+        None | Some("") => unauthorized(
+            "this needs an admin key: send `Authorization: Bearer <admin key>` or `x-api-key: <admin key>`",
+        ),
+        Some(p) if matches_any(admins, p) => next.run(req).await,
+        Some(_) => forbidden("this key is not an admin key (server.admin_keys)"),
     }
 }
 

@@ -7,7 +7,8 @@
 //! brings its own router and state (`crate::slack::router`), mounted here.
 //!
 //! # Layout
-//! - `grade.rs`, `questions.rs`, `transcripts.rs`, `ops.rs`: the handlers, by resource.
+//! - `grade.rs`, `questions.rs`, `transcripts.rs`, `ops.rs`: the handlers, by resource;
+//!   `grades.rs`: stored grades and reviews (admin keys); `ui.rs`: the reviewer's web page.
 //! - `body.rs`: the body extractors (JSON and transcript text), one set of checks for all.
 //! - `middleware.rs`: API keys and roles, request logs, request ids in problems, panics.
 //! - `conn.rs`: the accept loop, connection limit and timeouts, smuggling heads refused;
@@ -23,6 +24,7 @@ mod body;
 mod conn;
 mod framing;
 mod grade;
+mod grades;
 mod metrics;
 mod middleware;
 mod openapi;
@@ -30,6 +32,7 @@ mod ops;
 mod questions;
 mod startup;
 mod transcripts;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -86,8 +89,22 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             middleware::require_api_key,
         ));
+    // The audit store holds candidates' answers: reading it and reviewing need an admin key.
+    let admin = Router::new()
+        .route("/v1/grades", get(grades::list))
+        .route("/v1/grades/{id}", get(grades::one))
+        .route("/v1/grades/{id}/review", post(grades::review))
+        .route("/v1/reviews/counts", get(grades::counts))
+        .route("/v1/reviews/agreement", get(grades::agreement_of))
+        .route("/v1/transcripts/{id}", get(grades::transcript))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::require_admin,
+        ));
     let mut app = Router::new()
         .merge(v1)
+        .merge(admin)
+        .merge(ui::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -151,6 +168,8 @@ pub enum ServeError {
     Serve(std::io::Error),
     #[error(transparent)]
     Client(#[from] crate::slack::ClientError),
+    #[error("audit store: {0}")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// A bound service. It answers as soon as it runs; when built from [`Parts`], it indexes what
@@ -159,6 +178,8 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     port: u16,
     startup: Startup,
+    /// The audit store `build` opened, handed to the engine once it is built.
+    audit: Option<Arc<crate::audit::Audit>>,
 }
 
 enum Startup {
@@ -171,7 +192,20 @@ impl Application {
     /// port bound when that fails), then bind `server.host:server.port`.
     pub async fn build(settings: Settings) -> Result<Self, ServeError> {
         let base = std::env::current_dir().map_err(ServeError::Serve)?;
-        Self::with_parts(Parts::load(settings, &base)?).await
+        let parts = Parts::load(settings, &base)?;
+        // Then the audit store (it creates its database): a bad URL fails before the port is bound.
+        let audit = match parts.settings.store.audit {
+            true => Some(Arc::new(
+                crate::audit::Audit::open(&parts.settings, &base).await?,
+            )),
+            false => None,
+        };
+        if let Some(audit) = &audit {
+            tracing::info!(store = %audit.store().describe(), "storing grades");
+        }
+        let mut app = Self::with_parts(parts).await?;
+        app.audit = audit;
+        Ok(app)
     }
 
     /// Bind now; index and build the engine once running.
@@ -181,6 +215,7 @@ impl Application {
             listener,
             port,
             startup: Startup::Indexing(Box::new(parts)),
+            audit: None,
         })
     }
 
@@ -192,6 +227,7 @@ impl Application {
             listener,
             port,
             startup: Startup::Ready(state),
+            audit: None,
         })
     }
 
@@ -225,6 +261,11 @@ impl Application {
             Startup::Ready(state) => &state.engine.settings().server,
             Startup::Indexing(parts) => &parts.settings.server,
         });
+        // Where the grades go (the engine gets it once built); drained after the last request.
+        let audit = match &self.startup {
+            Startup::Ready(state) => state.engine.audit().cloned(),
+            Startup::Indexing(_) => self.audit.clone(),
+        };
         let indexing = match self.startup {
             Startup::Ready(state) => {
                 log_serving(addr, &state);
@@ -233,7 +274,7 @@ impl Application {
             }
             Startup::Indexing(parts) => {
                 tracing::info!(%addr, "listening; /readyz answers 503 until the rubric set is indexed");
-                let (ready, warmup) = (ready.clone(), warmup.clone());
+                let (ready, warmup, audit) = (ready.clone(), warmup.clone(), audit.clone());
                 Some(tokio::spawn(async move {
                     let log = crate::index::log_progress();
                     let progress = move |done, total| {
@@ -241,7 +282,14 @@ impl Application {
                         log(done, total);
                     };
                     let state = match parts.open(&progress).await {
-                        Ok(engine) => AppState::new(Arc::new(engine)),
+                        Ok(engine) => {
+                            let engine = Arc::new(match audit {
+                                Some(audit) => engine.with_audit(audit),
+                                None => engine,
+                            });
+                            crate::audit::learn::spawn_exemplar_sync(engine.clone());
+                            AppState::new(engine)
+                        }
                         Err(e) => Err(ServeError::Open(e)),
                     };
                     match state {
@@ -278,6 +326,11 @@ impl Application {
         .map_err(ServeError::Serve);
         if let Some(task) = indexing {
             task.abort();
+        }
+        // In-flight requests are done; their grades may still be queued for the database.
+        if let Some(audit) = audit {
+            let left = audit.close(crate::audit::CLOSE_WITHIN).await;
+            tracing::info!(unwritten = left, "audit store closed");
         }
         if let Some(e) = failure.lock().expect("failure lock").take() {
             return Err(e);

@@ -5,7 +5,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{grade, ops, questions, transcripts};
+use super::{grade, grades, ops, questions, transcripts};
 use crate::grade::{CriterionResult, Flag, Grade, JudgeInfo, MisconceptionResult, Usage, Verdict};
 use crate::matching::Candidate;
 use crate::problem::{LimitExceeded, Problem};
@@ -22,6 +22,12 @@ use crate::problem::{LimitExceeded, Problem};
         questions::questions,
         questions::question,
         transcripts::transcripts,
+        grades::list,
+        grades::one,
+        grades::review,
+        grades::counts,
+        grades::agreement_of,
+        grades::transcript,
         ops::healthz,
         ops::readyz
     ),
@@ -42,7 +48,20 @@ use crate::problem::{LimitExceeded, Problem};
         questions::QuestionSummary,
         questions::PublicQuestion,
         LimitExceeded,
-        ops::Readiness
+        ops::Readiness,
+        grades::ReviewResponse,
+        crate::audit::Page,
+        crate::audit::GradeSummary,
+        crate::audit::StoredGrade,
+        crate::audit::Source,
+        crate::audit::Via,
+        crate::audit::QueueReason,
+        crate::audit::Review,
+        crate::audit::ReviewInput,
+        crate::audit::CriterionVerdict,
+        crate::audit::Counts,
+        crate::audit::Agreement,
+        crate::audit::CriterionAgreement
     ))
 )]
 pub struct ApiDoc;

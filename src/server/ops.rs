@@ -80,7 +80,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render(state.engine.llm_stats());
+    let body = state.metrics.render(
+        state.engine.llm_stats(),
+        state.engine.audit().map(|a| a.stats()),
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::body::TextBody;
+use crate::audit::{Origin, Source, Via};
 use crate::engine::LimitError;
 use crate::problem::Problem;
 use crate::transcript::{
@@ -25,6 +26,8 @@ pub struct TranscriptQuery {
     pub format: Option<String>,
     /// A name for the report (default `transcript`).
     pub name: Option<String>,
+    /// Who was interviewed (stored with the grades, for `grader purge --candidate`).
+    pub candidate: Option<String>,
 }
 
 /// `POST /v1/transcripts`: a transcript as text (`text/plain`, `text/vtt`, `application/x-subrip`)
@@ -57,6 +60,10 @@ pub async fn transcripts(
     }
     let text = body.text;
     let name = query.name.unwrap_or_else(|| "transcript".into());
+    // Every graded pair is stored, with the report, once the transcript is done.
+    let origin = Origin::new(Source::new(Via::Api))
+        .request_id(super::grades::request_id(&headers))
+        .candidate(query.candidate);
     let engine = state.engine.clone();
     let problem = |e: TranscriptError| {
         Problem::new(
@@ -118,6 +125,9 @@ pub async fn transcripts(
             .run(grade_transcript(&engine, &name, &text, &opts, &|_| {}))
             .await
             .map_err(problem)?;
+        if let Some(audit) = engine.audit() {
+            audit.record_transcript(origin, &report);
+        }
         return Ok(Json(report).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -141,6 +151,9 @@ pub async fn transcripts(
         };
         let line = match outcome {
             Ok(mut r) => {
+                if let Some(audit) = engine.audit() {
+                    audit.record_transcript(origin, &r);
+                }
                 r.pairs.clear();
                 let mut v = serde_json::to_value(&r).unwrap_or_default();
                 v["type"] = "summary".into();

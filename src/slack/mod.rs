@@ -146,6 +146,8 @@ struct Command {
     response_url: Option<String>,
     #[serde(default)]
     user_id: String,
+    #[serde(default)]
+    team_id: String,
 }
 
 pub(crate) const HELP: &str = "*Grade an answer:* `/grade <question id or question text> :: <answer>` (or put the answer on the lines after the question)\n\
@@ -308,17 +310,23 @@ async fn commands(
                 }
             };
             let slack = state.clone();
+            let origin =
+                crate::audit::Origin::new(crate::audit::Source::slack(&cmd.team_id, &cmd.user_id));
             state.spawn(async move {
-                let graded = admitted
-                    .run(engine.grade(&GradeRequest {
-                        question,
-                        answer,
-                        judge: None,
-                        samples: None,
-                    }))
-                    .await;
+                let req = GradeRequest {
+                    question,
+                    answer,
+                    judge: None,
+                    samples: None,
+                };
+                let graded = admitted.run(engine.grade(&req)).await;
                 let msg = match graded {
-                    Ok(g) => blocks::grade_message(&g),
+                    Ok(g) => {
+                        if let Some(audit) = engine.audit() {
+                            audit.record_grade(origin, &req.question, &req.answer, &g);
+                        }
+                        blocks::grade_message(&g)
+                    }
                     Err(e) => blocks::ephemeral(&format!(
                         ":warning: Could not grade: {}",
                         blocks::esc(&e.to_string())

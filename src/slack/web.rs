@@ -160,7 +160,17 @@ pub(super) async fn handle_mention(
         .run(grade_transcript(engine, &name, &text, &opts, &|_| {}))
         .await;
     let r = match graded {
-        Ok(r) => r,
+        Ok(r) => {
+            if let Some(audit) = engine.audit() {
+                let team = event["team"].as_str().unwrap_or_default();
+                let user = event["user"].as_str().unwrap_or_default();
+                audit.record_transcript(
+                    crate::audit::Origin::new(crate::audit::Source::slack(team, user)),
+                    &r,
+                );
+            }
+            r
+        }
         Err(e) => {
             let msg = blocks::ephemeral(&format!(
                 ":warning: Could not grade `{}`: {}",

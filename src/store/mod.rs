@@ -17,7 +17,7 @@ pub use qdrant::{QdrantOptions, QdrantStore};
 pub struct Payload {
     pub rubric_id: String,
     /// `question` | `alias` | `model_answer` | `exemplar` | `criterion` | `misconception` |
-    /// `model_sentence`
+    /// `model_sentence` | `reviewed` (a reviewed answer in the exemplars collection)
     pub kind: String,
     /// Position within its kind (criterion phrasings: `criterion index * 100 + phrasing index`).
     pub index: u32,
@@ -31,6 +31,9 @@ pub struct Payload {
     pub item_id: Option<String>,
     /// Content hash of the rubric (and embedding model) the point was built from.
     pub hash: String,
+    /// Why a reviewed exemplar got its score (the reviewer's note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,14 +57,21 @@ pub struct Filter {
     pub rubric_id: Option<String>,
     /// Any of these kinds (empty = any kind).
     pub kinds: Vec<String>,
+    /// Only points of this criterion, misconception or reviewed grade (`Payload::item_id`).
+    pub item_id: Option<String>,
 }
 
 impl Filter {
     pub fn rubric(id: &str) -> Self {
         Filter {
             rubric_id: Some(id.to_string()),
-            kinds: Vec::new(),
+            ..Filter::default()
         }
+    }
+
+    pub fn item(mut self, id: &str) -> Self {
+        self.item_id = Some(id.to_string());
+        self
     }
 
     pub fn kinds(mut self, kinds: &[&str]) -> Self {
@@ -72,6 +82,10 @@ impl Filter {
     pub fn matches(&self, p: &Payload) -> bool {
         self.rubric_id.as_ref().is_none_or(|r| *r == p.rubric_id)
             && (self.kinds.is_empty() || self.kinds.contains(&p.kind))
+            && self
+                .item_id
+                .as_ref()
+                .is_none_or(|i| p.item_id.as_ref() == Some(i))
     }
 }
 

@@ -170,6 +170,9 @@ pub(crate) fn to_qdrant_filter(filter: &Filter) -> Option<QFilter> {
     if !filter.kinds.is_empty() {
         must.push(Condition::matches("kind", filter.kinds.clone()));
     }
+    if let Some(i) = &filter.item_id {
+        must.push(Condition::matches("item_id", i.clone()));
+    }
     (!must.is_empty()).then(|| QFilter::must(must))
 }
 

@@ -141,6 +141,9 @@ pub async fn run(
     let topts = &topts;
     let rubric_version = &rubric_version;
     let engine = &engine;
+    // One request id per run: every transcript and grade it stores carries it.
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let run_id = &run_id;
     let names = report_names(files, &opts.out);
     let jobs = files.iter().zip(names).map(|(file, name)| async move {
         let shown = file.display().to_string();
@@ -155,7 +158,16 @@ pub async fn run(
             },
             ReportName::Stem(name) => {
                 match one(engine, file, &name, opts, topts, rubric_version, on_event).await {
-                    Ok((status, r)) => BatchSummary::of(&shown, status, &r),
+                    Ok((status, r)) => {
+                        if let (Some(audit), "graded") = (engine.audit(), status) {
+                            let origin = crate::audit::Origin::new(crate::audit::Source::new(
+                                crate::audit::Via::Batch,
+                            ))
+                            .request_id(Some(run_id.clone()));
+                            audit.record_transcript(origin, &r);
+                        }
+                        BatchSummary::of(&shown, status, &r)
+                    }
                     Err(e) => BatchSummary::failed(&shown, e.to_string()),
                 }
             }

@@ -56,6 +56,17 @@ fn only_llm_imports_async_openai_and_only_store_imports_qdrant() {
 }
 
 #[test]
+fn only_the_audit_db_module_runs_sql() {
+    for driver in ["rusqlite", "tokio_postgres"] {
+        assert_eq!(
+            offenders(driver, &["src/audit/db/"]),
+            Vec::<String>::new(),
+            "{driver}"
+        );
+    }
+}
+
+#[test]
 fn only_the_binary_uses_anyhow() {
     assert_eq!(
         offenders("anyhow", &["src/main.rs", "src/cli/"]),

@@ -96,9 +96,11 @@ async fn grades_are_deterministic_and_evidence_is_quoted_from_the_answer() {
     let b = grade(id, strong).await;
     let strip = |g: &Grade| Grade {
         latency_ms: 0,
+        id: uuid::Uuid::nil(),
         ..g.clone()
     };
     assert_eq!(strip(&a), strip(&b), "same input, same grade");
+    assert_ne!(a.id, b.id, "every grade has its own id");
     assert_eq!(a.judge.kind, JudgeKind::Coverage);
     let norm = grader::text::normalize_for_match(strong);
     for c in &a.criteria {

@@ -2,6 +2,7 @@
 
 mod anywhere;
 mod architecture;
+mod audit;
 mod cli;
 mod common;
 mod config;
@@ -11,14 +12,17 @@ mod eval;
 mod fake_openai;
 mod grading;
 mod guard;
+mod learn;
 mod llm;
 mod matching;
 mod models;
+mod reviews;
 mod rubrics;
 mod server;
 mod slack;
 mod store;
 mod transcripts;
+mod ui;
 
 /// The small engine the server and transcript tests share (fixture catalog: core.copy).
 pub async fn server_engine() -> std::sync::Arc<grader::engine::Engine> {

@@ -542,6 +542,7 @@ async fn mention_in_a_thread_finds_the_file_in_the_thread() {
 #[tokio::test]
 async fn block_kit_limits_are_respected() {
     let g = grader::grade::Grade {
+        id: uuid::Uuid::now_v7(),
         rubric_id: "core.copy".into(),
         question: "q".into(),
         score: 5.0,

@@ -15,6 +15,7 @@ fn payload(rubric: &str, kind: &str, index: u32) -> Payload {
         score: (kind == "exemplar").then_some(index as f32),
         item_id: None,
         hash: "h1".into(),
+        rationale: None,
     }
 }
 
