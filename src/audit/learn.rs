@@ -136,12 +136,12 @@ impl From<CalibrateError> for LearnError {
 /// Fewest usable reviews worth a refit: two per half is the least a correlation means anything on.
 const MIN_REVIEWS: usize = 8;
 
+/// Labelled items with their line (review) numbers.
+pub type Labelled = Vec<(usize, EvalItem)>;
+
 /// Split each rubric's items (in review order) so `holdout` of them are held out, spread evenly
 /// through time: item i is held out when ⌊(i+1)·h⌋ > ⌊i·h⌋.
-pub fn split(
-    items: &[(usize, EvalItem)],
-    holdout: f64,
-) -> (Vec<(usize, EvalItem)>, Vec<(usize, EvalItem)>) {
+pub fn split(items: &[(usize, EvalItem)], holdout: f64) -> (Labelled, Labelled) {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let (mut fit, mut held) = (Vec::new(), Vec::new());
     for it in items {

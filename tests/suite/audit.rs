@@ -678,7 +678,7 @@ async fn the_retry_queue_is_bounded_and_losses_are_counted() {
         "every grade is written or counted as lost"
     );
     assert!(
-        written >= 4 && written <= 8,
+        (4..=8).contains(&written),
         "at most the queue and the retry queue survive: {written}"
     );
     assert_eq!(rows(&file) as u64, written);
