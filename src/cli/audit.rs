@@ -1,10 +1,10 @@
 //! The audit store's commands: `calibrate --from-reviews`, `export-reviews`, `purge`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use grader::audit::{Audit, learn};
 use grader::config::Settings;
@@ -27,7 +27,7 @@ pub(super) async fn calibrate_from_reviews(
         .reviewed_answers()
         .await
         .context("reading the reviews")?;
-    let out = super::calibration_out(&settings, args.out.clone())?;
+    let out = calibration_out(&settings, args.out.clone())?;
     let engine = super::open_engine(settings).await?;
     let opts = learn::FromReviews {
         holdout: args.holdout,
@@ -150,4 +150,52 @@ pub(super) async fn purge(settings: Settings, args: PurgeArgs) -> anyhow::Result
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `grader calibrate` writes: `--out`, else `judge.calibration`, else the source of the
+/// built-in copy (refitting is done in the repository).
+pub(super) fn calibration_out(
+    settings: &Settings,
+    out: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    Ok(match out {
+        Some(out) => out,
+        None if !settings.judge.calibration.as_os_str().is_empty() => {
+            settings.judge.calibration.clone()
+        }
+        None if Path::new("config").is_dir() => PathBuf::from("config/calibration.toml"),
+        None => bail!(
+            "where to write? pass --out FILE (then set judge.calibration to it), or run from the repository root to refit config/calibration.toml"
+        ),
+    })
+}
+
+/// `grader grade --save`: store the grade and wait until it is written.
+pub(super) async fn save_grade(
+    store: &Audit,
+    candidate: Option<String>,
+    req: &grader::engine::GradeRequest,
+    g: &grader::grade::Grade,
+) -> anyhow::Result<()> {
+    use grader::audit::{CLOSE_WITHIN, Origin, Source, Via};
+    let origin = Origin::new(Source::new(Via::Cli))
+        .request_id(Some(uuid::Uuid::new_v4().to_string()))
+        .candidate(candidate);
+    store.record_grade(origin, &req.question, &req.answer, g);
+    if store.close(CLOSE_WITHIN).await > 0 {
+        anyhow::bail!("the grade was not stored in {}", store.store().describe());
+    }
+    eprintln!("stored as {} in {}", g.id, store.store().describe());
+    Ok(())
+}
+
+/// After `grader batch`: write what is queued, and say if some grades could not be stored.
+pub(super) async fn close_warning(store: &Audit) {
+    let left = store.close(grader::audit::CLOSE_WITHIN).await;
+    if left > 0 {
+        eprintln!(
+            "warning: {left} grades were not stored in {}",
+            store.store().describe()
+        );
+    }
 }

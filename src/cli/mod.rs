@@ -307,15 +307,7 @@ async fn grade(settings: Settings, args: GradeArgs) -> anyhow::Result<ExitCode> 
     };
     let g = engine.grade(&req).await?;
     if let Some(store) = store {
-        let origin =
-            grader::audit::Origin::new(grader::audit::Source::new(grader::audit::Via::Cli))
-                .request_id(Some(uuid::Uuid::new_v4().to_string()))
-                .candidate(args.candidate.clone());
-        store.record_grade(origin, &req.question, &req.answer, &g);
-        if store.close(grader::audit::CLOSE_WITHIN).await > 0 {
-            bail!("the grade was not stored in {}", store.store().describe());
-        }
-        eprintln!("stored as {} in {}", g.id, store.store().describe());
+        audit::save_grade(&store, args.candidate.clone(), &req, &g).await?;
     }
     if args.json {
         out!("{}", serde_json::to_string_pretty(&g)?)?;
@@ -385,28 +377,13 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where `grader calibrate` writes: `--out`, else `judge.calibration`, else the source of the
-/// built-in copy (refitting is done in the repository).
-fn calibration_out(settings: &Settings, out: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    Ok(match out {
-        Some(out) => out,
-        None if !settings.judge.calibration.as_os_str().is_empty() => {
-            settings.judge.calibration.clone()
-        }
-        None if Path::new("config").is_dir() => PathBuf::from("config/calibration.toml"),
-        None => bail!(
-            "where to write? pass --out FILE (then set judge.calibration to it), or run from the repository root to refit config/calibration.toml"
-        ),
-    })
-}
-
 async fn calibrate_cmd(
     settings: Settings,
     file: &Path,
     out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let (items, _) = read_items(file)?;
-    let out = calibration_out(&settings, out)?;
+    let out = audit::calibration_out(&settings, out)?;
     let engine = open_engine(settings).await?;
     let command = format!("grader calibrate {}", file.display());
     let fitted = calibrate::fit_thresholds(&engine, &items, &command, &file.display().to_string())
@@ -518,13 +495,7 @@ async fn batch_cmd(settings: Settings, args: BatchArgs) -> anyhow::Result<ExitCo
     };
     let summaries = batch::run(engine, &args.files, &opts, &on_event).await?;
     if let Some(store) = &store {
-        let left = store.close(grader::audit::CLOSE_WITHIN).await;
-        if left > 0 {
-            eprintln!(
-                "warning: {left} grades were not stored in {}",
-                store.store().describe()
-            );
-        }
+        audit::close_warning(store).await;
     }
     files_bar.finish_and_clear();
     answers_bar.finish_and_clear();
