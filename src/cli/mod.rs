@@ -4,6 +4,8 @@
 //! # Layout
 //! - `args.rs`: the clap argument structs.
 //! - `models.rs`: `grader models fetch` and `check`.
+//! - `audit.rs`: the audit store's commands (`grade --save`, `calibrate --from-reviews`,
+//!   `export-reviews`, `purge`).
 //! - `print.rs`: human-readable output, written with `out!` so a closed pipe is an error
 //!   (`main` ends quietly on it) rather than a panic; progress bars.
 
