@@ -326,6 +326,28 @@ impl AsyncRead for Guarded {
     }
 }
 
+impl Guarded {
+    /// After a write attempt: progress resets the idle clock; a client that stops reading its
+    /// response is as idle as one that sends nothing.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match r {
+            Poll::Ready(Ok(n)) => {
+                self.last_io = Instant::now();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                let at = self.last_io + self.limits.idle;
+                self.expired(cx, at, "write").map(Err)
+            }
+            other => other,
+        }
+    }
+}
+
 impl AsyncWrite for Guarded {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -333,18 +355,8 @@ impl AsyncWrite for Guarded {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write(cx, data) {
-            Poll::Ready(Ok(n)) => {
-                this.last_io = Instant::now();
-                Poll::Ready(Ok(n))
-            }
-            // A client that stops reading its response is as idle as one that sends nothing.
-            Poll::Pending => {
-                let at = this.last_io + this.limits.idle;
-                this.expired(cx, at, "write").map(Err)
-            }
-            other => other,
-        }
+        let written = Pin::new(&mut this.io).poll_write(cx, data);
+        this.wrote(cx, written)
     }
 
     fn poll_write_vectored(
@@ -353,17 +365,8 @@ impl AsyncWrite for Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                this.last_io = Instant::now();
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => {
-                let at = this.last_io + this.limits.idle;
-                this.expired(cx, at, "write").map(Err)
-            }
-            other => other,
-        }
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.wrote(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

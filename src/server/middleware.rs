@@ -69,16 +69,7 @@ pub async fn require_api_key(
             } else {
                 "this server needs an API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"
             };
-            let mut resp = Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Unauthorized",
-                detail,
-            )
-            .into_response();
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            resp
+            unauthorized(detail)
         }
     }
 }
