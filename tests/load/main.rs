@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 #[path = "../suite/common.rs"]
 mod common;
 
-use crate::common::{Rubrics, catalog, data_dir_from_snapshot, http, root};
+use crate::common::{Rubrics, catalog, data_dir_from_snapshot, http, model_dir, root};
 
 /// One measurement at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -249,7 +249,7 @@ async fn an_abandoned_embedding_stops_between_forward_passes() {
     let _serial = SERIAL.lock().await;
     use grader::embed::{Embedder, LocalEmbedder};
 
-    let e = LocalEmbedder::load(&root().join("models/all-MiniLM-L6-v2"), 256, 32).unwrap();
+    let e = LocalEmbedder::load(&model_dir(), 256, 32).unwrap_or_else(|e| panic!("{e}"));
     let long = "A shallow copy makes a new outer container whose elements are the very same \
                 objects as the original's, so mutating a nested list through the copy changes \
                 the original as well, while a deep copy recurses into every nested object."
