@@ -205,6 +205,7 @@ pub async fn fit_thresholds(
             let adhoc = QuestionRef::AdHoc {
                 question: rubric.rubric.question.clone(),
                 reference_answer: model.text.clone(),
+                alternatives: Vec::new(),
             };
             let ra = engine.resolve(&adhoc).await.map_err(at)?;
             let features = Prepared::of(&ra).features(&view.segments, &view.vectors);

@@ -25,6 +25,9 @@ pub struct EvalItem {
     pub question: Option<String>,
     #[serde(default)]
     pub reference_answer: Option<String>,
+    /// Other acceptable references (ad hoc items; e.g. SemEval's several reference answers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reference_answers: Vec<String>,
     pub answer: String,
     pub score: f64,
     pub scale_max: f64,
@@ -49,6 +52,7 @@ impl EvalItem {
             (None, Some(q), Some(r)) => QuestionRef::AdHoc {
                 question: q.clone(),
                 reference_answer: r.clone(),
+                alternatives: self.reference_answers.clone(),
             },
             (None, Some(q), None) => QuestionRef::Text(q.clone()),
             _ => QuestionRef::Text(String::new()),

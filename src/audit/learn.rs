@@ -39,6 +39,7 @@ fn item_of(a: &ReviewedAnswer) -> EvalItem {
         question_id: Some(a.rubric_id.clone()),
         question: Some(a.question.clone()),
         reference_answer: None,
+        reference_answers: Vec::new(),
         answer: a.answer.clone(),
         score: a.human_score as f64,
         scale_max: a.max_score as f64,

@@ -211,6 +211,7 @@ impl GradeRecord {
             QuestionRef::AdHoc {
                 question,
                 reference_answer,
+                ..
             } => (question.clone(), Some(reference_answer.clone())),
         };
         GradeRecord {

@@ -290,6 +290,7 @@ async fn grade(settings: Settings, args: GradeArgs) -> anyhow::Result<ExitCode> 
         (None, Some(q), Some(reference)) => QuestionRef::AdHoc {
             question: q,
             reference_answer: reference,
+            alternatives: Vec::new(),
         },
         (None, Some(q), None) => QuestionRef::Text(q),
         _ => bail!(

@@ -45,8 +45,27 @@ pub(super) fn check_question(limits: &Limits, q: &QuestionRef) -> Result<(), Lim
         QuestionRef::AdHoc {
             question: text,
             reference_answer,
+            alternatives,
         } => {
             question(text)?;
+            over(
+                "reference_answers",
+                "the alternative references' count",
+                alternatives.len(),
+                super::resolve::ADHOC_ALTERNATIVES,
+                "alternatives",
+                "send the alternatives that differ most from the reference answer",
+            )?;
+            for a in alternatives {
+                over(
+                    "reference_answers",
+                    "limits.max_reference_chars",
+                    a.chars().count(),
+                    limits.max_reference_chars,
+                    "characters",
+                    "send shorter alternative references: their key statements",
+                )?;
+            }
             over(
                 "reference_answer",
                 "limits.max_reference_chars",

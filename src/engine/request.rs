@@ -23,6 +23,10 @@ pub enum QuestionRef {
     AdHoc {
         question: String,
         reference_answer: String,
+        /// Other acceptable phrasings of the reference (e.g. SemEval's several reference
+        /// answers): each is another phrasing of the criterion it is closest to.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        alternatives: Vec<String>,
     },
 }
 

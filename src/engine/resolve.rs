@@ -15,6 +15,8 @@ use super::{Engine, GradeError, QuestionRef};
 const ADHOC_CACHE: usize = 256;
 /// Distinctive terms taken from each statement of an ad hoc reference as its keywords.
 const ADHOC_KEYWORDS: usize = 3;
+/// Alternative references kept per ad hoc rubric (more are ignored; limits.rs caps requests).
+pub(super) const ADHOC_ALTERNATIVES: usize = 16;
 
 impl Engine {
     /// Resolve the rubric a request names (once per answer: grade it with
@@ -29,7 +31,11 @@ impl Engine {
             QuestionRef::AdHoc {
                 question,
                 reference_answer,
-            } => self.adhoc_rubric(question, reference_answer).await,
+                alternatives,
+            } => {
+                self.adhoc_rubric(question, reference_answer, alternatives)
+                    .await
+            }
         }
     }
 
@@ -70,30 +76,46 @@ impl Engine {
             .collect()
     }
 
-    /// A rubric derived from a reference answer: each key statement one equal-weight criterion.
+    /// A rubric derived from a reference answer: each key statement one equal-weight criterion
+    /// (a reference of one short phrase, "Through iteration.", is one criterion); each
+    /// alternative reference is another phrasing of the criterion it is closest to.
     async fn adhoc_rubric(
         &self,
         question: &str,
         reference: &str,
+        alternatives: &[String],
     ) -> Result<ResolvedRubric, GradeError> {
-        let key = content_hash(&format!("{question}\u{1f}{reference}"));
+        let key = content_hash(&format!(
+            "{question}\u{1f}{reference}\u{1f}{}",
+            alternatives.join("\u{1e}")
+        ));
         if let Some(hit) = self.adhoc.lock().expect("adhoc cache").get(&key) {
             return Ok(hit.clone());
         }
-        let statements: Vec<String> = segments(reference)
+        let mut statements: Vec<String> = segments(reference)
             .into_iter()
             .map(|s| s.text)
             .filter(|s| s.split_whitespace().count() >= 3)
             .collect();
+        if statements.is_empty() && crate::text::words(reference).next().is_some() {
+            // A reference of a few words is itself the one point to make.
+            statements.push(reference.trim().to_string());
+        }
         if statements.is_empty() {
             return Err(GradeError::EmptyReference);
         }
+        let alternatives: Vec<String> = alternatives
+            .iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty() && a != reference.trim())
+            .take(ADHOC_ALTERNATIVES)
+            .collect();
         // Keyword evidence needs keywords: each statement's distinctive terms (not the
         // question's own words, which every on-topic answer repeats).
         let question_words: std::collections::HashSet<String> =
             crate::text::words(question).collect();
         let keywords = crate::text::key_terms(&statements, &question_words, ADHOC_KEYWORDS);
-        let criteria: Vec<Criterion> = statements
+        let mut criteria: Vec<Criterion> = statements
             .iter()
             .zip(keywords)
             .enumerate()
@@ -113,7 +135,7 @@ impl Engine {
             aliases: Vec::new(),
             level: "mid".into(),
             max_score: 10.0,
-            criteria,
+            criteria: Vec::new(), // set below, with the alternatives
             misconceptions: Vec::new(),
             model_answers: vec![ModelAnswer {
                 text: reference.trim().to_string(),
@@ -122,20 +144,37 @@ impl Engine {
             version: key.clone(),
         };
         let mut texts = statements.clone();
+        texts.extend(alternatives.iter().cloned());
         texts.push(rubric.question.clone());
         let mut vectors = self.embedder.embed(&texts).await?;
         let qv = vectors.pop().unwrap_or_default();
-        let vecs = RubricVectors {
-            criteria: statements
-                .iter()
-                .zip(vectors)
-                .map(|(t, v)| {
-                    vec![Phrase {
-                        text: t.clone(),
-                        vector: v,
-                    }]
+        let alt_vectors = vectors.split_off(statements.len());
+        let mut phrases: Vec<Vec<Phrase>> = statements
+            .iter()
+            .zip(vectors)
+            .map(|(t, v)| {
+                vec![Phrase {
+                    text: t.clone(),
+                    vector: v,
+                }]
+            })
+            .collect();
+        for (text, vector) in alternatives.into_iter().zip(alt_vectors) {
+            let closest = (0..phrases.len())
+                .max_by(|&a, &b| {
+                    let sim = |i: usize| crate::embed::dot(&phrases[i][0].vector, &vector);
+                    sim(a).total_cmp(&sim(b))
                 })
-                .collect(),
+                .unwrap_or(0);
+            criteria[closest].phrasings.push(text.clone());
+            phrases[closest].push(Phrase { text, vector });
+        }
+        let rubric = Rubric {
+            criteria,
+            ..rubric
+        };
+        let vecs = RubricVectors {
+            criteria: phrases,
             misconceptions: Vec::new(),
             model_sentences: Vec::new(),
         };

@@ -28,6 +28,8 @@ pub struct GradeBody {
     pub question_id: Option<String>,
     pub question: Option<String>,
     pub reference_answer: Option<String>,
+    /// Other acceptable phrasings of `reference_answer` (only with it).
+    pub reference_answers: Option<Vec<String>>,
     pub answer: Option<String>,
     /// `auto` (default), `coverage`, `llm` or `hybrid`.
     #[schema(value_type = Option<String>)]
@@ -41,7 +43,7 @@ pub struct GradeBody {
 
 impl GradeBody {
     /// Check the body into a grading request; `prefix` names batch items (`items[3].`).
-    pub fn validate(self, prefix: &str) -> Result<GradeRequest, Problem> {
+    pub fn validate(mut self, prefix: &str) -> Result<GradeRequest, Problem> {
         let f = |name: &str| format!("{prefix}{name}");
         let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let answer = self.answer.ok_or_else(|| {
@@ -69,6 +71,7 @@ impl GradeBody {
             (None, Some(q), Some(r)) => QuestionRef::AdHoc {
                 question: q,
                 reference_answer: r,
+                alternatives: self.reference_answers.take().unwrap_or_default(),
             },
             (Some(_), Some(_), _) | (Some(_), None, Some(_)) => {
                 return Err(Problem::validation(

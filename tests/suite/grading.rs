@@ -224,6 +224,7 @@ async fn ad_hoc_rubrics_grade_questions_without_a_rubric_file() {
         question: QuestionRef::AdHoc {
             question: question.into(),
             reference_answer: reference.into(),
+            alternatives: Vec::new(),
         },
         answer: a.into(),
         judge: None,
@@ -259,7 +260,8 @@ async fn ad_hoc_rubrics_grade_questions_without_a_rubric_file() {
         .grade(&GradeRequest {
             question: QuestionRef::AdHoc {
                 question: "Q?".into(),
-                reference_answer: "ok".into(),
+                reference_answer: "... ?".into(),
+                alternatives: Vec::new(),
             },
             answer: "x".into(),
             judge: None,

@@ -159,6 +159,7 @@ async fn reviews_export_as_eval_jsonl_and_a_rubrics_own_thresholds_apply() {
                 question_id: Some("core.copy".into()),
                 question: None,
                 reference_answer: None,
+                reference_answers: Vec::new(),
                 answer: a.to_string(),
                 score: *s,
                 scale_max: 10.0,
