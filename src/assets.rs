@@ -40,6 +40,8 @@ macro_rules! shipped {
 pub const DEFAULT_CONFIG: Shipped = shipped!("config/default.toml");
 /// The coverage judge's thresholds, fitted by `grader calibrate` (`judge.calibration`).
 pub const CALIBRATION: Shipped = shipped!("config/calibration.toml");
+/// The coverage judge's correctness head, trained by `grader train` (`judge.head`).
+pub const ENTAIL_HEAD: Shipped = shipped!("config/entail-head.toml");
 
 /// The shipped rubric set: `(path under rubrics/, TOML text)`, sorted by path.
 pub static RUBRICS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/rubrics.rs"));

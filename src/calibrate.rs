@@ -29,6 +29,9 @@ pub struct FitItem<'a> {
     pub human: f64,
     pub judge: Prepared<'a>,
     pub features: CoverageFeatures,
+    /// Which kind of data it is (for ad hoc fits: 0 = a catalog answer graded against its
+    /// model answer, 1 = an item that is ad hoc itself). Each kind counts equally in the fit.
+    pub source: u8,
 }
 
 fn grid() -> Vec<Thresholds> {
@@ -37,8 +40,14 @@ fn grid() -> Vec<Thresholds> {
         let n = ((to - from) / step).round() as usize;
         (0..=n).map(move |i| from + step * i as f32)
     };
-    for keyword_weight in [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4] {
-        for list_penalty in [0.0, 0.05, 0.1, 0.15, 0.2] {
+    for (keyword_weight, entail_weight) in [0.0, 0.1, 0.2, 0.3, 0.4]
+        .into_iter()
+        .flat_map(|k| [0.0, 0.25, 0.5, 0.75].map(|e| (k, e)))
+    {
+        for (list_penalty, contradiction) in [0.0, 0.1, 0.2]
+            .into_iter()
+            .flat_map(|l| [0.3, 0.45, 2.0].map(|c| (l, c)))
+        {
             for (misconception, misconception_margin) in [
                 (2.0, 0.0),
                 (0.75, 0.03),
@@ -47,8 +56,8 @@ fn grid() -> Vec<Thresholds> {
                 (0.8, 0.0),
                 (0.9, 0.0),
             ] {
-                for met in steps(0.30, 1.05, 0.01) {
-                    for partial in steps(met - 0.3, met - 0.02, 0.02) {
+                for met in steps(0.30, 1.05, 0.02) {
+                    for partial in steps(met - 0.3, met - 0.02, 0.04) {
                         out.push(Thresholds {
                             met,
                             partial,
@@ -56,6 +65,8 @@ fn grid() -> Vec<Thresholds> {
                             list_penalty,
                             misconception,
                             misconception_margin,
+                            contradiction,
+                            entail_weight,
                         });
                     }
                 }
@@ -87,17 +98,60 @@ impl FitItem<'_> {
     }
 }
 
-fn best(items: &[&FitItem<'_>], grid: &[Thresholds]) -> (Thresholds, Metrics) {
-    let mut best: Option<(f64, Thresholds, Metrics)> = None;
-    for t in grid {
-        let m = metrics(items, t);
-        let o = objective(&m);
-        if best.as_ref().is_none_or(|(b, _, _)| o > *b) {
-            best = Some((o, *t, m));
-        }
+/// The objective over items of several sources: the mean of each source's objective, so a
+/// large data set does not drown a small one.
+fn balanced(items: &[&FitItem<'_>], t: &Thresholds) -> f64 {
+    let sources: BTreeSet<u8> = items.iter().map(|i| i.source).collect();
+    if sources.len() <= 1 {
+        return objective(&metrics(items, t));
     }
-    let (_, t, m) = best.expect("non-empty grid");
-    (t, m)
+    let total: f64 = sources
+        .iter()
+        .map(|s| {
+            let part: Vec<&FitItem> = items.iter().copied().filter(|i| i.source == *s).collect();
+            objective(&metrics(&part, t))
+        })
+        .sum();
+    total / sources.len() as f64
+}
+
+fn best(items: &[&FitItem<'_>], grid: &[Thresholds]) -> (Thresholds, Metrics) {
+    // The grid is searched on every core (each thread takes a stride of it).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let found: Vec<Option<(f64, usize)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                scope.spawn(move || {
+                    let mut best: Option<(f64, usize)> = None;
+                    for (i, t) in grid.iter().enumerate().skip(k).step_by(threads) {
+                        let o = balanced(items, t);
+                        if best.is_none_or(|(b, bi)| o > b || (o == b && i < bi)) {
+                            best = Some((o, i));
+                        }
+                    }
+                    best
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("fit thread"))
+            .collect()
+    });
+    // The first of the best in grid order, whatever the thread count: reproducible.
+    let (_, i) = found
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| {
+            if b.0 > a.0 || (b.0 == a.0 && b.1 < a.1) {
+                b
+            } else {
+                a
+            }
+        })
+        .expect("non-empty grid");
+    let t = grid[i];
+    (t, metrics(items, &t))
 }
 
 /// Fit thresholds on all items; cross-validate by question.
@@ -148,6 +202,8 @@ pub fn fit(items: &[FitItem<'_>], command: &str, data: &str) -> (Thresholds, Fit
         list_penalty: r2(t.list_penalty),
         misconception: r2(t.misconception),
         misconception_margin: r2(t.misconception_margin),
+        contradiction: r2(t.contradiction),
+        entail_weight: r2(t.entail_weight),
     };
     (t, info)
 }
@@ -176,6 +232,7 @@ struct Measured {
     human: f64,
     rubric: ResolvedRubric,
     features: CoverageFeatures,
+    source: u8,
 }
 
 /// Fit the coverage judge's thresholds to labelled items (`(line, item)` as parsed by
@@ -208,21 +265,31 @@ pub async fn fit_thresholds(
                 alternatives: Vec::new(),
             };
             let ra = engine.resolve(&adhoc).await.map_err(at)?;
-            let features = Prepared::of(&ra).features(&view.segments, &view.vectors);
+            let features = Prepared::of(&ra).features(&view.segments, &view.vectors, engine.head());
             measured_adhoc.push(Measured {
                 group: item.group(),
                 human,
                 rubric: ra,
                 features,
+                source: 0,
             });
         }
-        let features = Prepared::of(&rubric).features(&view.segments, &view.vectors);
-        measured.push(Measured {
+        let features = Prepared::of(&rubric).features(&view.segments, &view.vectors, engine.head());
+        let m = Measured {
             group: item.group(),
             human,
-            rubric,
             features,
-        });
+            source: u8::from(rubric.is_adhoc()),
+            rubric,
+        };
+        // Items that are ad hoc themselves (a question and a reference) fit the ad hoc
+        // thresholds; catalog items fit the catalog's (and, against their model answer, the
+        // ad hoc ones too).
+        if m.source == 1 {
+            measured_adhoc.push(m);
+        } else {
+            measured.push(m);
+        }
     }
     let fit_on = |set: &[Measured]| {
         let items: Vec<FitItem> = set
@@ -232,11 +299,18 @@ pub async fn fit_thresholds(
                 human: m.human,
                 judge: Prepared::of(&m.rubric),
                 features: m.features.clone(),
+                source: m.source,
             })
             .collect();
         fit(&items, command, data)
     };
-    let (thresholds, info) = fit_on(&measured);
+    let (thresholds, info) = if measured.is_empty() {
+        // Only ad hoc items: they fit both (the catalog's thresholds unchanged would be the
+        // other choice; these at least saw data).
+        fit_on(&measured_adhoc)
+    } else {
+        fit_on(&measured)
+    };
     let adhoc = (!measured_adhoc.is_empty()).then(|| fit_on(&measured_adhoc));
     Ok(Fitted {
         calibration: Calibration {

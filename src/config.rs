@@ -223,6 +223,8 @@ impl std::str::FromStr for JudgeKind {
 pub struct JudgeSettings {
     pub kind: JudgeKind,
     pub calibration: PathBuf,
+    /// The correctness head's weights (`grader train`); empty: the built-in copy.
+    pub head: PathBuf,
     pub exemplars_k: usize,
     /// Give the LLM judge the coverage judge's best-matching sentences as hints.
     pub llm_hints: bool,

@@ -97,6 +97,9 @@ pub enum Flag {
     JudgesDisagree,
     /// The answer is empty of content or only restates the question.
     NoContent,
+    /// The answer takes back what it said ("all of the above is false"): nothing it retracted
+    /// is credited.
+    Retracted,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -199,6 +202,20 @@ pub fn gaps_from_verdicts(
 ) -> Vec<String> {
     let mut gaps: Vec<(f32, String)> = Vec::new();
     for m in misconceptions {
+        if let Some(def) =
+            m.id.strip_prefix(crate::judge::coverage::CONTRADICTS)
+                .and_then(|id| rubric.criterion(id))
+        {
+            gaps.push((
+                f32::MAX,
+                format!(
+                    "Contradicts the point: \"{}\" — correct is: {}",
+                    short(&m.evidence, 160),
+                    def.point
+                ),
+            ));
+            continue;
+        }
         if let Some(def) = rubric.misconceptions.iter().find(|d| d.id == m.id) {
             gaps.push((
                 f32::MAX,

@@ -55,4 +55,5 @@ pub mod store;
 pub mod telemetry;
 pub mod text;
 pub mod tokens;
+pub mod train;
 pub mod transcript;

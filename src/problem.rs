@@ -170,6 +170,13 @@ impl Problem {
             GradeError::EmptyReference => {
                 Problem::validation(&f("reference_answer"), e.to_string())
             }
+            GradeError::LanguageUnsupported { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "language-unsupported",
+                "Answer language not supported",
+                e.to_string(),
+            )
+            .field(f("answer")),
             GradeError::JudgeUnavailable(..) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "judge-unavailable",

@@ -371,3 +371,32 @@ pub fn key_terms(
         })
         .collect()
 }
+
+/// The language of a prose answer that is clearly not English (its English name), or `None`
+/// for English, code, and text too short or too mixed to tell. Clearly: at least six prose
+/// words, fewer than one in ten of them English function words, and whatlang reliably names
+/// another language.
+pub fn foreign_language(text: &str) -> Option<String> {
+    const ENGLISH: &[&str] = &[
+        "a", "an", "and", "are", "as", "at", "be", "because", "but", "by", "can", "do", "does",
+        "for", "from", "has", "have", "if", "in", "is", "it", "its", "not", "of", "on", "or", "so",
+        "that", "the", "their", "there", "this", "to", "was", "when", "which", "with", "you",
+    ];
+    let prose: String = segments(text)
+        .into_iter()
+        .filter(|s| !s.is_code)
+        .map(|s| s.text)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let ws: Vec<String> = words(&prose).collect();
+    if ws.len() < 6 {
+        return None;
+    }
+    let english = ws.iter().filter(|w| ENGLISH.contains(&w.as_str())).count();
+    if english * 10 >= ws.len() {
+        return None;
+    }
+    let info = whatlang::detect(&prose)?;
+    (info.is_reliable() && info.lang() != whatlang::Lang::Eng)
+        .then(|| info.lang().eng_name().to_string())
+}

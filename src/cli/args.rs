@@ -57,6 +57,9 @@ pub(super) enum Command {
     /// Fit the coverage judge's thresholds to a labelled JSONL file (or to the human reviews in
     /// the audit store, with --from-reviews) and write the calibration file.
     Calibrate(CalibrateArgs),
+    /// Train the coverage judge's correctness head on labelled answer/reference pairs (eval
+    /// JSONL with reference_answer; full score = correct) and write the head file.
+    Train(TrainArgs),
     /// Write the reviewed answers in the audit store as eval JSONL (the human score as the
     /// label), so `grader eval` measures the judge against your own graders.
     ExportReviews {
@@ -99,12 +102,14 @@ pub(super) struct ModelDirArgs {
 
 #[derive(Debug, Args)]
 pub(super) struct CalibrateArgs {
-    /// The labelled JSONL file (not with --from-reviews).
+    /// The labelled JSONL files (not with --from-reviews). Catalog items (question_id) fit the
+    /// catalog's thresholds; ad hoc items (question + reference_answer) and catalog items
+    /// graded against their model answer fit the ad hoc thresholds, each kind weighing equally.
     #[arg(
         required_unless_present = "from_reviews",
         conflicts_with = "from_reviews"
     )]
-    pub(super) file: Option<PathBuf>,
+    pub(super) files: Vec<PathBuf>,
     /// Fit to the human reviews in the audit store: global thresholds, and per-rubric ones
     /// where a rubric has --min-per-rubric reviews; reports agreement on held-out reviews
     /// before and after, and writes the file only when it rises (or with --force).
@@ -128,6 +133,26 @@ pub(super) struct CalibrateArgs {
     pub(super) out: Option<PathBuf>,
     #[arg(long)]
     pub(super) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct TrainArgs {
+    /// Labelled JSONL files (e.g. SemEval's train split: `python3 scripts/semeval.py --full DIR`).
+    #[arg(required = true)]
+    pub(super) files: Vec<PathBuf>,
+    /// Where to write (default: judge.head from the config, else config/entail-head.toml, the
+    /// file the next build embeds: run from the repository).
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+    /// Full-batch gradient steps.
+    #[arg(long, default_value_t = 300)]
+    pub(super) epochs: usize,
+    /// The license of the weights (they are an adaptation of the training data).
+    #[arg(
+        long,
+        default_value = "CC BY-SA 3.0 (an adaptation of SemEval-2013 Task 7 data, Dzikovska et al. 2013)"
+    )]
+    pub(super) license: String,
 }
 
 #[derive(Debug, Args)]

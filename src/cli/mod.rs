@@ -13,6 +13,7 @@ mod args;
 mod audit;
 mod models;
 mod print;
+mod train;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -182,12 +183,8 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
         Command::Calibrate(args) if args.from_reviews => {
             audit::calibrate_from_reviews(settings, args).await
         }
-        Command::Calibrate(args) => {
-            let file = args
-                .file
-                .expect("clap requires FILE without --from-reviews");
-            calibrate_cmd(settings, &file, args.out).await
-        }
+        Command::Calibrate(args) => calibrate_cmd(settings, &args.files, args.out).await,
+        Command::Train(args) => train::train(settings, args).await,
         Command::ExportReviews { out } => audit::export_reviews(settings, out).await,
         Command::Purge(args) => audit::purge(settings, args).await,
         Command::CalibrateMatching {
@@ -382,17 +379,38 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
 
 async fn calibrate_cmd(
     settings: Settings,
-    file: &Path,
+    files: &[PathBuf],
     out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let (items, _) = read_items(file)?;
+    // One list, numbered on: an error's line number maps back to its file.
+    let mut items = Vec::new();
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    for file in files {
+        let (its, _) = read_items(file)?;
+        starts.push((offset, file));
+        let lines = its.iter().map(|(l, _)| *l).max().unwrap_or(0);
+        items.extend(its.into_iter().map(|(l, it)| (l + offset, it)));
+        offset += lines;
+    }
+    let names = files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
     let out = audit::calibration_out(&settings, out)?;
     let engine = open_engine(settings).await?;
-    let command = format!("grader calibrate {}", file.display());
-    let fitted = calibrate::fit_thresholds(&engine, &items, &command, &file.display().to_string())
+    let command = format!("grader calibrate {names}");
+    let fitted = calibrate::fit_thresholds(&engine, &items, &command, &names)
         .await
         .map_err(|e| {
-            anyhow::Error::new(e.source).context(format!("{}:{}", file.display(), e.line))
+            let (start, file) = starts
+                .iter()
+                .rev()
+                .find(|(s, _)| *s < e.line)
+                .copied()
+                .unwrap_or((0, &files[0]));
+            anyhow::Error::new(e.source).context(format!("{}:{}", file.display(), e.line - start))
         })?;
     let text = fitted.file_text(&command)?;
     std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;

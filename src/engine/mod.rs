@@ -35,8 +35,8 @@ use crate::guard::guard;
 use crate::index::{Collections, IndexReport, Knowledge, Progress, index_catalog};
 use crate::judge::llm::ExemplarSource;
 use crate::judge::{
-    AnswerView, Calibration, CoverageJudge, HybridJudge, Judge, JudgeContext, JudgeError, LlmJudge,
-    ResolvedRubric, RubricSource,
+    AnswerView, Calibration, CoverageJudge, Head, HybridJudge, Judge, JudgeContext, JudgeError,
+    LlmJudge, ResolvedRubric, RubricSource,
 };
 use crate::llm::LlmStats;
 use crate::matching::{MatchResult, match_question, match_vector};
@@ -64,6 +64,8 @@ pub struct Engine {
     /// Every catalog rubric with its vectors, by id (built once at start).
     resolved: HashMap<String, ResolvedRubric>,
     calibration: Calibration,
+    /// The coverage judge's correctness head.
+    head: Arc<Head>,
     index_report: IndexReport,
     judges: Judges,
     /// Ad hoc rubrics by the hash of (question, reference).
@@ -84,6 +86,7 @@ pub struct Parts {
     pub embedder: Arc<dyn Embedder>,
     pub store: Arc<dyn VectorStore>,
     pub calibration: Calibration,
+    pub head: Head,
 }
 
 impl Parts {
@@ -105,6 +108,8 @@ impl Parts {
         let cal =
             assets::CALIBRATION.read("judge.calibration", &settings.judge.calibration, base)?;
         let calibration = Calibration::parse(&cal.text, &cal.origin)?;
+        let head = assets::ENTAIL_HEAD.read("judge.head", &settings.judge.head, base)?;
+        let head = Head::parse(&head.text, &head.origin)?;
         let store: Arc<dyn VectorStore> = match settings.store.kind {
             StoreKind::Embedded => Arc::new(EmbeddedStore::open(
                 &assets::data_dir(&settings, base)?.join("store"),
@@ -122,6 +127,7 @@ impl Parts {
             embedder,
             store,
             calibration,
+            head,
         })
     }
 
@@ -136,6 +142,7 @@ impl Parts {
             progress,
         )
         .await
+        .map(|e| e.with_head(self.head))
     }
 }
 
@@ -265,6 +272,7 @@ impl Engine {
             collections,
             resolved,
             calibration,
+            head: Arc::new(Head::builtin()),
             index_report,
             adhoc: Mutex::new(HashMap::new()),
             audit: None,
@@ -287,6 +295,18 @@ impl Engine {
     pub fn with_calibration(mut self, calibration: Calibration) -> Engine {
         self.calibration = calibration;
         self
+    }
+
+    /// The same engine with another correctness head (`Parts` loads `judge.head`; an engine
+    /// built from parts by hand has the built-in head).
+    pub fn with_head(mut self, head: Head) -> Engine {
+        self.head = Arc::new(head);
+        self
+    }
+
+    /// The coverage judge's correctness head.
+    pub fn head(&self) -> &Head {
+        &self.head
     }
 
     pub fn settings(&self) -> &Settings {
@@ -493,6 +513,16 @@ impl Engine {
         let rubric = resolved.rubric();
         // Text addressed to the grader is removed before any judge sees the answer.
         let guarded = guard(answer.text());
+        // The local model reads English: an answer in another language gets no score rather
+        // than an accidental one (an LLM judge reads it as it is).
+        if !matches!(judge.kind(), JudgeKind::Llm | JudgeKind::Hybrid)
+            && let Some(language) = crate::text::foreign_language(&guarded.text)
+        {
+            return Err(GradeError::LanguageUnsupported {
+                language,
+                judge: judge.kind().to_string(),
+            });
+        }
         let mut flags = Vec::new();
         if guarded.suspected {
             tracing::warn!(rubric = %rubric.id, removed = guarded.removed.len(), "answer contains text aimed at the grader");
@@ -509,6 +539,7 @@ impl Engine {
             answer: &view,
             thresholds,
             samples: samples.unwrap_or(self.settings.llm.samples).clamp(1, 15),
+            head: &self.head,
         };
         let mut judgement = match judge.judge(&cx).await {
             Ok(j) => j,

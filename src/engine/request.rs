@@ -126,6 +126,10 @@ pub enum GradeError {
         "reference answer has no statements to grade against: give a reference answer of at least one full sentence"
     )]
     EmptyReference,
+    #[error(
+        "the answer is in {language}, and the {judge} judge grades English only: send an English answer, or grade it with judge = \"llm\""
+    )]
+    LanguageUnsupported { language: String, judge: String },
     #[error(transparent)]
     LimitExceeded(#[from] LimitError),
     #[error("judge `{0}` is not available: {1}")]
@@ -169,6 +173,7 @@ impl GradeError {
                 | GradeError::UnknownQuestion { .. }
                 | GradeError::Unmatched { .. }
                 | GradeError::EmptyReference
+                | GradeError::LanguageUnsupported { .. }
                 | GradeError::LimitExceeded(..)
                 | GradeError::JudgeUnavailable(..)
         )
@@ -188,6 +193,8 @@ pub enum OpenError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Calibration(#[from] crate::judge::calibration::CalibrationError),
+    #[error(transparent)]
+    Head(#[from] crate::judge::head::HeadError),
     #[error("LLM judge: {0}")]
     Llm(String),
     #[error(transparent)]

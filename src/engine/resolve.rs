@@ -169,10 +169,7 @@ impl Engine {
             criteria[closest].phrasings.push(text.clone());
             phrases[closest].push(Phrase { text, vector });
         }
-        let rubric = Rubric {
-            criteria,
-            ..rubric
-        };
+        let rubric = Rubric { criteria, ..rubric };
         let vecs = RubricVectors {
             criteria: phrases,
             misconceptions: Vec::new(),

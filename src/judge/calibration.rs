@@ -27,6 +27,19 @@ pub struct Thresholds {
     /// ...when it is also this much closer to the misconception than to any correct point.
     #[serde(serialize_with = "two_decimals")]
     pub misconception_margin: f32,
+    /// A sentence that says a criterion's words with the opposite sense contradicts it (and is
+    /// charged the criterion's points) when it is at least this similar to the criterion.
+    #[serde(serialize_with = "two_decimals", default = "off")]
+    pub contradiction: f32,
+    /// How much of a sentence's evidence is the correctness head's probability rather than
+    /// its similarity (0 = similarity only).
+    #[serde(serialize_with = "two_decimals", default)]
+    pub entail_weight: f32,
+}
+
+/// Older calibration files have no contradiction threshold: off.
+fn off() -> f32 {
+    2.0
 }
 
 /// Thresholds are written with two decimals (an f32 widened to f64 would print 0.800000011920929).
@@ -44,6 +57,8 @@ impl Default for Thresholds {
             list_penalty: 0.1,
             misconception: 0.8,
             misconception_margin: 0.05,
+            contradiction: 0.4,
+            entail_weight: 0.5,
         }
     }
 }

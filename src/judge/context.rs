@@ -88,6 +88,8 @@ pub struct JudgeContext<'a> {
     pub thresholds: &'a Thresholds,
     /// LLM samples to vote over (already clamped to 1..=15).
     pub samples: u32,
+    /// The correctness head (`config/entail-head.toml` or `judge.head`).
+    pub head: &'a super::head::Head,
 }
 
 /// The length-weighted mean of segment vectors, L2-normalised (empty input: an empty vector,

@@ -29,8 +29,13 @@ use crate::rubric::Rubric;
 use crate::text::{Segment, normalize_for_match, words};
 
 use super::calibration::Thresholds;
+use super::cues;
+use super::head::{Head, pair_features};
 use super::{Judge, JudgeContext, JudgeError, ResolvedRubric};
 
+/// The id prefix of a contradicted criterion in the grade's misconceptions
+/// (`contradicts:<criterion id>`).
+pub const CONTRADICTS: &str = "contradicts:";
 /// Model-answer sentences at least this close to a criterion's point count as its phrasings.
 const SUPPORT_SIMILARITY: f32 = 0.6;
 /// How many model-answer sentences may support one criterion.
@@ -48,8 +53,29 @@ const WORDS_PER_CREDIT: f32 = 3.0;
 #[derive(Debug, Clone)]
 pub struct CoverageFeatures {
     pub segments: Vec<Segment>,
-    /// Per segment: list-like (names terms without explaining).
+    /// Per segment: a short fragment (under four words) that names rather than explains.
     pub list_like: Vec<bool>,
+    /// Per criterion, per segment: the segment may be evidence for the criterion at all (not a
+    /// bare list of terms, not a fenced list posing as code, code only for a criterion about
+    /// code and only when it is code, a fragment only for a short claim, not retracted).
+    pub eligible: Vec<Vec<bool>>,
+    /// Per segment: it says one of the rubric's correct statements with the opposite sense
+    /// ([`cues::Stance::contradicts`]): a false statement, evidence for nothing.
+    pub false_claim: Vec<bool>,
+    /// Per criterion, per segment: a false statement closest to this criterion (each false
+    /// statement is charged to one criterion at most).
+    pub opposes: Vec<Vec<bool>>,
+    /// Per segment: offered as a guess ("I think", "maybe"): at most partial credit.
+    pub hedged: Vec<bool>,
+    /// Per misconception, per segment: the segment denies the misconception ("assignment never
+    /// copies" against "assignment copies"), so it is not charged with it.
+    pub denies_misconception: Vec<Vec<bool>>,
+    /// The answer takes back what it said ("all of the above is false").
+    pub retracted: bool,
+    /// Per criterion, per segment: the correctness head's P(the segment states the criterion)
+    /// against the criterion's closest phrase ([`super::head`]); the similarity itself when
+    /// the head is untrained.
+    pub entail: Vec<Vec<f32>>,
     /// Per segment: restates the question.
     pub restates: Vec<bool>,
     /// Per criterion, per segment: best similarity to the criterion's phrasings.
@@ -92,7 +118,7 @@ impl Judge for CoverageJudge {
         Box::pin(async move {
             // The rubric's phrases are gathered once per grade, for measuring and deciding.
             let prepared = Prepared::of(cx.rubric);
-            let features = prepared.features(&cx.answer.segments, &cx.answer.vectors);
+            let features = prepared.features(&cx.answer.segments, &cx.answer.vectors, cx.head);
             Ok(prepared.decide(&features, cx.thresholds, &self.model))
         })
     }
@@ -110,6 +136,14 @@ pub struct Prepared<'a> {
     /// whatever they claim, so this compares what they say beyond the topic (refitting with
     /// and without it: pearson 0.831 vs 0.793 on the labelled set, 0.709 vs 0.636 ad hoc).
     question: Option<&'a [f32]>,
+    /// Per criterion: whether it is about code (a code block may be its evidence).
+    about_code: Vec<bool>,
+    /// Per criterion: its point is short (≤ 6 words), so a fragment can state it.
+    short_claim: Vec<bool>,
+    /// The rubric's correct statements, clause by clause (points, phrasings, model answer).
+    stance: cues::Stance,
+    /// Per misconception: its claim and phrasings (a sentence contradicting it denies it).
+    misconception_stances: Vec<cues::Stance>,
 }
 
 impl<'a> Prepared<'a> {
@@ -149,7 +183,33 @@ impl<'a> Prepared<'a> {
             .iter()
             .map(|p| p.iter().collect())
             .collect();
+        let coding = rubric.kind == crate::rubric::RubricKind::Coding;
+        let stance = cues::Stance::new(
+            vectors
+                .criteria
+                .iter()
+                .flatten()
+                .chain(&vectors.model_sentences)
+                .map(|p| p.text.as_str()),
+        );
+        let misconception_stances = vectors
+            .misconceptions
+            .iter()
+            .map(|ps| cues::Stance::new(ps.iter().map(|p| p.text.as_str())))
+            .collect();
         Prepared {
+            stance,
+            misconception_stances,
+            about_code: rubric
+                .criteria
+                .iter()
+                .map(|c| cues::about_code(&c.point, coding))
+                .collect(),
+            short_claim: rubric
+                .criteria
+                .iter()
+                .map(|c| c.point.split_whitespace().count() <= 6)
+                .collect(),
             rubric,
             criterion_phrases,
             misconception_phrases,
@@ -158,11 +218,79 @@ impl<'a> Prepared<'a> {
     }
 
     /// Measure an answer whose segments are already embedded (one vector per segment).
-    pub fn features(&self, segments: &[Segment], vectors: &[Vec<f32>]) -> CoverageFeatures {
+    pub fn features(
+        &self,
+        segments: &[Segment],
+        vectors: &[Vec<f32>],
+        head: &Head,
+    ) -> CoverageFeatures {
         let segments = segments.to_vec();
         let list_like: Vec<bool> = segments
             .iter()
             .map(|s| !s.is_code && is_list_like(&s.text))
+            .collect();
+        // Everything up to the last retraction is taken back, the retraction included.
+        let retraction = segments.iter().rposition(|s| cues::retracts(&s.text));
+        let hedged: Vec<bool> = segments.iter().map(|s| cues::is_hedged(&s.text)).collect();
+        let term_list: Vec<bool> = segments
+            .iter()
+            .map(|s| {
+                if s.is_code {
+                    !cues::is_real_code(&s.text)
+                } else {
+                    cues::is_term_list(&s.text)
+                }
+            })
+            .collect();
+        let real_code: Vec<bool> = segments
+            .iter()
+            .zip(&term_list)
+            .map(|(s, list)| s.is_code && !list)
+            .collect();
+        let fragment: Vec<bool> = segments
+            .iter()
+            .map(|s| !s.is_code && s.text.split_whitespace().count() < 4)
+            .collect();
+        let eligible: Vec<Vec<bool>> = (0..self.rubric.criteria.len())
+            .map(|ci| {
+                (0..segments.len())
+                    .map(|si| {
+                        retraction.is_none_or(|r| si > r)
+                            && !term_list[si]
+                            && (!segments[si].is_code || (real_code[si] && self.about_code[ci]))
+                            && (!fragment[si] || self.short_claim[ci])
+                    })
+                    .collect()
+            })
+            .collect();
+        let entail: Vec<Vec<f32>> = self
+            .criterion_phrases
+            .iter()
+            .map(|phrases| {
+                segments
+                    .iter()
+                    .zip(vectors)
+                    .map(|(s, v)| {
+                        let closest = phrases
+                            .iter()
+                            .max_by(|a, b| dot(&a.vector, v).total_cmp(&dot(&b.vector, v)));
+                        let Some(p) = closest else { return 0.0 };
+                        let pol = cues::polarity(&p.text, &s.text);
+                        head.predict(&pair_features(&p.vector, v, &pol, &s.text))
+                            .unwrap_or_else(|| dot(&p.vector, v))
+                    })
+                    .collect()
+            })
+            .collect();
+        let denies_misconception: Vec<Vec<bool>> = self
+            .misconception_stances
+            .iter()
+            .map(|stance| {
+                segments
+                    .iter()
+                    .map(|s| !s.is_code && stance.contradicts(&s.text))
+                    .collect()
+            })
             .collect();
         let question_words: std::collections::HashSet<String> =
             words(&self.rubric.question).collect();
@@ -227,13 +355,31 @@ impl<'a> Prepared<'a> {
                 similarities(&raw(&self.misconception_phrases), vectors),
             ),
         };
+        // False statements: evidence for nothing, charged to the criterion they are closest to.
+        let false_claim: Vec<bool> = segments
+            .iter()
+            .map(|s| !s.is_code && self.stance.contradicts(&s.text))
+            .collect();
+        let closest_criterion: Vec<Option<usize>> = (0..segments.len())
+            .map(|si| {
+                (0..criterion_sims.len())
+                    .max_by(|&a, &b| criterion_sims[a][si].total_cmp(&criterion_sims[b][si]))
+            })
+            .collect();
+        let opposes: Vec<Vec<bool>> = (0..self.rubric.criteria.len())
+            .map(|ci| {
+                (0..segments.len())
+                    .map(|si| false_claim[si] && closest_criterion[si] == Some(ci))
+                    .collect()
+            })
+            .collect();
         let normalized: Vec<String> = segments
             .iter()
             .map(|s| normalize_for_match(&s.text))
             .collect();
         let mut keyword_share = Vec::new();
         let mut keyword_segment = Vec::new();
-        for c in &self.rubric.criteria {
+        for (ci, c) in self.rubric.criteria.iter().enumerate() {
             if c.keywords.is_empty() {
                 keyword_share.push(0.0);
                 keyword_segment.push(None);
@@ -243,10 +389,13 @@ impl<'a> Prepared<'a> {
             let mut first = None;
             for kw in &c.keywords {
                 let k = normalize_for_match(kw);
-                let found = normalized
-                    .iter()
-                    .enumerate()
-                    .find(|(i, s)| !list_like[*i] && !restates[*i] && contains_term(s, &k));
+                let found = normalized.iter().enumerate().find(|(i, s)| {
+                    !list_like[*i]
+                        && !restates[*i]
+                        && eligible[ci][*i]
+                        && !false_claim[*i]
+                        && contains_term(s, &k)
+                });
                 if let Some((i, _)) = found {
                     hits += 1;
                     first.get_or_insert(i);
@@ -274,6 +423,13 @@ impl<'a> Prepared<'a> {
             capacity,
             segments,
             list_like,
+            eligible,
+            opposes,
+            hedged,
+            denies_misconception,
+            false_claim,
+            retracted: retraction.is_some(),
+            entail,
             restates,
             criterion_sims,
             keyword_share,
@@ -296,10 +452,21 @@ impl<'a> Prepared<'a> {
             let sims = &f.criterion_sims[ci];
             let mut best: Option<(usize, f32)> = None;
             for (si, &raw) in sims.iter().enumerate() {
-                best_correct_per_segment[si] = best_correct_per_segment[si].max(raw);
-                if f.restates[si] {
+                if !f.false_claim[si] {
+                    best_correct_per_segment[si] = best_correct_per_segment[si].max(raw);
+                }
+                // On topic, right or wrong: a false statement about the topic is content.
+                if !f.restates[si] && raw >= CONTENT_FLOOR {
+                    relevant = true;
+                }
+                if f.restates[si] || !f.eligible[ci][si] || f.false_claim[si] {
                     continue;
                 }
+                let raw = if t.entail_weight > 0.0 {
+                    (1.0 - t.entail_weight) * raw + t.entail_weight * f.entail[ci][si]
+                } else {
+                    raw
+                };
                 let s = if f.list_like[si] {
                     raw - t.list_penalty
                 } else {
@@ -314,13 +481,17 @@ impl<'a> Prepared<'a> {
                 relevant = true;
             }
             let combined = sem + t.keyword_weight * f.keyword_share[ci];
-            let verdict = if combined >= t.met {
+            let mut verdict = if combined >= t.met {
                 Verdict::Met
             } else if combined >= t.partial {
                 Verdict::Partial
             } else {
                 Verdict::Missed
             };
+            // A guess earns at most partial credit.
+            if verdict == Verdict::Met && best.is_some_and(|(si, _)| f.hedged[si]) {
+                verdict = Verdict::Partial;
+            }
             // Evidence: the best segment; when the similarity is weak but a keyword was found,
             // the sentence that holds the keyword says more.
             let idx = match (best, f.keyword_segment[ci]) {
@@ -347,13 +518,36 @@ impl<'a> Prepared<'a> {
             }
             used[si] += verdicts[ci].value();
         }
+        // A criterion the answer contradicts (a sentence close to it that says the opposite)
+        // and does not also state is charged, like a misconception.
+        let mut contradictions = Vec::new();
+        for ci in 0..n {
+            if verdicts[ci] == Verdict::Met {
+                continue;
+            }
+            let hit = f.criterion_sims[ci]
+                .iter()
+                .enumerate()
+                .filter(|&(si, &sim)| {
+                    f.opposes[ci][si]
+                        && !f.restates[si]
+                        && f.eligible[ci][si]
+                        && sim >= t.contradiction
+                })
+                .max_by(|a, b| a.1.total_cmp(b.1));
+            if let Some((si, _)) = hit {
+                verdicts[ci] = Verdict::Missed;
+                contradictions.push((ci, si));
+            }
+        }
         let mut misconceptions = Vec::new();
         for mi in 0..self.rubric.misconceptions.len() {
             let hit = f.misconception_sims[mi]
                 .iter()
                 .enumerate()
                 .filter(|(si, sim)| {
-                    !f.restates[*si]
+                    !f.denies_misconception[mi][*si]
+                        && !f.restates[*si]
                         && **sim >= t.misconception
                         && **sim >= best_correct_per_segment[*si] + t.misconception_margin
                 })
@@ -365,12 +559,14 @@ impl<'a> Prepared<'a> {
         if !relevant {
             verdicts.iter_mut().for_each(|v| *v = Verdict::Missed);
             misconceptions.clear();
+            contradictions.clear();
         }
         Decision {
             verdicts,
             evidence,
             similarity,
             misconceptions,
+            contradictions,
             relevant,
         }
     }
@@ -390,8 +586,23 @@ impl<'a> Prepared<'a> {
                 .zip(d.verdicts.iter().copied()),
             d.misconceptions
                 .iter()
-                .map(|(mi, _)| self.rubric.misconceptions[*mi].penalty),
+                .map(|(mi, _)| self.rubric.misconceptions[*mi].penalty)
+                .chain(
+                    d.contradictions
+                        .iter()
+                        .map(|&(ci, _)| self.contradiction_penalty(ci)),
+                ),
         )
+    }
+
+    /// What contradicting a criterion costs: the points the criterion is worth.
+    pub fn contradiction_penalty(&self, ci: usize) -> f32 {
+        let total: f32 = self.rubric.criteria.iter().map(|c| c.weight).sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let share = self.rubric.criteria[ci].weight / total * self.rubric.max_score;
+        (share * 10.0).round() / 10.0
     }
 
     /// Verdicts for measured features under the given thresholds.
@@ -408,12 +619,18 @@ impl<'a> Prepared<'a> {
                     (Verdict::Missed, _) | (_, None) => String::new(),
                     (_, Some(i)) => f.segments[i].text.clone(),
                 };
+                let contradicted = d.contradictions.iter().any(|&(c, _)| c == ci);
+                let hedged =
+                    verdict == Verdict::Partial && d.evidence[ci].is_some_and(|si| f.hedged[si]);
                 let reason = format!(
                     "similarity {:.2}, keywords {:.0}%: {}",
                     d.similarity[ci],
                     f.keyword_share[ci] * 100.0,
                     match verdict {
+                        _ if contradicted => "the answer says the opposite of this point",
                         Verdict::Met => "the answer states this point",
+                        Verdict::Partial if hedged =>
+                            "the answer offers this point only as a guess",
                         Verdict::Partial =>
                             "the answer touches this point without stating it fully",
                         Verdict::Missed => "no sentence of the answer makes this point",
@@ -437,12 +654,23 @@ impl<'a> Prepared<'a> {
                 evidence: f.segments[si].text.clone(),
                 penalty: self.rubric.misconceptions[mi].penalty,
             })
+            .chain(
+                d.contradictions
+                    .iter()
+                    .map(|&(ci, si)| MisconceptionResult {
+                        id: format!("{CONTRADICTS}{}", self.rubric.criteria[ci].id),
+                        evidence: f.segments[si].text.clone(),
+                        penalty: self.contradiction_penalty(ci),
+                    }),
+            )
             .collect();
-        let flags = if d.relevant {
-            Vec::new()
-        } else {
-            vec![Flag::NoContent]
-        };
+        let mut flags = Vec::new();
+        if !d.relevant {
+            flags.push(Flag::NoContent);
+        }
+        if f.retracted {
+            flags.push(Flag::Retracted);
+        }
         // The hint strength per criterion: its best raw similarity in any segment.
         let strength = f
             .criterion_sims
@@ -477,6 +705,8 @@ pub struct Decision {
     pub similarity: Vec<f32>,
     /// (misconception index, segment index) of each misconception found.
     pub misconceptions: Vec<(usize, usize)>,
+    /// (criterion index, segment index) of each criterion the answer contradicts.
+    pub contradictions: Vec<(usize, usize)>,
     /// False when nothing in the answer relates to the rubric.
     pub relevant: bool,
 }

@@ -56,8 +56,9 @@ impl Judge for HybridJudge {
     }
 }
 
-/// Strong disagreement: scores [`DISAGREE_SHARE`] of the scale apart, or opposite verdicts
-/// (met vs missed) on a heaviest criterion.
+/// Strong disagreement: scores [`DISAGREE_SHARE`] of the scale apart, opposite verdicts
+/// (met vs missed) on a heaviest criterion, or the LLM crediting a criterion the local judge
+/// found contradicted (a sentence saying its opposite).
 fn disagree(rubric: &Rubric, llm: &Judgement, local: &Judgement) -> bool {
     let a = compute_score(rubric.max_score, &llm.criteria, &llm.misconceptions);
     let b = compute_score(rubric.max_score, &local.criteria, &local.misconceptions);
@@ -73,7 +74,15 @@ fn disagree(rubric: &Rubric, llm: &Judgement, local: &Judgement) -> bool {
                 (Verdict::Met, Verdict::Missed) | (Verdict::Missed, Verdict::Met)
             )
     });
-    (a - b).abs() >= DISAGREE_SHARE * rubric.max_score || opposite
+    let credits_contradicted = local.misconceptions.iter().any(|m| {
+        m.id.strip_prefix(super::coverage::CONTRADICTS)
+            .is_some_and(|id| {
+                llm.criteria
+                    .iter()
+                    .any(|c| c.id == id && c.verdict != Verdict::Missed)
+            })
+    });
+    (a - b).abs() >= DISAGREE_SHARE * rubric.max_score || opposite || credits_contradicted
 }
 
 #[cfg(test)]
@@ -165,5 +174,28 @@ mod tests {
             &[Met, Met, Met, Missed, Missed],
             &[Partial, Missed, Missed, Missed, Missed]
         ));
+    }
+
+    #[test]
+    fn crediting_a_contradicted_criterion_is_disagreement() {
+        use Verdict::{Met, Missed};
+        let r = rubric(&[3.0, 1.0, 1.0, 1.0, 1.0]);
+        let llm = judgement(&r, &[Met, Met, Missed, Missed, Missed]);
+        let mut local = judgement(&r, &[Met, Missed, Missed, Missed, Missed]);
+        assert!(
+            !disagree(&r, &llm, &local),
+            "close scores, no contradiction"
+        );
+        local
+            .misconceptions
+            .push(crate::grade::MisconceptionResult {
+                id: format!("{}c1", crate::judge::coverage::CONTRADICTS),
+                evidence: "it does not".into(),
+                penalty: 0.1,
+            });
+        assert!(
+            disagree(&r, &llm, &local),
+            "the LLM credits c1, which the answer contradicts"
+        );
     }
 }

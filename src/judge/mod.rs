@@ -12,12 +12,16 @@
 //! - [`coverage`]: the embedded default (similarity and keywords under calibrated thresholds).
 //! - [`llm`]: the LLM judge's grading logic (prompt, output schema, parsing, voting) over the
 //!   OpenAI-compatible transport in `crate::llm`.
+//! - [`cues`]: the lexical cues beside similarity (polarity, hedges, retractions, code).
+//! - [`head`]: the learned correctness head over sentence-pair features (`grader train`).
 //! - [`hybrid`]: the LLM judge's verdicts plus a local judge's disagreement flag.
 //! - [`calibration`]: the coverage judge's thresholds file (fitted by `crate::calibrate`).
 
 pub mod calibration;
 pub mod context;
 pub mod coverage;
+pub mod cues;
+pub mod head;
 pub mod hybrid;
 pub mod llm;
 
@@ -32,6 +36,7 @@ use crate::store::StoreError;
 pub use calibration::{Calibration, Thresholds};
 pub use context::{AnswerView, JudgeContext, ResolvedRubric, RubricSource};
 pub use coverage::{CoverageFeatures, CoverageJudge};
+pub use head::Head;
 pub use hybrid::HybridJudge;
 pub use llm::LlmJudge;
 

@@ -272,6 +272,97 @@ async fn ad_hoc_rubrics_grade_questions_without_a_rubric_file() {
     assert!(matches!(err, GradeError::EmptyReference));
 }
 
+/// A reference of a few words is one criterion (it was "no statements to grade against"), and
+/// alternative references count as its phrasings.
+#[tokio::test]
+async fn a_one_phrase_reference_is_one_criterion() {
+    let e = engine().await;
+    let req = |a: &str, alternatives: Vec<String>| GradeRequest {
+        question: QuestionRef::AdHoc {
+            question: "How does a for loop get the items of a list in Python?".into(),
+            reference_answer: "Through iteration.".into(),
+            alternatives,
+        },
+        answer: a.into(),
+        judge: None,
+        samples: None,
+    };
+    let right = e
+        .grade(&req(
+            "It iterates: the loop calls iter() on the list and takes items one at a time through iteration.",
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(right.criteria.len(), 1);
+    let wrong = e
+        .grade(&req(
+            "Python copies the list into a new array first.",
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        right.score > wrong.score,
+        "{} vs {}",
+        right.score,
+        wrong.score
+    );
+    let with_alt = e
+        .grade(&req(
+            "It iterates: the loop calls iter() on the list and takes items one at a time through iteration.",
+            vec!["By calling iter() on it and next() until StopIteration.".into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        with_alt.criteria.len(),
+        1,
+        "an alternative is a phrasing, not a criterion"
+    );
+    assert_ne!(
+        with_alt.rubric_id, right.rubric_id,
+        "alternatives are part of the rubric's key"
+    );
+}
+
+/// An answer in another language is not graded by the local judge: a clear error, never a
+/// score of 0 or 9 by accident. English with code, or a short foreign phrase, is graded.
+#[tokio::test]
+async fn answers_in_another_language_are_refused_not_scored() {
+    let e = engine().await;
+    let grade = |a: &str| {
+        let req = GradeRequest {
+            question: QuestionRef::Id("core.copy".into()),
+            answer: a.into(),
+            judge: None,
+            samples: None,
+        };
+        let e = e.clone();
+        async move { e.grade(&req).await }
+    };
+    for (answer, language) in [
+        (
+            "Eine flache Kopie erstellt einen neuen äußeren Container, aber die inneren Objekte werden geteilt. Eine tiefe Kopie kopiert alles rekursiv.",
+            "German",
+        ),
+        (
+            "Una copia superficial crea un nuevo contenedor, pero los objetos internos son compartidos. Una copia profunda copia todo de forma recursiva.",
+            "Spanish",
+        ),
+    ] {
+        let err = grade(answer).await.unwrap_err();
+        assert!(
+            matches!(&err, GradeError::LanguageUnsupported { language: l, .. } if l == language),
+            "{err}"
+        );
+        assert!(err.is_input_error());
+        assert!(err.to_string().contains("judge = \"llm\""), "{err}");
+    }
+    let english = grade("A shallow copy shares the nested objects; copy.deepcopy copies them recursively. Déjà vu aside, b = a copies nothing.").await;
+    assert!(english.is_ok(), "{english:?}");
+}
+
 #[test]
 fn ad_hoc_keywords_are_each_statements_distinctive_terms() {
     use grader::text::{is_stopword, key_terms, stem, words};

@@ -190,6 +190,7 @@ async fn unguarded_score(id: &str, answer: &str) -> f32 {
         answer: &view,
         thresholds: engine.calibration().for_rubric(resolved.is_adhoc()),
         samples: 1,
+        head: engine.head(),
     };
     let mut j = grader::judge::Judge::judge(&judge, &cx)
         .await

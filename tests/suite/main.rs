@@ -1,5 +1,6 @@
 //! One integration-test binary; each module tests one capability.
 
+mod adversarial;
 mod anywhere;
 mod architecture;
 mod audit;

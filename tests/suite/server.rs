@@ -737,6 +737,7 @@ fn gated_parts(open: bool) -> (Parts, Arc<Gated>) {
         embedder: gate.clone(),
         store: Arc::new(EmbeddedStore::in_memory()),
         calibration: crate::common::calibration(),
+        head: grader::judge::Head::builtin(),
     };
     (parts, gate)
 }

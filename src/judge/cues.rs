@@ -1,0 +1,579 @@
+//! Text cues the coverage judge reads beside similarity, so that a sentence counts as evidence
+//! only when it *asserts* a point: polarity (negation and antonyms against the criterion's own
+//! phrasing), hedges, retractions ("all of the above is false"), whether a code block is code,
+//! and whether prose is a bare list of terms.
+//!
+//! Embedding models put "X shares Y" and "X does not share Y" next to each other; these cues
+//! are what tells them apart. They are deliberately lexical and explainable: each is a rule a
+//! reviewer can read in the grade's reason.
+//!
+//! Long because the cue lists (negations, hedges, antonyms, statement shapes) and the rules
+//! reading them are one unit, tested together.
+
+use crate::text::{is_stopword, stem};
+
+/// Words that negate the clause they are in.
+const NEGATIONS: &[&str] = &[
+    "cannot", "neither", "never", "no", "nobody", "none", "nor", "not", "nothing", "nowhere",
+    "without",
+];
+
+/// Pairs of words that say opposite things (either order). Prefix antonyms (mutable /
+/// immutable, safe / unsafe) are found by rule, not listed.
+const ANTONYMS: &[(&str, &str)] = &[
+    ("all", "none"),
+    ("always", "never"),
+    ("before", "after"),
+    ("both", "neither"),
+    ("can", "cannot"),
+    ("decrease", "increase"),
+    ("different", "same"),
+    ("each", "none"),
+    ("fast", "slow"),
+    ("faster", "slower"),
+    ("higher", "lower"),
+    ("include", "exclude"),
+    ("larger", "smaller"),
+    ("less", "more"),
+    ("lose", "keep"),
+    ("many", "few"),
+    ("maximum", "minimum"),
+    ("must", "needn"),
+    ("open", "closed"),
+    ("parallel", "serial"),
+    ("releases", "holds"),
+    ("safe", "unsafe"),
+    ("shared", "independent"),
+    ("shares", "copies"),
+    ("true", "false"),
+    ("with", "without"),
+];
+
+/// Phrases that mark a statement as a guess.
+const HEDGES: &[&str] = &[
+    "i assume",
+    "i believe",
+    "i guess",
+    "i suppose",
+    "i think",
+    "if i recall",
+    "if i remember",
+    "i'm not sure",
+    "im not sure",
+    "i am not sure",
+    "maybe",
+    "might be",
+    "not sure",
+    "not 100%",
+    "perhaps",
+    "possibly",
+    "probably",
+];
+
+/// The words of a text in lower case, with contractions opened ("doesn't" → "does", "not";
+/// "cannot" stays one word, a negation).
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for raw in text
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’' || c == '_'))
+        .filter(|w| !w.is_empty())
+    {
+        let w = raw.to_lowercase().replace('’', "'");
+        let w = w.trim_matches('\'');
+        if w.is_empty() {
+            continue;
+        }
+        if let Some(stemmed) = w.strip_suffix("n't") {
+            let base = match stemmed {
+                "wo" => "will",
+                "ca" => "can",
+                "sha" => "shall",
+                other => other,
+            };
+            if !base.is_empty() {
+                out.push(base.to_string());
+            }
+            out.push("not".to_string());
+        } else if let Some((base, _)) = w.split_once('\'') {
+            // "it's", "I'd", "you're": the word, without its clitic.
+            out.push(base.to_string());
+        } else {
+            out.push(w.to_string());
+        }
+    }
+    out
+}
+
+fn is_negation(w: &str) -> bool {
+    NEGATIONS.binary_search(&w).is_ok()
+}
+
+/// Negation cues in a token list ("no longer" counts once, as "no").
+fn negation_count(tokens: &[String]) -> usize {
+    tokens.iter().filter(|w| is_negation(w)).count()
+}
+
+/// The content words of a token list, stemmed: what a claim is about.
+fn content(tokens: &[String]) -> Vec<String> {
+    tokens
+        .iter()
+        .filter(|w| !is_negation(w) && !is_stopword(w) && w.chars().count() >= 2)
+        .map(|w| stem(w).to_string())
+        .collect()
+}
+
+/// Whether `a` and `b` say opposite things as words: a listed pair, or one is the other with a
+/// negating prefix (mutable / immutable, safe / unsafe, blocking / non-blocking).
+fn antonyms(a: &str, b: &str) -> bool {
+    let same = |w: &str, listed: &str| w == listed || w == stem(listed);
+    let listed = ANTONYMS
+        .iter()
+        .any(|&(x, y)| (same(a, x) && same(b, y)) || (same(a, y) && same(b, x)));
+    let prefixed = |long: &str, short: &str| {
+        short.len() >= 4
+            && ["un", "in", "im", "ir", "il", "non", "non-", "dis"]
+                .iter()
+                .any(|p| long.strip_prefix(p) == Some(short))
+    };
+    listed || prefixed(a, b) || prefixed(b, a)
+}
+
+/// How a sentence stands to a claim, read from their words.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Polarity {
+    /// Share of the claim's content words the sentence uses (stems; antonyms count as used).
+    pub recall: f32,
+    /// Share of the sentence's content words that come from the claim.
+    pub precision: f32,
+    /// The sentence negates or inverts the claim: the negations it adds or drops, plus antonym
+    /// swaps, are odd in number ("not mutable" = "immutable"), or it negates two clauses the
+    /// claim states plainly (each clause negated still contradicts both).
+    pub flipped: bool,
+}
+
+impl Polarity {
+    /// The sentence says the claim's words with the opposite sense: it contradicts the claim.
+    /// Both shares must be high: a sentence that shares only a topic with the claim and
+    /// happens to hold a "not" says nothing about it.
+    pub fn opposes(&self) -> bool {
+        self.flipped && self.recall >= 0.6 && self.precision >= 0.5
+    }
+}
+
+/// A text's words, read once: its tokens and its stemmed content words.
+#[derive(Debug, Clone)]
+pub struct Words {
+    tokens: Vec<String>,
+    content: Vec<String>,
+}
+
+impl Words {
+    pub fn of(text: &str) -> Words {
+        let tokens = tokens(text);
+        let content = content(&tokens);
+        Words { tokens, content }
+    }
+
+    /// Content words: a clause with fewer than two says nothing to compare.
+    pub fn content_len(&self) -> usize {
+        self.content.len()
+    }
+}
+
+/// Compare a sentence with a claim (see [`Polarity`]).
+pub fn polarity(claim: &str, sentence: &str) -> Polarity {
+    polarity_of(&Words::of(claim), &Words::of(sentence))
+}
+
+/// [`polarity`] on words already read.
+pub fn polarity_of(claim: &Words, sentence: &Words) -> Polarity {
+    let (ct, st) = (&claim.tokens, &sentence.tokens);
+    let (cw, sw) = (&claim.content, &sentence.content);
+    if cw.is_empty() || sw.is_empty() {
+        return Polarity {
+            recall: 0.0,
+            precision: 0.0,
+            flipped: false,
+        };
+    }
+    let mut swaps = 0usize;
+    let mut used = 0usize;
+    for c in cw {
+        if sw.contains(c) {
+            used += 1;
+        } else if sw.iter().any(|s| antonyms(c, s)) {
+            used += 1;
+            swaps += 1;
+        }
+    }
+    // Antonyms among function words ("always" / "never" is a negation already; "all" /
+    // "none" likewise; "before" / "after" is not).
+    for c in ct.iter().filter(|w| !is_negation(w)) {
+        if is_stopword(c) && !st.contains(c) && st.iter().any(|s| !is_negation(s) && antonyms(c, s))
+        {
+            swaps += 1;
+        }
+    }
+    let from_claim = sw
+        .iter()
+        .filter(|s| cw.contains(s) || cw.iter().any(|c| antonyms(c, s)))
+        .count();
+    Polarity {
+        recall: used as f32 / cw.len() as f32,
+        precision: from_claim as f32 / sw.len() as f32,
+        flipped: {
+            let diff = negation_count(ct).abs_diff(negation_count(st));
+            (diff + swaps) % 2 == 1 || (swaps == 0 && diff >= 2)
+        },
+    }
+}
+
+/// A text's clauses: split at punctuation and at the conjunctions that join two claims
+/// ("but", "while", "so", "because", "whereas", "although"). Each is what one negation scopes
+/// over; the whole text is not among them unless it is one clause.
+pub fn clauses(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for piece in text.split([',', ';', ':', '—', '(', ')', '\n']) {
+        let mut rest = piece;
+        loop {
+            let lower = rest.to_lowercase();
+            let cut = [
+                " but ",
+                " while ",
+                " whereas ",
+                " although ",
+                " so ",
+                " because ",
+                " which ",
+            ]
+            .iter()
+            .filter_map(|c| lower.find(c).map(|at| (at, c.len())))
+            .min();
+            match cut {
+                // Lower-casing can move byte offsets (rare letters): then keep the piece whole.
+                Some((at, len)) if lower.len() == rest.len() => {
+                    out.push(rest[..at].trim().to_string());
+                    rest = &rest[at + len..];
+                }
+                _ => {
+                    out.push(rest.trim().to_string());
+                    break;
+                }
+            }
+        }
+    }
+    out.retain(|c| !c.is_empty());
+    out
+}
+
+/// The rubric's claims, clause by clause, to test answer sentences against: a sentence whose
+/// clause says a claim's words with the opposite sense (and agrees with no claim better) is a
+/// false statement about the topic.
+#[derive(Debug, Clone, Default)]
+pub struct Stance {
+    claims: Vec<Words>,
+}
+
+impl Stance {
+    /// From the rubric's correct statements (criterion points, phrasings, model answers).
+    pub fn new<'t>(texts: impl IntoIterator<Item = &'t str>) -> Stance {
+        let mut claims = Vec::new();
+        for t in texts {
+            for c in clauses(t) {
+                let w = Words::of(&c);
+                if w.content_len() >= 2 {
+                    claims.push(w);
+                }
+            }
+        }
+        Stance { claims }
+    }
+
+    /// Whether `sentence` contradicts one of the claims: one of its clauses (two content words
+    /// at least) is best aligned with a claim clause whose sense it flips, and that alignment
+    /// is close ([`Polarity::opposes`]); a claim aligned as well without the flip wins.
+    pub fn contradicts(&self, sentence: &str) -> bool {
+        clauses(sentence).iter().any(|c| {
+            let w = Words::of(c);
+            if w.content_len() < 2 {
+                return false;
+            }
+            let mut best: Option<Polarity> = None;
+            for claim in &self.claims {
+                let p = polarity_of(claim, &w);
+                let score = |p: &Polarity| p.recall.min(p.precision);
+                let better = best.is_none_or(|b| {
+                    score(&p) > score(&b) + 1e-6
+                        || ((score(&p) - score(&b)).abs() <= 1e-6 && b.flipped && !p.flipped)
+                });
+                if better {
+                    best = Some(p);
+                }
+            }
+            best.is_some_and(|p| p.opposes())
+        })
+    }
+}
+
+/// The statement is offered as a guess ("I think…", "maybe", "not sure").
+pub fn is_hedged(text: &str) -> bool {
+    let t = format!(" {} ", tokens(text).join(" "));
+    let t = t.replace(" i m ", " im ");
+    HEDGES.iter().any(|h| {
+        let h = format!(" {} ", tokens(h).join(" "));
+        t.contains(&h)
+    })
+}
+
+/// The sentence takes back what came before it: a denial ("false", "wrong", "not true",
+/// "ignore") of a reference to the answer itself ("the above", "everything I said", "every
+/// claim in this answer").
+pub fn retracts(text: &str) -> bool {
+    let t = tokens(text);
+    let has = |ws: &[&str]| t.iter().any(|w| ws.contains(&w.as_str()));
+    let quantifier = has(&[
+        "all",
+        "everything",
+        "every",
+        "none",
+        "each",
+        "any",
+        "anything",
+    ]);
+    let reference = has(&[
+        "above",
+        "said",
+        "wrote",
+        "written",
+        "answer",
+        "statements",
+        "claims",
+        "claim",
+        "previous",
+        "preceding",
+        "this",
+    ]);
+    let denial = has(&[
+        "false",
+        "wrong",
+        "incorrect",
+        "untrue",
+        "ignore",
+        "disregard",
+        "retract",
+        "nonsense",
+    ]) || (has(&["none"]) && has(&["true", "correct", "right"]))
+        || t.windows(2).any(|w| {
+            w[0] == "not" && ["true", "correct", "right", "valid"].contains(&w[1].as_str())
+        });
+    quantifier && reference && denial && t.len() <= 25
+}
+
+/// Whether a block is code: its lines are mostly statements (assignments, calls, `def`,
+/// `return`, …), not a comma-separated list of terms in a fence.
+pub fn is_real_code(block: &str) -> bool {
+    const STARTS: &[&str] = &[
+        "def ",
+        "class ",
+        "return",
+        "import ",
+        "from ",
+        "for ",
+        "while ",
+        "if ",
+        "elif ",
+        "else:",
+        "try:",
+        "except",
+        "finally:",
+        "with ",
+        "async ",
+        "await ",
+        "yield",
+        "raise",
+        "assert ",
+        "print(",
+        "@",
+        ">>>",
+        "lambda",
+        "#",
+        "pass",
+        "break",
+        "continue",
+        "del ",
+        "global ",
+        "nonlocal ",
+    ];
+    let lines: Vec<&str> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("```"))
+        .collect();
+    if lines.is_empty() {
+        return false;
+    }
+    let statement = |l: &str| {
+        if is_term_list(l) {
+            return false;
+        }
+        STARTS.iter().any(|s| l.starts_with(s))
+            || l.ends_with(':')
+            || l.ends_with(')') && l.contains('(') && !l.contains(", ")
+            || l.split_once('=').is_some_and(|(lhs, rhs)| {
+                // An assignment: a target of names ("a, b", "self.x[i]") and a value.
+                let lhs = lhs
+                    .trim_end_matches(['+', '-', '*', '/', '|', '&', '!', '<', '>', ':'])
+                    .trim();
+                !lhs.is_empty()
+                    && lhs.len() <= 40
+                    && lhs
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || "_.,[] ".contains(c))
+                    && !rhs.trim().is_empty()
+            })
+            || l.ends_with(']') && l.contains('[')
+            || l.ends_with('}') && l.contains('{')
+    };
+    let n = lines.iter().filter(|l| statement(l)).count();
+    n * 2 >= lines.len()
+}
+
+/// A line of comma-separated terms ("copy.copy, shallow, nested, same objects"): at least
+/// three items, few words each.
+pub fn is_term_list(text: &str) -> bool {
+    let items: Vec<&str> = text
+        .split([',', ';', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.len() < 3 {
+        return false;
+    }
+    let words: usize = items.iter().map(|s| s.split_whitespace().count()).sum();
+    (words as f32 / items.len() as f32) < 2.5
+}
+
+/// Whether a criterion is about code (so a code block may be its evidence): the rubric is a
+/// coding question, or its point names code ("implement", "decorator", a call, backticks).
+pub fn about_code(point: &str, coding_rubric: bool) -> bool {
+    if coding_rubric {
+        return true;
+    }
+    let t = point.to_lowercase();
+    t.contains('`')
+        || t.contains("()")
+        || t.contains("@")
+        || [
+            "code",
+            "implement",
+            "function",
+            "decorator",
+            "syntax",
+            "example",
+            "def ",
+            "class ",
+            "snippet",
+            "statement",
+            "call",
+        ]
+        .iter()
+        .any(|w| t.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_sorted_for_binary_search() {
+        assert!(NEGATIONS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn negation_flips_polarity_and_paraphrase_does_not() {
+        let claim = "A shallow copy shares the nested objects with the original.";
+        let neg = polarity(
+            claim,
+            "A shallow copy does not share the nested objects with the original.",
+        );
+        assert!(neg.opposes(), "{neg:?}");
+        let same = polarity(
+            claim,
+            "The nested objects are shared between a shallow copy and the original.",
+        );
+        assert!(!same.opposes(), "{same:?}");
+        // Prefix antonyms.
+        let p = polarity("Tuples are immutable.", "Tuples are mutable.");
+        assert!(p.opposes(), "{p:?}");
+        // Double negation keeps the sense.
+        let p = polarity(
+            "Assignment never copies the object.",
+            "Assignment does not copy the object.",
+        );
+        assert!(!p.flipped, "{p:?}");
+        // A "not" in a sentence about something else is not a contradiction.
+        let p = polarity(
+            "The GIL lets only one thread run Python bytecode at a time.",
+            "Threads are not useful for CPU-bound work in CPython.",
+        );
+        assert!(!p.opposes(), "{p:?}");
+    }
+
+    #[test]
+    fn stance_finds_negated_clauses_of_long_sentences() {
+        let stance = Stance::new([
+            "A shallow copy creates a new outer container, but the elements inside are references to the same objects as in the original.",
+            "Assignment never copies: b = a just binds a second name to the same object.",
+        ]);
+        assert!(stance.contradicts(
+            "A shallow copy does not create a new outer container, and the elements inside are references to the same objects."
+        ));
+        assert!(stance.contradicts("Assignment always copies the object."));
+        assert!(!stance.contradicts("b = a isn't a copy at all; it binds another name."));
+        assert!(!stance.contradicts(
+            "copy.copy builds a new outer object but fills it with the same inner objects."
+        ));
+        assert_eq!(
+            clauses("It runs, but it does not block while waiting"),
+            vec!["It runs", "it does not block", "waiting"]
+        );
+    }
+
+    #[test]
+    fn hedges_and_retractions() {
+        assert!(is_hedged("I think the GIL makes Python faster."));
+        assert!(is_hedged("Maybe it uses a hash table."));
+        assert!(is_hedged("Not sure about details."));
+        assert!(!is_hedged("The GIL serialises bytecode execution."));
+        for r in [
+            "Actually, all of the above is false.",
+            "Actually, everything I just said is wrong.",
+            "Correction: none of the statements above are true.",
+            "On second thought, every claim in this answer is false - ignore it.",
+        ] {
+            assert!(retracts(r), "{r}");
+        }
+        assert!(!retracts("All of the above are ways to copy a list."));
+        assert!(!retracts(
+            "Mutable default arguments are a common wrong assumption."
+        ));
+    }
+
+    #[test]
+    fn code_is_told_from_fenced_term_lists() {
+        assert!(is_real_code(
+            "def fib():\n    a, b = 0, 1\n    while True:\n        yield a\n        a, b = b, a + b"
+        ));
+        assert!(is_real_code("import copy\nb = copy.deepcopy(a)"));
+        assert!(!is_real_code(
+            "copy.copy, shallow, nested, same objects, shared, references, deepcopy"
+        ));
+        assert!(!is_real_code(
+            "[:], list(, .copy(), assignment\nmemo, __deepcopy__, cycles"
+        ));
+        assert!(is_term_list("deepcopy, recursively, independent"));
+        assert!(!is_term_list(
+            "It copies the outer list, not the inner ones."
+        ));
+    }
+}
