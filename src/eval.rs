@@ -3,7 +3,9 @@
 //! Reads JSONL items `{question_id?, question?, reference_answer?, answer, score, scale_max}`,
 //! grades each (by rubric id, or ad hoc from question + reference answer) with [`run`], scales
 //! the prediction to the item's scale and reports Pearson r, Spearman ρ, quadratic weighted
-//! kappa (on rounded scores), RMSE and MAE, overall and per question.
+//! kappa (on rounded scores), RMSE and MAE, overall and per question, on the items' own scale
+//! when they share one (else on 0–10); accuracy and macro-F1 when that scale has at most three
+//! levels (0–2, like SemEval's 3-way labels); and the worst-graded items.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,12 +108,14 @@ pub async fn run(
     let mut failed = Vec::new();
     for (line, item, r) in results {
         match r {
-            Ok(g) => scored.push((
-                item.group(),
-                g.score as f64 / g.max_score as f64 * item.scale_max,
-                item.score,
-                item.scale_max,
-            )),
+            Ok(g) => scored.push(Scored {
+                line,
+                group: item.group(),
+                predicted: g.score as f64 / g.max_score as f64 * item.scale_max,
+                human: item.score,
+                scale_max: item.scale_max,
+                answer: item.answer,
+            }),
             Err(e) => {
                 let bad = BadLine { line, error: e };
                 on_failed(&bad);
@@ -283,6 +287,11 @@ pub fn qwk(pred: &[f64], human: &[f64], scale_max: f64) -> f64 {
 }
 
 /// The result of an evaluation run.
+///
+/// `rmse`, `mae` and `qwk` are on the scale every item shares (`scale_max`; QWK over its
+/// integer levels when it is a whole number), or on 0–10 when the items mix scales
+/// (`scale_max` is `None`). Per-question metrics are on their own items' scale
+/// (`per_question_scale_max`) by the same rule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
     pub n: usize,
@@ -291,11 +300,25 @@ pub struct EvalReport {
     pub qwk: f64,
     pub rmse: f64,
     pub mae: f64,
+    /// The scale the items share (their `scale_max`), which `rmse`, `mae` and `qwk` are on;
+    /// `None` when they mix scales (then those are on 0–10).
+    #[serde(default)]
+    pub scale_max: Option<f64>,
+    /// Accuracy and macro-F1 of the predicted level (rounded, clamped) against the human one,
+    /// when the shared scale has at most three levels (integer scores on 0–1 or 0–2).
+    #[serde(default)]
+    pub classification: Option<Classification>,
+    /// The items with the largest absolute error (at most [`WORST`]), largest first.
+    #[serde(default)]
+    pub worst: Vec<WorstItem>,
     pub answers_per_second: f64,
     pub judge: JudgeKind,
     pub skipped_lines: Vec<BadLineOwned>,
     pub failed: Vec<BadLineOwned>,
     pub per_question: BTreeMap<String, Metrics>,
+    /// The scale each question's metrics are on; `None` when its items mix scales (0–10).
+    #[serde(default)]
+    pub per_question_scale_max: BTreeMap<String, Option<f64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -304,31 +327,196 @@ pub struct BadLineOwned {
     pub error: String,
 }
 
-/// Build a report from per-item results: (group, predicted on the item's scale, human, scale).
+/// One graded item, as [`report`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// The item's line in the file (1-based).
+    pub line: usize,
+    /// The per-question key ([`EvalItem::group`]).
+    pub group: String,
+    pub answer: String,
+    /// The judge's score, on the item's scale.
+    pub predicted: f64,
+    /// The human score, on the item's scale.
+    pub human: f64,
+    pub scale_max: f64,
+}
+
+/// How many worst-graded items a report lists.
+pub const WORST: usize = 10;
+/// The longest answer excerpt in [`WorstItem::answer`], in characters.
+pub const EXCERPT_CHARS: usize = 120;
+
+/// A badly graded item: both scores on the item's scale.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorstItem {
+    pub line: usize,
+    pub question: String,
+    /// The answer's start, whitespace collapsed, at most [`EXCERPT_CHARS`] characters.
+    pub answer: String,
+    pub human: f64,
+    pub predicted: f64,
+    pub scale_max: f64,
+}
+
+/// Agreement on the level, for scales of at most three levels.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Classification {
+    /// The levels are 0..levels (0, 1, 2 on a 0–2 scale).
+    pub levels: usize,
+    pub accuracy: f64,
+    /// The mean of `f1_per_level` over the levels that occur (in the human or the predicted
+    /// levels).
+    pub macro_f1: f64,
+    /// Each level's F1 (index = level); `None` for a level neither side used. A level used
+    /// but never predicted correctly has F1 0.
+    pub f1_per_level: Vec<Option<f64>>,
+    /// `confusion[human][predicted]`: item counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+impl Classification {
+    /// `pairs` = (predicted, human) on a scale of `levels` integer levels 0..levels; the
+    /// prediction is rounded to the nearest level (halves up) and clamped.
+    pub fn compute(pairs: &[(f64, f64)], levels: usize) -> Classification {
+        let top = levels.max(1) - 1;
+        let level = |v: f64| (v.round().max(0.0) as usize).min(top);
+        let mut confusion = vec![vec![0usize; top + 1]; top + 1];
+        for (p, h) in pairs {
+            confusion[level(*h)][level(*p)] += 1;
+        }
+        let n = pairs.len();
+        let correct: usize = (0..=top).map(|l| confusion[l][l]).sum();
+        let f1_per_level: Vec<Option<f64>> = (0..=top)
+            .map(|l| {
+                let tp = confusion[l][l] as f64;
+                let human: usize = confusion[l].iter().sum();
+                let predicted: usize = confusion.iter().map(|row| row[l]).sum();
+                if human + predicted == 0 {
+                    None
+                } else {
+                    // F1 = 2·tp / (2·tp + fp + fn) = 2·tp / (human + predicted).
+                    Some(2.0 * tp / (human + predicted) as f64)
+                }
+            })
+            .collect();
+        let used: Vec<f64> = f1_per_level.iter().flatten().copied().collect();
+        Classification {
+            levels: top + 1,
+            accuracy: if n == 0 {
+                0.0
+            } else {
+                correct as f64 / n as f64
+            },
+            macro_f1: if used.is_empty() {
+                0.0
+            } else {
+                used.iter().sum::<f64>() / used.len() as f64
+            },
+            f1_per_level,
+            confusion,
+        }
+    }
+}
+
+/// The scale every one of `items` shares, if they share one.
+fn shared_scale<'a>(items: impl IntoIterator<Item = &'a Scored>) -> Option<f64> {
+    let mut it = items.into_iter();
+    let first = it.next()?.scale_max;
+    it.all(|s| s.scale_max == first).then_some(first)
+}
+
+/// Metrics on the items' shared scale (QWK over its levels when it is a whole number, else on
+/// 0–10), or on 0–10 when they mix scales; and the scale used (`None` = 0–10).
+fn metrics_on_scale(items: &[&Scored]) -> (Metrics, Option<f64>) {
+    let ten = |s: &Scored| {
+        (
+            s.predicted / s.scale_max * 10.0,
+            s.human / s.scale_max * 10.0,
+        )
+    };
+    match shared_scale(items.iter().copied()) {
+        Some(scale) => {
+            let pairs: Vec<(f64, f64)> = items.iter().map(|s| (s.predicted, s.human)).collect();
+            let mut m = Metrics::compute(&pairs, scale);
+            if scale.fract() != 0.0 || scale < 1.0 {
+                let (p, h): (Vec<f64>, Vec<f64>) = items.iter().map(|s| ten(s)).unzip();
+                m.qwk = qwk(&p, &h, 10.0);
+            }
+            (m, Some(scale))
+        }
+        None => {
+            let pairs: Vec<(f64, f64)> = items.iter().map(|s| ten(s)).collect();
+            (Metrics::compute(&pairs, 10.0), None)
+        }
+    }
+}
+
+/// The number of levels when `scale` has at most three and every human score is one of them.
+fn few_levels(scale: Option<f64>, items: &[Scored]) -> Option<usize> {
+    let s = scale?;
+    let whole = |v: f64| v.fract() == 0.0;
+    (whole(s) && (1.0..=2.0).contains(&s) && items.iter().all(|i| whole(i.human)))
+        .then_some(s as usize + 1)
+}
+
+/// The start of `text`, whitespace collapsed, at most `max` characters (`…` marks a cut).
+pub fn excerpt(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.truncate(cut.trim_end().len());
+    cut.push('…');
+    cut
+}
+
+/// The [`WORST`] items with the largest absolute error (relative to their scale, so items on
+/// different scales compare), largest first; ties in file order.
+fn worst(results: &[Scored]) -> Vec<WorstItem> {
+    let err = |s: &Scored| (s.predicted - s.human).abs() / s.scale_max;
+    let mut order: Vec<&Scored> = results.iter().collect();
+    order.sort_by(|a, b| err(b).total_cmp(&err(a)).then(a.line.cmp(&b.line)));
+    order
+        .into_iter()
+        .take(WORST)
+        .map(|s| WorstItem {
+            line: s.line,
+            question: s.group.clone(),
+            answer: excerpt(&s.answer, EXCERPT_CHARS),
+            human: s.human,
+            predicted: s.predicted,
+            scale_max: s.scale_max,
+        })
+        .collect()
+}
+
+/// Build a report from the graded items (in file order, so sums add up the same every run).
 pub fn report(
-    results: &[(String, f64, f64, f64)],
+    results: &[Scored],
     elapsed_secs: f64,
     judge: JudgeKind,
     skipped: Vec<BadLine>,
     failed: Vec<BadLine>,
 ) -> EvalReport {
-    // Overall metrics on a common 0..10 scale, so items on different scales mix.
-    let overall: Vec<(f64, f64)> = results
-        .iter()
-        .map(|(_, p, h, s)| (p / s * 10.0, h / s * 10.0))
-        .collect();
-    let m = Metrics::compute(&overall, 10.0);
-    let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for (g, p, h, s) in results {
-        groups
-            .entry(g.clone())
-            .or_default()
-            .push((p / s * 10.0, h / s * 10.0));
+    let all: Vec<&Scored> = results.iter().collect();
+    let (m, scale_max) = metrics_on_scale(&all);
+    let classification = few_levels(scale_max, results).map(|levels| {
+        let pairs: Vec<(f64, f64)> = results.iter().map(|s| (s.predicted, s.human)).collect();
+        Classification::compute(&pairs, levels)
+    });
+    let mut groups: BTreeMap<String, Vec<&Scored>> = BTreeMap::new();
+    for s in results {
+        groups.entry(s.group.clone()).or_default().push(s);
     }
-    let per_question = groups
-        .into_iter()
-        .map(|(g, pairs)| (g, Metrics::compute(&pairs, 10.0)))
-        .collect();
+    let mut per_question = BTreeMap::new();
+    let mut per_question_scale_max = BTreeMap::new();
+    for (g, items) in groups {
+        let (m, scale) = metrics_on_scale(&items);
+        per_question.insert(g.clone(), m);
+        per_question_scale_max.insert(g, scale);
+    }
     let conv = |v: Vec<BadLine>| {
         v.into_iter()
             .map(|b| BadLineOwned {
@@ -344,6 +532,9 @@ pub fn report(
         qwk: m.qwk,
         rmse: m.rmse,
         mae: m.mae,
+        scale_max,
+        classification,
+        worst: worst(results),
         answers_per_second: if elapsed_secs > 0.0 {
             results.len() as f64 / elapsed_secs
         } else {
@@ -353,5 +544,132 @@ pub fn report(
         skipped_lines: conv(skipped),
         failed: conv(failed),
         per_question,
+        per_question_scale_max,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    fn item(line: usize, group: &str, predicted: f64, human: f64, scale_max: f64) -> Scored {
+        Scored {
+            line,
+            group: group.into(),
+            answer: format!("answer {line}"),
+            predicted,
+            human,
+            scale_max,
+        }
+    }
+
+    fn run(items: &[Scored]) -> EvalReport {
+        report(items, 1.0, JudgeKind::Coverage, Vec::new(), Vec::new())
+    }
+
+    #[test]
+    fn macro_f1_by_hand() {
+        // (predicted, human) on 0–2; predictions round to 0, 1, 1, 2, 2, 1 (0.4 → 0, 1.5 → 2).
+        let pairs = [
+            (0.4, 0.0),
+            (1.0, 0.0),
+            (0.6, 1.0),
+            (1.5, 1.0),
+            (2.0, 2.0),
+            (1.2, 2.0),
+        ];
+        let c = Classification::compute(&pairs, 3);
+        // confusion[human][predicted]
+        assert_eq!(
+            c.confusion,
+            vec![vec![1, 1, 0], vec![0, 1, 1], vec![0, 1, 1]]
+        );
+        assert!(close(c.accuracy, 3.0 / 6.0));
+        // level 0: tp 1, human 2, predicted 1 → 2/3; level 1: tp 1, human 2, predicted 3 →
+        // 2/5; level 2: tp 1, human 2, predicted 2 → 1/2.
+        let f1: Vec<f64> = c.f1_per_level.iter().map(|f| f.unwrap()).collect();
+        assert!(close(f1[0], 2.0 / 3.0) && close(f1[1], 0.4) && close(f1[2], 0.5));
+        assert!(close(c.macro_f1, (2.0 / 3.0 + 0.4 + 0.5) / 3.0));
+    }
+
+    #[test]
+    fn unused_levels_are_left_out_of_macro_f1_and_predictions_are_clamped() {
+        // Nobody scored 0 and nothing rounds to 0; 2.7 clamps to 2.
+        let c = Classification::compute(&[(1.0, 1.0), (2.7, 2.0), (2.0, 1.0)], 3);
+        assert_eq!(c.f1_per_level[0], None);
+        // level 1: tp 1, human 2, predicted 1 → 2/3; level 2: tp 1, human 1, predicted 2 → 2/3.
+        assert!(close(c.macro_f1, 2.0 / 3.0));
+        assert!(close(c.accuracy, 2.0 / 3.0));
+    }
+
+    #[test]
+    fn rmse_and_mae_are_on_the_items_scale() {
+        // 0–2 items: errors 0.5, 0, 1 → MAE 0.5, RMSE √(1.25/3). On 0–10 they would be 5× that.
+        let r = run(&[
+            item(1, "q1", 1.5, 2.0, 2.0),
+            item(2, "q1", 1.0, 1.0, 2.0),
+            item(3, "q2", 1.0, 0.0, 2.0),
+        ]);
+        assert_eq!(r.scale_max, Some(2.0));
+        assert!(close(r.mae, 0.5), "{}", r.mae);
+        assert!(close(r.rmse, (1.25f64 / 3.0).sqrt()), "{}", r.rmse);
+        assert_eq!(r.per_question_scale_max["q1"], Some(2.0));
+        assert!(close(r.per_question["q1"].mae, 0.25));
+        // QWK over the levels 0, 1, 2: predictions round to 2, 1, 1.
+        assert!(close(r.qwk, qwk(&[2.0, 1.0, 1.0], &[2.0, 1.0, 0.0], 2.0)));
+        let c = r.classification.expect("0–2 has three levels");
+        assert_eq!(c.levels, 3);
+        assert!(close(c.accuracy, 2.0 / 3.0));
+    }
+
+    #[test]
+    fn mixed_scales_are_reported_on_ten() {
+        // 1.5/2 vs 2/2 → 7.5 vs 10; 3/5 vs 4/5 → 6 vs 8: MAE (2.5 + 2) / 2 on 0–10.
+        let r = run(&[item(1, "a", 1.5, 2.0, 2.0), item(2, "b", 3.0, 4.0, 5.0)]);
+        assert_eq!(r.scale_max, None);
+        assert!(r.classification.is_none());
+        assert!(close(r.mae, 2.25), "{}", r.mae);
+        // Each question on its own scale.
+        assert_eq!(r.per_question_scale_max["b"], Some(5.0));
+        assert!(close(r.per_question["b"].mae, 1.0));
+    }
+
+    #[test]
+    fn no_classification_for_many_levels_or_fractional_scores() {
+        let ten = run(&[item(1, "a", 7.0, 8.0, 10.0), item(2, "a", 3.0, 2.0, 10.0)]);
+        assert_eq!(ten.scale_max, Some(10.0));
+        assert!(ten.classification.is_none());
+        let halves = run(&[item(1, "a", 1.0, 1.5, 2.0), item(2, "a", 0.0, 0.0, 2.0)]);
+        assert!(halves.classification.is_none());
+    }
+
+    #[test]
+    fn worst_lists_the_largest_errors_first_with_excerpts() {
+        let mut items: Vec<Scored> = (1..=12)
+            .map(|i| item(i, "q", 1.0, 1.0, 2.0)) // no error
+            .collect();
+        items[4].predicted = 2.0; // line 5: error 1
+        items[7].predicted = 0.0; // line 8: error 1 (tie: file order)
+        items[10].human = 0.0; // line 11: error 1
+        items[2] = item(3, "q", 0.0, 2.0, 2.0); // line 3: error 2
+        items[2].answer = format!("a  long\nanswer {}", "x".repeat(200));
+        let r = run(&items);
+        assert_eq!(r.worst.len(), WORST);
+        let lines: Vec<usize> = r.worst.iter().map(|w| w.line).collect();
+        assert_eq!(&lines[..4], &[3, 5, 8, 11]);
+        let w = &r.worst[0];
+        assert_eq!((w.human, w.predicted, w.scale_max), (2.0, 0.0, 2.0));
+        assert_eq!(w.answer.chars().count(), EXCERPT_CHARS);
+        assert!(w.answer.starts_with("a long answer x") && w.answer.ends_with('…'));
+    }
+
+    #[test]
+    fn excerpt_keeps_short_text_whole() {
+        assert_eq!(excerpt(" one\n two ", 120), "one two");
+        assert_eq!(excerpt("abcdef", 4), "abc…");
     }
 }

@@ -352,8 +352,12 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
         out!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let scale = match report.scale_max {
+        Some(s) => format!("0–{s}"),
+        None => "0–10, mixed scales".into(),
+    };
     out!(
-        "{} answers, judge {}: pearson {:.3}  spearman {:.3}  qwk {:.3}  rmse {:.2}  mae {:.2}  ({:.1} answers/s)",
+        "{} answers, judge {}: pearson {:.3}  spearman {:.3}  qwk {:.3}  rmse {:.2}  mae {:.2} (on {scale})  ({:.1} answers/s)",
         report.n,
         report.judge,
         report.pearson,
@@ -363,9 +367,46 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
         report.mae,
         report.answers_per_second
     )?;
+    if let Some(c) = &report.classification {
+        let f1: Vec<String> = c
+            .f1_per_level
+            .iter()
+            .enumerate()
+            .map(|(level, f)| match f {
+                Some(f) => format!("{level}: {f:.3}"),
+                None => format!("{level}: -"),
+            })
+            .collect();
+        out!(
+            "levels (0–{}): accuracy {:.3}  macro-F1 {:.3}  (F1 per level {})",
+            c.levels - 1,
+            c.accuracy,
+            c.macro_f1,
+            f1.join(", ")
+        )?;
+    }
+    if !report.worst.is_empty() {
+        out!("worst graded (line, human, predicted, question, answer):")?;
+        for w in &report.worst {
+            out!(
+                "  {:>5} {:>5} {:>6.2}  {:<40}  {}",
+                w.line,
+                w.human,
+                w.predicted,
+                eval::excerpt(&w.question, 40),
+                w.answer
+            )?;
+        }
+    }
     out!("per question (n, pearson, mae):")?;
     for (q, m) in &report.per_question {
-        out!("  {q:<40} {:>3} {:>7.3} {:>6.2}", m.n, m.pearson, m.mae)?;
+        out!(
+            "  {:<40} {:>3} {:>7.3} {:>6.2}",
+            eval::excerpt(q, 40),
+            m.n,
+            m.pearson,
+            m.mae
+        )?;
     }
     if !report.skipped_lines.is_empty() || !report.failed.is_empty() {
         out!(

@@ -219,6 +219,11 @@ fn eval_reports_metrics_and_skips_bad_lines() {
     ] {
         assert!(v[key].is_number(), "{key}: {v}");
     }
+    // All on 0–10: metrics on that scale, no classification (11 levels), the 10 worst items.
+    assert_eq!(v["scale_max"], 10.0);
+    assert!(v["classification"].is_null(), "{v}");
+    assert_eq!(v["worst"].as_array().map(Vec::len), Some(10), "{v}");
+    assert!(v["worst"][0]["answer"].as_str().unwrap().chars().count() <= 120);
     assert_eq!(v["skipped_lines"][0]["line"], 13);
     assert!(String::from_utf8_lossy(&out.stderr).contains(":13: skipped"));
     let v = json(&grader(&[

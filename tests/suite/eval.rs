@@ -68,3 +68,33 @@ not json
     assert!(bad[1].error.contains("outside"), "{:?}", bad[1]);
     assert!(bad[2].error.contains("question_id"), "{:?}", bad[2]);
 }
+
+#[test]
+fn semeval_samples_parse_and_share_the_0_to_2_scale() {
+    // tests/data/semeval/ (scripts/semeval.py): every line an eval item, ad hoc, on 0–2, with
+    // all three labels present.
+    for (name, n) in [
+        ("train-600.jsonl", 600),
+        ("sciEntsBank-unseen-questions-300.jsonl", 300),
+        ("beetle-unseen-questions-300.jsonl", 300),
+    ] {
+        let text = std::fs::read_to_string(crate::common::data(&format!("semeval/{name}")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (items, bad) = parse_items(&text);
+        assert!(bad.is_empty(), "{name}: {bad:?}");
+        assert_eq!(items.len(), n, "{name}");
+        for (line, it) in &items {
+            assert!(
+                it.question_id.is_none() && it.reference_answer.is_some(),
+                "{name}:{line}"
+            );
+            assert_eq!(it.scale_max, 2.0, "{name}:{line}");
+        }
+        for level in [0.0, 1.0, 2.0] {
+            assert!(
+                items.iter().any(|(_, it)| it.score == level),
+                "{name}: no item scored {level}"
+            );
+        }
+    }
+}
