@@ -44,18 +44,11 @@ fn grid() -> Vec<Thresholds> {
         .into_iter()
         .flat_map(|k| [0.0, 0.25, 0.5, 0.75].map(|e| (k, e)))
     {
-        for (list_penalty, contradiction) in [0.0, 0.1, 0.2]
+        for (list_penalty, contradiction) in [0.0, 0.1]
             .into_iter()
             .flat_map(|l| [0.3, 0.45, 2.0].map(|c| (l, c)))
         {
-            for (misconception, misconception_margin) in [
-                (2.0, 0.0),
-                (0.75, 0.03),
-                (0.8, 0.03),
-                (0.85, 0.03),
-                (0.8, 0.0),
-                (0.9, 0.0),
-            ] {
+            for (misconception, misconception_margin) in [(2.0, 0.0), (0.8, 0.03), (0.85, 0.03)] {
                 for met in steps(0.30, 1.05, 0.02) {
                     for partial in steps(met - 0.3, met - 0.02, 0.04) {
                         out.push(Thresholds {

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use crate::embed::{EmbedError, Embedder, dot};
 use crate::eval::EvalItem;
 use crate::judge::cues;
-use crate::judge::head::{self, Head, HeadInfo, TrainOptions, pair_features};
+use crate::judge::head::{self, Head, HeadInfo, PairContext, TrainOptions, pair_features};
 
 /// One training file: how to name it in the head's header (path and sha256) and its items.
 pub struct TrainFile {
@@ -57,6 +57,7 @@ pub async fn train_head(
     let started = std::time::Instant::now();
     struct Pair<'a> {
         group: String,
+        question: &'a str,
         references: Vec<&'a str>,
         answer: &'a str,
         label: f32,
@@ -79,6 +80,7 @@ pub async fn train_head(
             );
             pairs.push(Pair {
                 group: format!("{}\u{1f}{}", f.name, item.group()),
+                question: item.question.as_deref().unwrap_or(""),
                 references,
                 answer: &item.answer,
                 label: f32::from(u8::from(item.score >= item.scale_max)),
@@ -95,7 +97,7 @@ pub async fn train_head(
     // Every distinct text once.
     let texts: Vec<String> = pairs
         .iter()
-        .flat_map(|p| p.references.iter().copied().chain([p.answer]))
+        .flat_map(|p| p.references.iter().copied().chain([p.answer, p.question]))
         .collect::<BTreeSet<&str>>()
         .into_iter()
         .map(str::to_string)
@@ -121,8 +123,18 @@ pub async fn train_head(
                 .copied()
                 .max_by(|x, y| dot(vector(x), a).total_cmp(&dot(vector(y), a)))
                 .expect("one reference at least");
-            let pol = cues::polarity(reference, p.answer);
-            pair_features(vector(reference), a, &pol, p.answer)
+            let question_words = cues::Words::of(p.question);
+            let cx = PairContext {
+                question: vector(p.question),
+                question_words: &question_words,
+            };
+            pair_features(
+                vector(reference),
+                a,
+                &cues::Words::of(reference),
+                p.answer,
+                &cx,
+            )
         })
         .collect();
     let ys: Vec<f32> = pairs.iter().map(|p| p.label).collect();

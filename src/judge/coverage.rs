@@ -30,12 +30,14 @@ use crate::text::{Segment, normalize_for_match, words};
 
 use super::calibration::Thresholds;
 use super::cues;
-use super::head::{Head, pair_features};
+use super::head::{Head, PairContext, pair_features};
 use super::{Judge, JudgeContext, JudgeError, ResolvedRubric};
 
 /// The id prefix of a contradicted criterion in the grade's misconceptions
 /// (`contradicts:<criterion id>`).
 pub const CONTRADICTS: &str = "contradicts:";
+/// Words too common in the rubric set to show that a sentence adds a point.
+const GENERIC: &[&str] = &["python", "code", "use", "used", "using", "important", "way", "like"];
 /// Model-answer sentences at least this close to a criterion's point count as its phrasings.
 const SUPPORT_SIMILARITY: f32 = 0.6;
 /// How many model-answer sentences may support one criterion.
@@ -144,6 +146,8 @@ pub struct Prepared<'a> {
     stance: cues::Stance,
     /// Per misconception: its claim and phrasings (a sentence contradicting it denies it).
     misconception_stances: Vec<cues::Stance>,
+    /// The stems of the criteria's points and phrasings.
+    criterion_words: std::collections::HashSet<String>,
 }
 
 impl<'a> Prepared<'a> {
@@ -197,9 +201,16 @@ impl<'a> Prepared<'a> {
             .iter()
             .map(|ps| cues::Stance::new(ps.iter().map(|p| p.text.as_str())))
             .collect();
+        let criterion_words = rubric
+            .criteria
+            .iter()
+            .flat_map(|c| std::iter::once(&c.point).chain(&c.phrasings))
+            .flat_map(|t| words(t).map(|w| crate::text::stem(&w).to_string()).collect::<Vec<_>>())
+            .collect();
         Prepared {
             stance,
             misconception_stances,
+            criterion_words,
             about_code: rubric
                 .criteria
                 .iter()
@@ -263,20 +274,27 @@ impl<'a> Prepared<'a> {
                     .collect()
             })
             .collect();
+        let question_words = cues::Words::of(&self.rubric.question);
+        let pair_cx = PairContext {
+            question: self.question.unwrap_or(&[]),
+            question_words: &question_words,
+        };
         let entail: Vec<Vec<f32>> = self
             .criterion_phrases
             .iter()
             .map(|phrases| {
+                let words: Vec<cues::Words> =
+                    phrases.iter().map(|p| cues::Words::of(&p.text)).collect();
                 segments
                     .iter()
                     .zip(vectors)
                     .map(|(s, v)| {
-                        let closest = phrases
-                            .iter()
-                            .max_by(|a, b| dot(&a.vector, v).total_cmp(&dot(&b.vector, v)));
-                        let Some(p) = closest else { return 0.0 };
-                        let pol = cues::polarity(&p.text, &s.text);
-                        head.predict(&pair_features(&p.vector, v, &pol, &s.text))
+                        let closest = (0..phrases.len()).max_by(|&a, &b| {
+                            dot(&phrases[a].vector, v).total_cmp(&dot(&phrases[b].vector, v))
+                        });
+                        let Some(pi) = closest else { return 0.0 };
+                        let p = phrases[pi];
+                        head.predict(&pair_features(&p.vector, v, &words[pi], &s.text, &pair_cx))
                             .unwrap_or_else(|| dot(&p.vector, v))
                     })
                     .collect()
@@ -294,13 +312,28 @@ impl<'a> Prepared<'a> {
             .collect();
         let question_words: std::collections::HashSet<String> =
             words(&self.rubric.question).collect();
+        // A segment that adds a word of the criteria the question does not have ("difference"
+        // in "the voltage tells the difference in electrical states", to "what is the relation
+        // between voltage and electrical states?") says something: short correct answers
+        // reuse the question's words.
+        let adds_point = |text: &str| {
+            words(text).any(|w| {
+                !question_words.contains(&w)
+                    && !crate::text::is_stopword(&w)
+                    && !GENERIC.contains(&w.as_str())
+                    && self.criterion_words.contains(crate::text::stem(&w))
+            })
+        };
         let restates: Vec<bool> = vectors
             .iter()
             .zip(&segments)
             .map(|(v, s)| {
-                self.question
-                    .is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY)
-                    || (!s.is_code && restates_words(&s.text, &question_words))
+                !s.is_code
+                    && (self
+                        .question
+                        .is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY)
+                        || restates_words(&s.text, &question_words))
+                    && !adds_point(&s.text)
             })
             .collect();
         // For each group of phrases (a criterion or a misconception), each segment's best
@@ -377,6 +410,7 @@ impl<'a> Prepared<'a> {
             .iter()
             .map(|s| normalize_for_match(&s.text))
             .collect();
+        let question_normalized = normalize_for_match(&self.rubric.question);
         let mut keyword_share = Vec::new();
         let mut keyword_segment = Vec::new();
         for (ci, c) in self.rubric.criteria.iter().enumerate() {
@@ -386,9 +420,16 @@ impl<'a> Prepared<'a> {
                 continue;
             }
             let mut hits = 0usize;
+            let mut usable = 0usize;
             let mut first = None;
             for kw in &c.keywords {
                 let k = normalize_for_match(kw);
+                // A keyword the question itself uses is free to anyone who repeats the
+                // question ("deepcopy and shallow copy"): no credit.
+                if contains_term(&question_normalized, &k) {
+                    continue;
+                }
+                usable += 1;
                 let found = normalized.iter().enumerate().find(|(i, s)| {
                     !list_like[*i]
                         && !restates[*i]
@@ -403,7 +444,11 @@ impl<'a> Prepared<'a> {
             }
             // Two distinct keywords are enough for full keyword credit: rubric keyword lists
             // are alternatives ("refcount", "reference count"), not a checklist.
-            keyword_share.push((hits as f32 / c.keywords.len().min(2) as f32).min(1.0));
+            keyword_share.push(if usable == 0 {
+                0.0
+            } else {
+                (hits as f32 / usable.min(2) as f32).min(1.0)
+            });
             keyword_segment.push(first);
         }
         let capacity = segments

@@ -228,6 +228,21 @@ pub fn polarity_of(claim: &Words, sentence: &Words) -> Polarity {
     }
 }
 
+/// The share of the claim's content words that are not in the question and that the sentence
+/// uses: overlap with the reference beyond what repeating the question gives ("question
+/// demoting"). 0 when the claim adds nothing to the question.
+pub fn demoted_recall(claim: &Words, sentence: &Words, question: &Words) -> f32 {
+    let new: Vec<&String> = claim
+        .content
+        .iter()
+        .filter(|w| !question.content.contains(w))
+        .collect();
+    if new.is_empty() {
+        return 0.0;
+    }
+    new.iter().filter(|w| sentence.content.contains(w)).count() as f32 / new.len() as f32
+}
+
 /// A text's clauses: split at punctuation and at the conjunctions that join two claims
 /// ("but", "while", "so", "because", "whereas", "although"). Each is what one negation scopes
 /// over; the whole text is not among them unless it is one clause.

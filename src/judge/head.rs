@@ -13,19 +13,29 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cues::{self, Polarity};
+use super::cues;
 use crate::embed::dot;
 
 /// Lexical and scalar features after the two vector blocks.
-const SCALARS: usize = 8;
+const SCALARS: usize = 13;
+
+/// What a pair is read against: the question (its vector, empty if unknown, and its words).
+pub struct PairContext<'a> {
+    pub question: &'a [f32],
+    pub question_words: &'a cues::Words,
+}
 
 /// One (claim, sentence) pair's raw features.
 pub fn pair_features(
     claim: &[f32],
     sentence: &[f32],
-    polarity: &Polarity,
+    claim_words: &cues::Words,
     sentence_text: &str,
+    cx: &PairContext<'_>,
 ) -> Vec<f32> {
+    let sentence_words = cues::Words::of(sentence_text);
+    let polarity = cues::polarity_of(claim_words, &sentence_words);
+    let polarity = &polarity;
     let mut x = Vec::with_capacity(claim.len() * 2 + SCALARS);
     x.extend(claim.iter().zip(sentence).map(|(a, b)| a * b));
     x.extend(claim.iter().zip(sentence).map(|(a, b)| (a - b).abs()));
@@ -43,6 +53,22 @@ pub fn pair_features(
         f32::from(u8::from(polarity.opposes())),
         f32::from(u8::from(negated)),
         f32::from(u8::from(cues::is_hedged(sentence_text))),
+    ]);
+    // Against the question: an answer that only echoes it is close to it; overlap with the
+    // reference beyond the question's own words is what says something.
+    let (to_q, claim_to_q, beyond) = if cx.question.len() == claim.len() {
+        let a = crate::embed::without_direction(claim, cx.question);
+        let b = crate::embed::without_direction(sentence, cx.question);
+        (dot(sentence, cx.question), dot(claim, cx.question), dot(&a, &b))
+    } else {
+        (0.0, 0.0, cos)
+    };
+    x.extend([
+        to_q,
+        claim_to_q,
+        beyond,
+        cues::demoted_recall(claim_words, &sentence_words, cx.question_words),
+        (1.0 + sentence_words.content_len() as f32).ln(),
     ]);
     x
 }
@@ -66,9 +92,13 @@ pub struct HeadInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Head {
+    #[serde(serialize_with = "short_f32")]
     pub bias: f32,
+    #[serde(serialize_with = "short_f32s")]
     pub mean: Vec<f32>,
+    #[serde(serialize_with = "short_f32s")]
     pub scale: Vec<f32>,
+    #[serde(serialize_with = "short_f32s")]
     pub weights: Vec<f32>,
     /// Last: TOML writes tables after values.
     pub info: HeadInfo,
@@ -144,10 +174,29 @@ impl Head {
     pub fn file_text(&self) -> Result<String, toml::ser::Error> {
         let body = toml::to_string(self)?;
         Ok(format!(
-            "# The correctness head of the coverage judge (src/judge/head.rs). Do not edit by hand: retrain with\n#   {}\n# Trained on SemEval-2013 Task 7 (SciEntsBank, Beetle; Dzikovska et al. 2013), CC BY-SA 3.0:\n# these weights are an adaptation of that data and carry the same license.\n{body}",
-            self.info.command
+            "# The correctness head of the coverage judge (src/judge/head.rs). Do not edit by hand: retrain with\n#   {}\n# (the SemEval files: `python3 scripts/semeval.py --full /tmp/se`). The weights are an\n# adaptation of their training data: {}\n{body}",
+            self.info.command, self.info.license
         ))
     }
+}
+
+/// An f32 as the shortest decimal that reads back to it (widened to f64 it would print
+/// 0.001029142178595066 for 0.0010291422).
+fn short(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
+fn short_f32<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(short(*x))
+}
+
+fn short_f32s<S: serde::Serializer>(xs: &[f32], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(xs.len()))?;
+    for x in xs {
+        seq.serialize_element(&short(*x))?;
+    }
+    seq.end()
 }
 
 fn sigmoid(z: f32) -> f32 {

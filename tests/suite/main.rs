@@ -19,6 +19,7 @@ mod matching;
 mod models;
 mod reviews;
 mod rubrics;
+mod semeval;
 mod server;
 mod slack;
 mod store;
