@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Engine, GradeError, QuestionRef};
 use crate::eval::{EvalItem, Metrics};
 use crate::judge::ResolvedRubric;
-use crate::judge::calibration::{Calibration, FitInfo, Thresholds};
+use crate::judge::calibration::{Calibration, FitInfo, SHORT_REFERENCE, Thresholds};
+
+/// Short-reference items needed for thresholds of their own.
+const MIN_SHORT: usize = 100;
 use crate::judge::coverage::{CoverageFeatures, Prepared};
 
 /// One labelled answer, measured.
@@ -304,13 +307,26 @@ pub async fn fit_thresholds(
     } else {
         fit_on(&measured)
     };
-    let adhoc = (!measured_adhoc.is_empty()).then(|| fit_on(&measured_adhoc));
+    // Short references (one or two criteria) get thresholds of their own when there are
+    // enough of them to fit; the rest fit the ad hoc thresholds.
+    let (short, long): (Vec<Measured>, Vec<Measured>) = measured_adhoc
+        .into_iter()
+        .partition(|m| m.rubric.rubric.criteria.len() <= SHORT_REFERENCE);
+    let (short, long) = if short.len() >= MIN_SHORT && !long.is_empty() {
+        (short, long)
+    } else {
+        (Vec::new(), short.into_iter().chain(long).collect())
+    };
+    let adhoc = (!long.is_empty()).then(|| fit_on(&long));
+    let adhoc_short = (!short.is_empty()).then(|| fit_on(&short));
     Ok(Fitted {
         calibration: Calibration {
             thresholds,
             fit: info,
             adhoc_thresholds: adhoc.as_ref().map(|a| a.0),
             adhoc_fit: adhoc.map(|a| a.1),
+            adhoc_short_thresholds: adhoc_short.as_ref().map(|a| a.0),
+            adhoc_short_fit: adhoc_short.map(|a| a.1),
             rubrics: Default::default(),
         },
         answers: measured.len(),
@@ -323,7 +339,7 @@ impl Fitted {
     pub fn file_text(&self, command: &str) -> Result<String, toml::ser::Error> {
         let body = toml::to_string_pretty(&self.calibration)?;
         let header = format!(
-            "# Coverage judge thresholds. Do not edit by hand: refit with\n#   {command}\n# (fit in {:.1} s over {} answers; cv_* = two-fold cross-validation by question;\n# adhoc_* = the same answers graded against each rubric's model answer as an ad hoc reference)\n",
+            "# Coverage judge thresholds. Do not edit by hand: refit with\n#   {command}\n# (fit in {:.1} s over {} answers; cv_* = two-fold cross-validation by question;\n# adhoc_* = ad hoc items with longer references, and catalog answers graded against their rubric's\n# model answer as the reference, each kind weighing equally; adhoc_short_* = ad hoc items whose\n# reference is one or two statements)\n",
             self.seconds, self.answers
         );
         Ok(format!("{header}{body}"))

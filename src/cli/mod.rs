@@ -23,7 +23,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use grader::calibrate::{self, Paraphrase};
 use grader::config::{LogFormat, Settings, Sources};
 use grader::engine::{Engine, GradeRequest, Parts, QuestionRef};
 use grader::eval;
@@ -183,7 +182,7 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
         Command::Calibrate(args) if args.from_reviews => {
             audit::calibrate_from_reviews(settings, args).await
         }
-        Command::Calibrate(args) => calibrate_cmd(settings, &args.files, args.out).await,
+        Command::Calibrate(args) => train::calibrate(settings, &args.files, args.out).await,
         Command::Train(args) => train::train(settings, args).await,
         Command::ExportReviews { out } => audit::export_reviews(settings, out).await,
         Command::Purge(args) => audit::purge(settings, args).await,
@@ -191,7 +190,7 @@ async fn async_main(settings: Settings, command: Command) -> anyhow::Result<Exit
             paraphrases,
             offtopic,
             out,
-        } => calibrate_matching(settings, &paraphrases, &offtopic, out).await,
+        } => train::calibrate_matching(settings, &paraphrases, &offtopic, out).await,
         Command::Models { command } => models::run(settings, command).await,
     }
 }
@@ -414,100 +413,6 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
             report.skipped_lines.len(),
             report.failed.len()
         )?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn calibrate_cmd(
-    settings: Settings,
-    files: &[PathBuf],
-    out: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    // One list, numbered on: an error's line number maps back to its file.
-    let mut items = Vec::new();
-    let mut starts = Vec::new();
-    let mut offset = 0;
-    for file in files {
-        let (its, _) = read_items(file)?;
-        starts.push((offset, file));
-        let lines = its.iter().map(|(l, _)| *l).max().unwrap_or(0);
-        items.extend(its.into_iter().map(|(l, it)| (l + offset, it)));
-        offset += lines;
-    }
-    let names = files
-        .iter()
-        .map(|f| f.display().to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = audit::calibration_out(&settings, out)?;
-    let engine = open_engine(settings).await?;
-    let command = format!("grader calibrate {names}");
-    let fitted = calibrate::fit_thresholds(&engine, &items, &command, &names)
-        .await
-        .map_err(|e| {
-            let (start, file) = starts
-                .iter()
-                .rev()
-                .find(|(s, _)| *s < e.line)
-                .copied()
-                .unwrap_or((0, &files[0]));
-            anyhow::Error::new(e.source).context(format!("{}:{}", file.display(), e.line - start))
-        })?;
-    let text = fitted.file_text(&command)?;
-    std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
-    out!("{text}")?;
-    out!("wrote {}", out.display())?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn calibrate_matching(
-    settings: Settings,
-    paraphrases: &Path,
-    offtopic: &Path,
-    out: JsonFlag,
-) -> anyhow::Result<ExitCode> {
-    let para: Vec<Paraphrase> = std::fs::read_to_string(paraphrases)
-        .with_context(|| format!("reading {}", paraphrases.display()))?
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}:{}", paraphrases.display(), i + 1))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let off: Vec<String> = std::fs::read_to_string(offtopic)
-        .with_context(|| format!("reading {}", offtopic.display()))?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    let engine = open_engine(settings).await?;
-    let f = calibrate::fit_matching(&engine, &para, &off).await?;
-    if out.json {
-        out!(
-            "{}",
-            serde_json::json!({"threshold": f.threshold, "plateau": [f.plateau.0, f.plateau.1], "max_offtopic_similarity": f.max_offtopic_similarity, "paraphrase_top1": f.paraphrase_top1, "paraphrase_matched": f.paraphrase_matched, "offtopic_rejected": f.offtopic_rejected, "paraphrases": f.paraphrases, "offtopic": f.offtopic})
-        )?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    out!(
-        "threshold {:.2} (best from {:.2} to {:.2}; highest off-topic similarity {:.2}): paraphrases top-1 {:.1}%, matched above threshold {:.1}%, off-topic rejected {:.1}% ({} paraphrases, {} off-topic)",
-        f.threshold,
-        f.plateau.0,
-        f.plateau.1,
-        f.max_offtopic_similarity,
-        f.paraphrase_top1 * 100.0,
-        f.paraphrase_matched * 100.0,
-        f.offtopic_rejected * 100.0,
-        f.paraphrases,
-        f.offtopic
-    )?;
-    for (s, p) in &f.misses {
-        out!("  miss: {} ({s:.2}) {}", p.question_id, p.question)?;
-    }
-    for (s, q) in &f.offtopic_matched {
-        out!("  off-topic matched ({s:.2}): {q}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

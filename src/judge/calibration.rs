@@ -92,6 +92,13 @@ pub struct Calibration {
     pub adhoc_thresholds: Option<Thresholds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adhoc_fit: Option<FitInfo>,
+    /// Thresholds for ad hoc rubrics of at most [`SHORT_REFERENCE`] criteria (a reference of a
+    /// sentence or two, as in SemEval): one point, judged whole, sits differently from one of
+    /// five. Fitted on the ad hoc items with such references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adhoc_short_thresholds: Option<Thresholds>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adhoc_short_fit: Option<FitInfo>,
     /// Per-rubric thresholds where enough human reviews exist (`grader calibrate
     /// --from-reviews`); other rubrics use `thresholds`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -106,7 +113,19 @@ pub struct RubricCalibration {
     pub fit: FitInfo,
 }
 
+/// An ad hoc rubric with at most this many criteria is a short reference.
+pub const SHORT_REFERENCE: usize = 2;
+
 impl Calibration {
+    /// The thresholds for an ad hoc rubric of `criteria` criteria: the short-reference ones
+    /// when fitted and it is short, else the ad hoc ones.
+    pub fn for_adhoc(&self, criteria: usize) -> &Thresholds {
+        match &self.adhoc_short_thresholds {
+            Some(t) if criteria <= SHORT_REFERENCE => t,
+            _ => self.for_rubric(true),
+        }
+    }
+
     /// The thresholds for a rubric from the catalog or an ad hoc one.
     pub fn for_rubric(&self, adhoc: bool) -> &Thresholds {
         match (&self.adhoc_thresholds, adhoc) {

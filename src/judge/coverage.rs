@@ -37,7 +37,16 @@ use super::{Judge, JudgeContext, JudgeError, ResolvedRubric};
 /// (`contradicts:<criterion id>`).
 pub const CONTRADICTS: &str = "contradicts:";
 /// Words too common in the rubric set to show that a sentence adds a point.
-const GENERIC: &[&str] = &["python", "code", "use", "used", "using", "important", "way", "like"];
+const GENERIC: &[&str] = &[
+    "python",
+    "code",
+    "use",
+    "used",
+    "using",
+    "important",
+    "way",
+    "like",
+];
 /// Model-answer sentences at least this close to a criterion's point count as its phrasings.
 const SUPPORT_SIMILARITY: f32 = 0.6;
 /// How many model-answer sentences may support one criterion.
@@ -189,6 +198,7 @@ impl<'a> Prepared<'a> {
             .collect();
         let coding = rubric.kind == crate::rubric::RubricKind::Coding;
         let stance = cues::Stance::new(
+            &rubric.question,
             vectors
                 .criteria
                 .iter()
@@ -199,13 +209,17 @@ impl<'a> Prepared<'a> {
         let misconception_stances = vectors
             .misconceptions
             .iter()
-            .map(|ps| cues::Stance::new(ps.iter().map(|p| p.text.as_str())))
+            .map(|ps| cues::Stance::new(&rubric.question, ps.iter().map(|p| p.text.as_str())))
             .collect();
         let criterion_words = rubric
             .criteria
             .iter()
             .flat_map(|c| std::iter::once(&c.point).chain(&c.phrasings))
-            .flat_map(|t| words(t).map(|w| crate::text::stem(&w).to_string()).collect::<Vec<_>>())
+            .flat_map(|t| {
+                words(t)
+                    .map(|w| crate::text::stem(&w).to_string())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         Prepared {
             stance,
@@ -522,7 +536,9 @@ impl<'a> Prepared<'a> {
                 }
             }
             let sem = best.map_or(0.0, |(_, s)| s);
-            if sem >= CONTENT_FLOOR {
+            // The reference's own distinctive terms, used in explanatory prose, are content
+            // too (a one-phrase reference sits far from any sentence in embedding space).
+            if sem >= CONTENT_FLOOR || f.keyword_share[ci] > 0.0 {
                 relevant = true;
             }
             let combined = sem + t.keyword_weight * f.keyword_share[ci];

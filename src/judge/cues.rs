@@ -156,7 +156,7 @@ impl Polarity {
     /// Both shares must be high: a sentence that shares only a topic with the claim and
     /// happens to hold a "not" says nothing about it.
     pub fn opposes(&self) -> bool {
-        self.flipped && self.recall >= 0.6 && self.precision >= 0.5
+        self.flipped && self.recall >= 0.75 && self.precision >= 0.6
     }
 }
 
@@ -177,6 +177,12 @@ impl Words {
     /// Content words: a clause with fewer than two says nothing to compare.
     pub fn content_len(&self) -> usize {
         self.content.len()
+    }
+
+    /// The same words without the given content words (tokens stay: negations count).
+    pub fn without(mut self, drop: &[String]) -> Words {
+        self.content.retain(|w| !drop.contains(w));
+        self
     }
 }
 
@@ -216,7 +222,11 @@ pub fn polarity_of(claim: &Words, sentence: &Words) -> Polarity {
     }
     let from_claim = sw
         .iter()
-        .filter(|s| cw.contains(s) || cw.iter().any(|c| antonyms(c, s)))
+        .filter(|s| {
+            cw.contains(s)
+                || cw.iter().any(|c| antonyms(c, s))
+                || ct.iter().any(|c| is_negation(c) && antonyms(c, s))
+        })
         .count();
     Polarity {
         recall: used as f32 / cw.len() as f32,
@@ -287,21 +297,26 @@ pub fn clauses(text: &str) -> Vec<String> {
 #[derive(Debug, Clone, Default)]
 pub struct Stance {
     claims: Vec<Words>,
+    /// The question's content words: the topic every sentence shares, left out of alignment.
+    topic: Vec<String>,
 }
 
 impl Stance {
-    /// From the rubric's correct statements (criterion points, phrasings, model answers).
-    pub fn new<'t>(texts: impl IntoIterator<Item = &'t str>) -> Stance {
+    /// From the rubric's correct statements (criterion points, phrasings, model answers) and
+    /// its question, whose words are the topic: "the GIL means …" and "the GIL does not make
+    /// … thread-safe" share the topic, not a claim.
+    pub fn new<'t>(question: &str, texts: impl IntoIterator<Item = &'t str>) -> Stance {
+        let topic = Words::of(question).content;
         let mut claims = Vec::new();
         for t in texts {
             for c in clauses(t) {
-                let w = Words::of(&c);
+                let w = Words::of(&c).without(&topic);
                 if w.content_len() >= 2 {
                     claims.push(w);
                 }
             }
         }
-        Stance { claims }
+        Stance { claims, topic }
     }
 
     /// Whether `sentence` contradicts one of the claims: one of its clauses (two content words
@@ -309,7 +324,7 @@ impl Stance {
     /// is close ([`Polarity::opposes`]); a claim aligned as well without the flip wins.
     pub fn contradicts(&self, sentence: &str) -> bool {
         clauses(sentence).iter().any(|c| {
-            let w = Words::of(c);
+            let w = Words::of(c).without(&self.topic);
             if w.content_len() < 2 {
                 return false;
             }
@@ -536,10 +551,13 @@ mod tests {
 
     #[test]
     fn stance_finds_negated_clauses_of_long_sentences() {
-        let stance = Stance::new([
-            "A shallow copy creates a new outer container, but the elements inside are references to the same objects as in the original.",
-            "Assignment never copies: b = a just binds a second name to the same object.",
-        ]);
+        let stance = Stance::new(
+            "",
+            [
+                "A shallow copy creates a new outer container, but the elements inside are references to the same objects as in the original.",
+                "Assignment never copies: b = a just binds a second name to the same object.",
+            ],
+        );
         assert!(stance.contradicts(
             "A shallow copy does not create a new outer container, and the elements inside are references to the same objects."
         ));

@@ -59,7 +59,11 @@ pub fn pair_features(
     let (to_q, claim_to_q, beyond) = if cx.question.len() == claim.len() {
         let a = crate::embed::without_direction(claim, cx.question);
         let b = crate::embed::without_direction(sentence, cx.question);
-        (dot(sentence, cx.question), dot(claim, cx.question), dot(&a, &b))
+        (
+            dot(sentence, cx.question),
+            dot(claim, cx.question),
+            dot(&a, &b),
+        )
     } else {
         (0.0, 0.0, cos)
     };

@@ -188,7 +188,13 @@ async fn unguarded_score(id: &str, answer: &str) -> f32 {
     let cx = grader::judge::JudgeContext {
         rubric: &resolved,
         answer: &view,
-        thresholds: engine.calibration().for_rubric(resolved.is_adhoc()),
+        thresholds: if resolved.is_adhoc() {
+            engine
+                .calibration()
+                .for_adhoc(resolved.rubric.criteria.len())
+        } else {
+            engine.calibration().for_rubric(false)
+        },
         samples: 1,
         head: engine.head(),
     };

@@ -54,6 +54,8 @@ async fn reviews_close_the_loop() {
         fit: Default::default(),
         adhoc_thresholds: None,
         adhoc_fit: None,
+        adhoc_short_thresholds: None,
+        adhoc_short_fit: None,
         rubrics: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();

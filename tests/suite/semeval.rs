@@ -23,7 +23,10 @@ async fn measure(name: &str) -> eval::EvalReport {
         &|bad| panic!("{name}: line {} failed: {}", bad.line, bad.error),
     )
     .await;
-    let c = report.classification.as_ref().expect("a 0–2 scale has classes");
+    let c = report
+        .classification
+        .as_ref()
+        .expect("a 0–2 scale has classes");
     eprintln!(
         "{name}: n {} pearson {:.3} qwk {:.3} rmse {:.3} (0–{}) accuracy {:.3} macro-F1 {:.3}",
         report.n,
@@ -41,12 +44,16 @@ async fn measure(name: &str) -> eval::EvalReport {
 async fn unseen_questions_agree_with_human_grades() {
     let mut broken = Vec::new();
     for (name, pearson, macro_f1) in [
-        ("sciEntsBank-unseen-questions-300.jsonl", 0.0, 0.0),
-        ("beetle-unseen-questions-300.jsonl", 0.0, 0.0),
+        ("sciEntsBank-unseen-questions-300.jsonl", 0.18, 0.28),
+        ("beetle-unseen-questions-300.jsonl", 0.38, 0.42),
     ] {
         let r = measure(name).await;
         assert_eq!(r.n, 300);
-        assert_eq!(r.scale_max, Some(2.0), "metrics on the items' own 0–2 scale");
+        assert_eq!(
+            r.scale_max,
+            Some(2.0),
+            "metrics on the items' own 0–2 scale"
+        );
         let f1 = r.classification.as_ref().map_or(0.0, |c| c.macro_f1);
         if r.pearson < pearson || f1 < macro_f1 {
             broken.push(format!(
