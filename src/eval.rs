@@ -6,6 +6,9 @@
 //! kappa (on rounded scores), RMSE and MAE, overall and per question, on the items' own scale
 //! when they share one (else on 0–10); accuracy and macro-F1 when that scale has at most three
 //! levels (0–2, like SemEval's 3-way labels); and the worst-graded items.
+//!
+//! Long because the runner, every metric and the metrics' hand-computed unit tests are read
+//! together: a metric is checked against numbers worked out by hand beside its code.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

