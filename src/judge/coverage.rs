@@ -582,8 +582,8 @@ impl<'a> Prepared<'a> {
         // A criterion the answer contradicts (a sentence close to it that says the opposite)
         // and does not also state is charged, like a misconception.
         let mut contradictions = Vec::new();
-        for ci in 0..n {
-            if verdicts[ci] == Verdict::Met {
+        for (ci, verdict) in verdicts.iter_mut().enumerate() {
+            if *verdict == Verdict::Met {
                 continue;
             }
             let hit = f.criterion_sims[ci]
@@ -597,7 +597,7 @@ impl<'a> Prepared<'a> {
                 })
                 .max_by(|a, b| a.1.total_cmp(b.1));
             if let Some((si, _)) = hit {
-                verdicts[ci] = Verdict::Missed;
+                *verdict = Verdict::Missed;
                 contradictions.push((ci, si));
             }
         }

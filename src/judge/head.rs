@@ -167,10 +167,12 @@ impl Head {
         if !self.is_trained() || x.len() != self.weights.len() {
             return None;
         }
-        let mut z = self.bias;
-        for i in 0..x.len() {
-            z += self.weights[i] * (x[i] - self.mean[i]) * self.scale[i];
-        }
+        let z = self.bias
+            + x.iter()
+                .zip(&self.weights)
+                .zip(self.mean.iter().zip(&self.scale))
+                .map(|((x, w), (m, s))| w * (x - m) * s)
+                .sum::<f32>();
         Some(sigmoid(z))
     }
 

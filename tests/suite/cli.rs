@@ -362,3 +362,52 @@ fn batch_report_names_never_collide() {
         "the same names on the next run: {again}"
     );
 }
+
+/// `grader train` on labelled pairs writes a head file that parses, names its data by sha256,
+/// measures itself on held-out questions, and is better than chance there; a catalog item (no
+/// reference answer) is refused with its line.
+#[test]
+fn train_writes_a_head_that_learned_something() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("head.toml");
+    let data_file = data("semeval/train-600.jsonl");
+    let o = grader(&[
+        "train",
+        data_file.to_str().unwrap(),
+        "--epochs",
+        "60",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let head = grader::judge::Head::parse(&text, "test").unwrap();
+    assert!(head.is_trained());
+    assert_eq!(head.info.pairs, 600);
+    assert!(
+        head.info.data[0].contains("sha256:"),
+        "{:?}",
+        head.info.data
+    );
+    assert!(
+        head.info.holdout_auc > 0.6,
+        "held-out AUC {}",
+        head.info.holdout_auc
+    );
+    assert!(
+        text.starts_with("# The correctness head"),
+        "the header says how to retrain"
+    );
+    let o = grader(&[
+        "train",
+        data("labelled.jsonl").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("labelled.jsonl:1") && err.contains("reference_answer"),
+        "{err}"
+    );
+}
