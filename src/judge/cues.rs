@@ -125,17 +125,36 @@ fn content(tokens: &[String]) -> Vec<String> {
 /// Whether `a` and `b` say opposite things as words: a listed pair, or one is the other with a
 /// negating prefix (mutable / immutable, safe / unsafe, blocking / non-blocking).
 fn antonyms(a: &str, b: &str) -> bool {
-    let same = |w: &str, listed: &str| w == listed || w == stem(listed);
-    let listed = ANTONYMS
-        .iter()
-        .any(|&(x, y)| (same(a, x) && same(b, y)) || (same(a, y) && same(b, x)));
-    let prefixed = |long: &str, short: &str| {
-        short.len() >= 4
-            && ["un", "in", "im", "ir", "il", "non", "non-", "dis"]
-                .iter()
-                .any(|p| long.strip_prefix(p) == Some(short))
-    };
-    listed || prefixed(a, b) || prefixed(b, a)
+    // Called for every pair of words of every pair of clauses: a hash lookup and a suffix
+    // test, no scan of the list.
+    if a == b {
+        return false;
+    }
+    let (long, short) = if a.len() > b.len() { (a, b) } else { (b, a) };
+    let prefixed = short.len() >= 4
+        && long.ends_with(short)
+        && ["un", "in", "im", "ir", "il", "non", "non-", "dis"]
+            .contains(&&long[..long.len() - short.len()]);
+    prefixed || antonym_table().get(a).is_some_and(|ps| ps.iter().any(|p| p == b))
+}
+
+/// [`ANTONYMS`] both ways, each word also as its stem (content words are stemmed).
+fn antonym_table() -> &'static std::collections::HashMap<String, Vec<String>> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<String, Vec<String>>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for &(x, y) in ANTONYMS {
+            for (a, b) in [(x, y), (y, x)] {
+                for a in [a, stem(a)] {
+                    for b in [b, stem(b)] {
+                        t.entry(a.to_string()).or_default().push(b.to_string());
+                    }
+                }
+            }
+        }
+        t
+    })
 }
 
 /// How a sentence stands to a claim, read from their words.
