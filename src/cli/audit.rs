@@ -10,6 +10,7 @@ use grader::audit::{Audit, learn};
 use grader::config::Settings;
 
 use super::args::{CalibrateArgs, PurgeArgs};
+use super::print::out;
 
 /// The audit store the settings name (SQLite in data_dir unless `store.database_url`).
 pub(super) async fn open_audit(settings: &Settings) -> anyhow::Result<Arc<Audit>> {
@@ -107,7 +108,8 @@ pub(super) async fn export_reviews(
                 path.display()
             );
         }
-        None => print!("{text}"),
+        None if text.is_empty() => {}
+        None => out!("{}", text.trim_end_matches('\n'))?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -135,19 +137,19 @@ pub(super) async fn purge(settings: Settings, args: PurgeArgs) -> anyhow::Result
         learn::remove_exemplars(&engine, &ids).await?;
     }
     if args.json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({"grades": purged.grades, "reviews": purged.reviews, "transcripts": purged.transcripts, "exemplars": purged.reviewed_grade_ids.len()})
-        );
+        )?;
     } else {
-        println!(
+        out!(
             "deleted {} grades, {} reviews, {} transcripts, {} exemplars from {}",
             purged.grades,
             purged.reviews,
             purged.transcripts,
             purged.reviewed_grade_ids.len(),
             audit.store().describe()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -135,7 +135,10 @@ fn antonyms(a: &str, b: &str) -> bool {
         && long.ends_with(short)
         && ["un", "in", "im", "ir", "il", "non", "non-", "dis"]
             .contains(&&long[..long.len() - short.len()]);
-    prefixed || antonym_table().get(a).is_some_and(|ps| ps.iter().any(|p| p == b))
+    prefixed
+        || antonym_table()
+            .get(a)
+            .is_some_and(|ps| ps.iter().any(|p| p == b))
 }
 
 /// [`ANTONYMS`] both ways, each word also as its stem (content words are stemmed).

@@ -411,3 +411,49 @@ fn train_writes_a_head_that_learned_something() {
         "{err}"
     );
 }
+
+/// `grade --save` stores the grade (with its id and candidate) in the per-user SQLite store;
+/// `export-reviews` writes nothing while nothing is reviewed; `purge --candidate` deletes the
+/// candidate's grades, and a second purge finds none.
+#[tokio::test]
+async fn saved_grades_are_exported_and_purged_by_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    data_dir_from_snapshot(dir.path()).await;
+    let g = grader_in(
+        dir.path(),
+        &[
+            "grade",
+            "--question-id",
+            "core.copy",
+            "--answer",
+            "A shallow copy shares the nested objects; copy.deepcopy copies them recursively.",
+            "--save",
+            "--candidate",
+            "cand-7",
+            "--json",
+        ],
+    );
+    let v = json(&g);
+    let id = v["id"].as_str().unwrap();
+    assert_ne!(
+        id, "00000000-0000-0000-0000-000000000000",
+        "a saved grade has an id"
+    );
+    let e = grader_in(dir.path(), &["export-reviews"]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    assert!(
+        e.stdout.is_empty(),
+        "no reviews yet: {}",
+        String::from_utf8_lossy(&e.stdout)
+    );
+    let p = json(&grader_in(
+        dir.path(),
+        &["purge", "--candidate", "cand-7", "--json"],
+    ));
+    assert_eq!(p["grades"], 1, "{p}");
+    let p = json(&grader_in(
+        dir.path(),
+        &["purge", "--candidate", "cand-7", "--json"],
+    ));
+    assert_eq!(p["grades"], 0, "{p}");
+}
