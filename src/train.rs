@@ -132,7 +132,7 @@ pub async fn train_head(
                 vector(reference),
                 a,
                 &cues::Words::of(reference),
-                p.answer,
+                &cues::Words::of(p.answer),
                 &cx,
             )
         })

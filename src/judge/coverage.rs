@@ -256,7 +256,10 @@ impl<'a> Prepared<'a> {
             .collect();
         // Everything up to the last retraction is taken back, the retraction included.
         let retraction = segments.iter().rposition(|s| cues::retracts(&s.text));
-        let hedged: Vec<bool> = segments.iter().map(|s| cues::is_hedged(&s.text)).collect();
+        // Each segment read once, for the hedge check and every criterion's head features.
+        let segment_words: Vec<cues::Words> =
+            segments.iter().map(|s| cues::Words::of(&s.text)).collect();
+        let hedged: Vec<bool> = segment_words.iter().map(cues::Words::is_hedged).collect();
         let term_list: Vec<bool> = segments
             .iter()
             .map(|s| {
@@ -267,11 +270,6 @@ impl<'a> Prepared<'a> {
                 }
             })
             .collect();
-        let real_code: Vec<bool> = segments
-            .iter()
-            .zip(&term_list)
-            .map(|(s, list)| s.is_code && !list)
-            .collect();
         let fragment: Vec<bool> = segments
             .iter()
             .map(|s| !s.is_code && s.text.split_whitespace().count() < 4)
@@ -280,9 +278,10 @@ impl<'a> Prepared<'a> {
             .map(|ci| {
                 (0..segments.len())
                     .map(|si| {
+                        // A code segment that is not a term list is real code.
                         retraction.is_none_or(|r| si > r)
                             && !term_list[si]
-                            && (!segments[si].is_code || (real_code[si] && self.about_code[ci]))
+                            && (!segments[si].is_code || self.about_code[ci])
                             && (!fragment[si] || self.short_claim[ci])
                     })
                     .collect()
@@ -299,16 +298,16 @@ impl<'a> Prepared<'a> {
             .map(|phrases| {
                 let words: Vec<cues::Words> =
                     phrases.iter().map(|p| cues::Words::of(&p.text)).collect();
-                segments
+                segment_words
                     .iter()
                     .zip(vectors)
-                    .map(|(s, v)| {
+                    .map(|(sw, v)| {
                         let closest = (0..phrases.len()).max_by(|&a, &b| {
                             dot(&phrases[a].vector, v).total_cmp(&dot(&phrases[b].vector, v))
                         });
                         let Some(pi) = closest else { return 0.0 };
                         let p = phrases[pi];
-                        head.predict(&pair_features(&p.vector, v, &words[pi], &s.text, &pair_cx))
+                        head.predict(&pair_features(&p.vector, v, &words[pi], sw, &pair_cx))
                             .unwrap_or_else(|| dot(&p.vector, v))
                     })
                     .collect()

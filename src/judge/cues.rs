@@ -201,6 +201,16 @@ impl Words {
         self.content.len()
     }
 
+    /// The words in order, contractions opened ([`tokens`]).
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+
+    /// Offered as a guess ([`is_hedged`]).
+    pub fn is_hedged(&self) -> bool {
+        hedged_tokens(&self.tokens)
+    }
+
     /// The same words without the given content words (tokens stay: negations count).
     pub fn without(mut self, drop: &[String]) -> Words {
         self.content.retain(|w| !drop.contains(w));
@@ -208,12 +218,7 @@ impl Words {
     }
 }
 
-/// Compare a sentence with a claim (see [`Polarity`]).
-pub fn polarity(claim: &str, sentence: &str) -> Polarity {
-    polarity_of(&Words::of(claim), &Words::of(sentence))
-}
-
-/// [`polarity`] on words already read.
+/// Compare a sentence with a claim, both read into [`Words`] (see [`Polarity`]).
 pub fn polarity_of(claim: &Words, sentence: &Words) -> Polarity {
     let (ct, st) = (&claim.tokens, &sentence.tokens);
     let (cw, sw) = (&claim.content, &sentence.content);
@@ -371,12 +376,20 @@ impl Stance {
 
 /// The statement is offered as a guess ("I think…", "maybe", "not sure").
 pub fn is_hedged(text: &str) -> bool {
-    let t = format!(" {} ", tokens(text).join(" "));
-    let t = t.replace(" i m ", " im ");
-    HEDGES.iter().any(|h| {
-        let h = format!(" {} ", tokens(h).join(" "));
-        t.contains(&h)
-    })
+    hedged_tokens(&tokens(text))
+}
+
+/// [`is_hedged`] on a text's [`tokens`] (the hedge phrases are tokenised once per process).
+fn hedged_tokens(tokens: &[String]) -> bool {
+    static PHRASES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let phrases = PHRASES.get_or_init(|| {
+        HEDGES
+            .iter()
+            .map(|h| format!(" {} ", self::tokens(h).join(" ")))
+            .collect()
+    });
+    let t = format!(" {} ", tokens.join(" ")).replace(" i m ", " im ");
+    phrases.iter().any(|h| t.contains(h.as_str()))
 }
 
 /// The sentence takes back what came before it: a denial ("false", "wrong", "not true",
@@ -537,6 +550,10 @@ pub fn about_code(point: &str, coding_rubric: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn polarity(claim: &str, sentence: &str) -> Polarity {
+        polarity_of(&Words::of(claim), &Words::of(sentence))
+    }
 
     #[test]
     fn lists_are_sorted_for_binary_search() {

@@ -25,22 +25,21 @@ pub struct PairContext<'a> {
     pub question_words: &'a cues::Words,
 }
 
-/// One (claim, sentence) pair's raw features.
+/// One (claim, sentence) pair's raw features. `sentence_words` is the sentence read once
+/// ([`cues::Words::of`]); a judge reads each answer sentence once for all its criteria.
 pub fn pair_features(
     claim: &[f32],
     sentence: &[f32],
     claim_words: &cues::Words,
-    sentence_text: &str,
+    sentence_words: &cues::Words,
     cx: &PairContext<'_>,
 ) -> Vec<f32> {
-    let sentence_words = cues::Words::of(sentence_text);
-    let polarity = cues::polarity_of(claim_words, &sentence_words);
-    let polarity = &polarity;
+    let polarity = &cues::polarity_of(claim_words, sentence_words);
     let mut x = Vec::with_capacity(claim.len() * 2 + SCALARS);
     x.extend(claim.iter().zip(sentence).map(|(a, b)| a * b));
     x.extend(claim.iter().zip(sentence).map(|(a, b)| (a - b).abs()));
-    let tokens = cues::tokens(sentence_text);
-    let negated = tokens
+    let negated = sentence_words
+        .tokens()
         .iter()
         .any(|w| ["not", "no", "never", "cannot", "without", "none"].contains(&w.as_str()));
     let cos = dot(claim, sentence);
@@ -52,7 +51,7 @@ pub fn pair_features(
         f32::from(u8::from(polarity.flipped)),
         f32::from(u8::from(polarity.opposes())),
         f32::from(u8::from(negated)),
-        f32::from(u8::from(cues::is_hedged(sentence_text))),
+        f32::from(u8::from(sentence_words.is_hedged())),
     ]);
     // Against the question: an answer that only echoes it is close to it; overlap with the
     // reference beyond the question's own words is what says something.
@@ -71,7 +70,7 @@ pub fn pair_features(
         to_q,
         claim_to_q,
         beyond,
-        cues::demoted_recall(claim_words, &sentence_words, cx.question_words),
+        cues::demoted_recall(claim_words, sentence_words, cx.question_words),
         (1.0 + sentence_words.content_len() as f32).ln(),
     ]);
     x
@@ -286,7 +285,7 @@ pub fn train(xs: &[Vec<f32>], ys: &[f32], opts: TrainOptions) -> Head {
         let mut gw = vec![0.0f32; d];
         let mut gb = 0.0f32;
         for (x, &y) in z.iter().zip(ys) {
-            let p = sigmoid(b + dot_plain(&w, x));
+            let p = sigmoid(b + dot(&w, x));
             let g = (p - y) * class_weight(y) / n as f32;
             gb += g;
             for (gi, xi) in gw.iter_mut().zip(x) {
@@ -318,10 +317,6 @@ pub fn train(xs: &[Vec<f32>], ys: &[f32], opts: TrainOptions) -> Head {
         scale,
         weights: w,
     }
-}
-
-fn dot_plain(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Accuracy at 0.5 and the area under the ROC curve of predictions against 0/1 labels.
