@@ -531,11 +531,7 @@ impl Engine {
         // One embedding pass serves every judge of this grade (and the LLM judge's hints and
         // exemplar retrieval); skipped when the judge reads no vectors.
         let view = self.view(guarded.text, judge.needs_vectors()).await?;
-        let thresholds = if resolved.is_adhoc() {
-            self.calibration.for_adhoc(rubric.criteria.len())
-        } else {
-            self.calibration.for_rubric_id(&rubric.id, false)
-        };
+        let thresholds = self.calibration.for_resolved(resolved);
         let cx = JudgeContext {
             rubric: resolved,
             answer: &view,

@@ -134,6 +134,17 @@ impl Calibration {
         }
     }
 
+    /// The thresholds a resolved rubric is judged with: an ad hoc rubric's by its size
+    /// ([`Calibration::for_adhoc`]), a catalog rubric's own or the catalog's
+    /// ([`Calibration::for_rubric_id`]).
+    pub fn for_resolved(&self, r: &super::ResolvedRubric) -> &Thresholds {
+        if r.is_adhoc() {
+            self.for_adhoc(r.rubric.criteria.len())
+        } else {
+            self.for_rubric_id(&r.rubric.id, false)
+        }
+    }
+
     /// The thresholds for one rubric: its own when reviews fitted some, else as
     /// [`Calibration::for_rubric`].
     pub fn for_rubric_id(&self, id: &str, adhoc: bool) -> &Thresholds {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use grader::engine::{GradeRequest, QuestionRef};
 use serde::Deserialize;
 
-use crate::common::{data, engine};
+use crate::common::{engine, jsonl};
 
 #[derive(Deserialize)]
 struct Record {
@@ -40,11 +40,7 @@ const BARS: &[(&str, f32)] = &[
 #[tokio::test]
 async fn attacks_score_low_and_honest_answers_high() {
     let e = engine().await;
-    let text = std::fs::read_to_string(data("adversarial.jsonl")).unwrap();
-    let records: Vec<Record> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records: Vec<Record> = jsonl("adversarial.jsonl");
     assert_eq!(records.len(), 605, "55 rubrics × 11 kinds");
     let mut scores = Vec::new();
     for r in &records {

@@ -29,6 +29,20 @@ pub fn data(name: &str) -> PathBuf {
     root().join("tests/data").join(name)
 }
 
+/// A JSONL file of `tests/data`, one value per non-blank line; a bad line fails with its
+/// file and line number.
+pub fn jsonl<T: serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
+    let path = data(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1))
+        })
+        .collect()
+}
+
 /// Where the model is: `GRADER__EMBEDDING__MODEL_DIR` when set, else where `grader` looks by
 /// default (the per-user cache folder, where `scripts/fetch-models.sh` and
 /// `grader models fetch` put it).

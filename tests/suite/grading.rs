@@ -287,13 +287,8 @@ async fn a_one_phrase_reference_is_one_criterion() {
         judge: None,
         samples: None,
     };
-    let right = e
-        .grade(&req(
-            "Through iteration: the for loop calls iter() on the list, then next() until StopIteration.",
-            Vec::new(),
-        ))
-        .await
-        .unwrap();
+    let correct = "Through iteration: the for loop calls iter() on the list, then next() until StopIteration.";
+    let right = e.grade(&req(correct, Vec::new())).await.unwrap();
     assert_eq!(right.criteria.len(), 1);
     let wrong = e
         .grade(&req(
@@ -310,7 +305,7 @@ async fn a_one_phrase_reference_is_one_criterion() {
     );
     let with_alt = e
         .grade(&req(
-            "Through iteration: the for loop calls iter() on the list, then next() until StopIteration.",
+            correct,
             vec!["By calling iter() on it and next() until StopIteration.".into()],
         ))
         .await

@@ -27,15 +27,7 @@ struct Case {
 }
 
 fn corpus() -> Vec<Case> {
-    let path = common::data("injection.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1))
-        })
-        .collect()
+    common::jsonl("injection.jsonl")
 }
 
 fn attacks() -> Vec<Case> {
@@ -188,13 +180,7 @@ async fn unguarded_score(id: &str, answer: &str) -> f32 {
     let cx = grader::judge::JudgeContext {
         rubric: &resolved,
         answer: &view,
-        thresholds: if resolved.is_adhoc() {
-            engine
-                .calibration()
-                .for_adhoc(resolved.rubric.criteria.len())
-        } else {
-            engine.calibration().for_rubric(false)
-        },
+        thresholds: engine.calibration().for_resolved(&resolved),
         samples: 1,
         head: engine.head(),
     };

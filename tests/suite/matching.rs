@@ -14,12 +14,7 @@ struct Paraphrase {
 #[tokio::test]
 async fn paraphrases_match_their_rubric() {
     let e = engine().await;
-    let text = std::fs::read_to_string(data("paraphrases.jsonl")).unwrap();
-    let items: Vec<Paraphrase> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let items: Vec<Paraphrase> = crate::common::jsonl("paraphrases.jsonl");
     assert!(items.len() >= 100);
     let cat = crate::common::catalog(Rubrics::Shipped);
     let mut top1 = 0;

@@ -666,12 +666,7 @@ struct BadCase {
 #[tokio::test]
 async fn bad_input_corpus_never_yields_5xx() {
     let e = shared().await;
-    let text = std::fs::read_to_string(data("bad-requests.jsonl")).unwrap();
-    let cases: Vec<BadCase> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let cases: Vec<BadCase> = crate::common::jsonl("bad-requests.jsonl");
     assert!(cases.len() >= 50, "{} cases", cases.len());
     // Replay over a real socket too: the same router, bound to loopback.
     let app = Application::with_engine(e.clone()).await.unwrap();
