@@ -33,6 +33,12 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
+    // As the `grader` binary does (src/main.rs): one core per forward pass, passes side by
+    // side. Set before any thread starts.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let scale = if full { 1 } else { 0 };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -213,59 +219,121 @@ async fn run(root: &Path, scale: usize) {
         ms(percentile(&times, 0.99))
     );
 
-    println!("== grading (coverage judge, ~80-word answers)");
-    let answers: Vec<(String, String)> = catalog
+    let engine = Arc::new(engine);
+    let words = |a: &str| a.split_whitespace().count();
+    // Answers of three lengths from the rubrics' own exemplars and model answers: short ones
+    // as they are, long ones built from a model answer and the rubric's exemplars.
+    let pick = |range: std::ops::Range<usize>| -> Vec<(String, String)> {
+        catalog
+            .iter()
+            .flat_map(|r| {
+                r.exemplars
+                    .iter()
+                    .filter(|e| range.contains(&words(&e.answer)))
+                    .map(|e| (r.id.clone(), e.answer.clone()))
+            })
+            .collect()
+    };
+    let long: Vec<(String, String)> = catalog
         .iter()
-        .filter_map(|r| {
-            r.exemplars
-                .iter()
-                .find(|e| (40..140).contains(&e.answer.split_whitespace().count()))
-                .map(|e| (r.id.clone(), e.answer.clone()))
+        .map(|r| {
+            let mut text = r
+                .model_answers
+                .first()
+                .map(|m| m.text.clone())
+                .unwrap_or_default();
+            for e in &r.exemplars {
+                if words(&text) >= 140 {
+                    break;
+                }
+                text.push(' ');
+                text.push_str(&e.answer);
+            }
+            let cut: Vec<&str> = text.split_whitespace().take(160).collect();
+            (r.id.clone(), cut.join(" "))
         })
         .collect();
-    let words: usize = answers
-        .iter()
-        .map(|(_, a)| a.split_whitespace().count())
-        .sum::<usize>()
-        / answers.len().max(1);
-    let engine = Arc::new(engine);
-    for concurrency in [1usize, 4] {
-        let n = reps(400);
-        let t = Instant::now();
-        let mut latencies = Vec::with_capacity(n);
-        let mut i = 0;
-        while i < n {
-            let batch: Vec<_> = (i..(i + concurrency).min(n))
-                .map(|k| {
-                    let engine = engine.clone();
-                    let (id, answer) = answers[k % answers.len()].clone();
-                    tokio::spawn(async move {
-                        let t = Instant::now();
-                        engine
-                            .grade(&GradeRequest {
-                                question: QuestionRef::Id(id),
-                                answer,
-                                judge: Some(JudgeKind::Coverage),
-                                samples: None,
-                            })
-                            .await
-                            .unwrap();
-                        t.elapsed()
-                    })
-                })
-                .collect();
-            for h in batch {
-                latencies.push(h.await.unwrap());
-            }
-            i += concurrency;
-        }
-        let secs = t.elapsed().as_secs_f64();
-        latencies.sort();
+    let sets = [
+        ("20-25-word answers", pick(20..26)),
+        ("40-140-word answers", pick(40..140)),
+        ("~150-word answers", long),
+    ];
+    for (label, answers) in &sets {
+        let mean = answers.iter().map(|(_, a)| words(a)).sum::<usize>() / answers.len().max(1);
         println!(
-            "  concurrency {concurrency}: {:>6.1} answers/s  p50 {:.1} ms  p99 {:.1} ms  (mean answer {words} words, {n} grades)",
-            n as f64 / secs,
-            ms(percentile(&latencies, 0.5)),
-            ms(percentile(&latencies, 0.99))
+            "== grading (coverage judge), {label} (mean {mean} words, {} answers)",
+            answers.len()
         );
+        // The model time: each answer's segments embedded once, on this thread, one pass each.
+        let n = reps(200);
+        let (cpu0, t) = (cpu_time(), Instant::now());
+        let mut segments = 0;
+        for k in 0..n {
+            let texts: Vec<String> = grader::text::segments(&answers[k % answers.len()].1)
+                .into_iter()
+                .map(|s| s.text)
+                .collect();
+            segments += texts.len();
+            embedder.embed_sync(&texts).unwrap();
+        }
+        let model_cpu = ms(cpu_time() - cpu0) / n as f64;
+        println!(
+            "  model time, segments embedded once: {model_cpu:.1} ms CPU per answer ({:.1} segments; wall {:.1} ms)",
+            segments as f64 / n as f64,
+            ms(t.elapsed()) / n as f64
+        );
+        for concurrency in [1usize, 8] {
+            let n = reps(400);
+            let (cpu0, t) = (cpu_time(), Instant::now());
+            let mut latencies = Vec::with_capacity(n);
+            let mut i = 0;
+            while i < n {
+                let batch: Vec<_> = (i..(i + concurrency).min(n))
+                    .map(|k| {
+                        let engine = engine.clone();
+                        let (id, answer) = answers[k % answers.len()].clone();
+                        tokio::spawn(async move {
+                            let t = Instant::now();
+                            engine
+                                .grade(&GradeRequest {
+                                    question: QuestionRef::Id(id),
+                                    answer,
+                                    judge: Some(JudgeKind::Coverage),
+                                    samples: None,
+                                })
+                                .await
+                                .unwrap();
+                            t.elapsed()
+                        })
+                    })
+                    .collect();
+                for h in batch {
+                    latencies.push(h.await.unwrap());
+                }
+                i += concurrency;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            let cpu = ms(cpu_time() - cpu0) / n as f64;
+            latencies.sort();
+            println!(
+                "  concurrency {concurrency}: {:>6.1} answers/s  p50 {:.1} ms  p99 {:.1} ms  CPU {cpu:.1} ms per answer ({:.2}x the model time)",
+                n as f64 / secs,
+                ms(percentile(&latencies, 0.5)),
+                ms(percentile(&latencies, 0.99)),
+                cpu / model_cpu
+            );
+        }
     }
+}
+
+/// CPU time this process has used (user + system, every thread).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }

@@ -38,7 +38,16 @@ fn ms(d: Duration) -> f64 {
 
 /// CPU seconds (user + system) this process has used.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_seconds("/proc/self/stat")
+}
+
+/// CPU seconds (user + system) another process has used.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -99,19 +108,30 @@ async fn engine(tweak: impl FnOnce(&mut Settings)) -> Arc<Engine> {
     Arc::new(common::engine_with(common::Rubrics::Shipped, tweak).await)
 }
 
-fn answers(catalog: &Catalog) -> Vec<(String, String)> {
+/// One exemplar per rubric whose length in words is in `words`.
+fn answers_of(catalog: &Catalog, words: std::ops::Range<usize>) -> Vec<(String, String)> {
     catalog
         .iter()
         .filter_map(|r| {
             r.exemplars
                 .iter()
-                .find(|e| (40..140).contains(&e.answer.split_whitespace().count()))
+                .find(|e| words.contains(&e.answer.split_whitespace().count()))
                 .map(|e| (r.id.clone(), e.answer.clone()))
         })
         .collect()
 }
 
+fn answers(catalog: &Catalog) -> Vec<(String, String)> {
+    answers_of(catalog, 40..140)
+}
+
 fn main() {
+    // As the `grader` binary does (src/main.rs): one core per forward pass, passes side by
+    // side. Set before any thread starts.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -318,12 +338,19 @@ async fn run(root: &Path, full: bool) {
             .tcp_nodelay(true)
             .build()
             .unwrap();
-        for conc in [1usize, 8, 64] {
+        let short = answers_of(llm.catalog(), 20..26);
+        let sets: Vec<(&str, &Vec<(String, String)>)> = if llm_url.is_some() {
+            vec![("40-140 words", &set)]
+        } else {
+            vec![("20-25 words", &short), ("40-140 words", &set)]
+        };
+        for ((words, set), conc) in sets.iter().flat_map(|s| [1usize, 8, 64].map(|c| (*s, c))) {
             let total = if full {
                 if conc == 1 { 200 } else { 1000 }
             } else {
                 8
             };
+            let cpu0 = process_cpu_seconds(child.id());
             let t = Instant::now();
             let jobs = set.iter().cycle().take(total).cloned().map(|(id, a)| {
                 let client = client.clone();
@@ -345,6 +372,7 @@ async fn run(root: &Path, full: bool) {
                 .collect()
                 .await;
             let wall = t.elapsed().as_secs_f64();
+            let cpu = (process_cpu_seconds(child.id()) - cpu0) / total as f64 * 1000.0;
             lat.sort();
             let extra = if llm_url.is_some() {
                 format!(
@@ -355,7 +383,7 @@ async fn run(root: &Path, full: bool) {
                 String::new()
             };
             println!(
-                "  [{label}] concurrency {conc:>2}: {:>6.1} grades/s  p50 {:>6.1} ms  p99 {:>6.1} ms{extra}",
+                "  [{label}, {words}] concurrency {conc:>2}: {:>6.1} grades/s  p50 {:>6.1} ms  p99 {:>6.1} ms  server CPU {cpu:.1} ms per grade{extra}",
                 total as f64 / wall,
                 ms(percentile(&lat, 0.5)),
                 ms(percentile(&lat, 0.99))

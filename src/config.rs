@@ -121,8 +121,21 @@ pub struct EmbeddingSettings {
     pub model_dir: PathBuf,
     pub max_tokens: usize,
     pub batch_size: usize,
+    /// Forward passes of the local model that run at once; 0 means one per core.
+    pub workers: usize,
     pub openai_model: String,
     pub openai_dimensions: u32,
+}
+
+impl EmbeddingSettings {
+    /// How the local model runs, from these settings.
+    pub fn local_options(&self) -> crate::embed::LocalOptions {
+        crate::embed::LocalOptions {
+            max_tokens: self.max_tokens,
+            batch_size: self.batch_size,
+            workers: self.workers,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

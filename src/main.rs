@@ -5,6 +5,7 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    single_threaded_kernels();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
@@ -14,6 +15,18 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {}", causes(&e));
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// The local model's forward passes run side by side, one per core (`embedding.workers`), so
+/// candle's kernels should not also spread each pass over every core: on short texts that
+/// costs more than it gains. candle reads this variable on every matrix product, so it is set
+/// here, before any thread starts; a value the user set is kept.
+fn single_threaded_kernels() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: no other thread exists yet (the runtime and the embedding workers start
+        // later), so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
     }
 }
 

@@ -1,7 +1,8 @@
 //! all-MiniLM-L6-v2 in pure Rust: candle's BERT, mean pooling over the attention mask, L2 norm.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -11,29 +12,127 @@ use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use super::{EmbedError, Embedder, normalize};
 
-/// The local sentence embedder. Cheap to clone (the model and its worker are shared).
+/// The local sentence embedder. Cheap to clone (the model and its workers are shared).
 ///
-/// Async callers ([`Embedder::embed`]) hand their texts to one worker thread, which takes
-/// every request waiting when it becomes free and embeds them together: under concurrent load
-/// the forward passes get larger (the matrix kernels run several times more efficiently on a
-/// few hundred rows than on a dozen) and nothing waits on a timer, so a lone request is not
-/// delayed. The matrix kernels themselves use every core.
+/// Async callers ([`Embedder::embed`]) hand their texts to a pool of worker threads (one per
+/// core by default). A free worker takes every request waiting, up to [`MAX_TEXTS_PER_ROUND`]
+/// texts, and embeds them together: under concurrent load the forward passes get larger (the
+/// matrix kernels run several times more efficiently on a few dozen rows than on one) and
+/// nothing waits on a timer, so a lone request is not delayed. A request of more than
+/// [`PIECE`] texts is cut into pieces that the workers share.
+///
+/// Each forward pass runs on one core: on short texts candle's own threading costs more in
+/// synchronisation than it gains (measured on 2 cores: 92 vs 82 short sentences/s at batch 1,
+/// the same at batch 32, and the idle threads spin), so passes run side by side instead. The
+/// `grader` binary sets `RAYON_NUM_THREADS=1` for that before anything starts (see `main.rs`);
+/// a library user who leaves candle threaded gets the same results, less efficiently.
 #[derive(Clone)]
 pub struct LocalEmbedder {
     inner: Arc<Inner>,
-    queue: Arc<Queue>,
+    queue: Arc<Handle>,
 }
 
 type Reply = tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>;
 
-/// The worker's inbox; dropping the last embedder drops the sender and the worker exits.
+type Job = (Vec<String>, Reply);
+
+/// The workers' inbox.
+#[derive(Default)]
 struct Queue {
-    tx: std::sync::mpsc::Sender<(Vec<String>, Reply)>,
+    state: Mutex<QueueState>,
+    ready: Condvar,
 }
 
-/// Texts the worker takes into one round at most (then it starts on them; later requests
-/// wait for the next round).
-const MAX_TEXTS_PER_ROUND: usize = 512;
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// Workers waiting for work.
+    idle: usize,
+    /// Every embedder is gone: the workers exit.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // The lock is never held while a job runs, so a poisoned state is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, job: Job) {
+        self.lock().jobs.push_back(job);
+        self.ready.notify_one();
+    }
+
+    /// The next round for a worker: wait for work, then take a fair share of what waits (the
+    /// texts waiting divided among the idle workers, at most [`MAX_TEXTS_PER_ROUND`]), so
+    /// concurrent requests spread over the workers instead of one worker taking them all.
+    /// `None` once every embedder is dropped.
+    fn next_round(&self) -> Option<Vec<Job>> {
+        let mut st = self.lock();
+        st.idle += 1;
+        while st.jobs.is_empty() && !st.closed {
+            st = self.ready.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        let idle = st.idle;
+        st.idle -= 1;
+        if st.closed {
+            return None;
+        }
+        let waiting: usize = st.jobs.iter().map(|(texts, _)| texts.len()).sum();
+        let share = waiting.div_ceil(idle).clamp(1, MAX_TEXTS_PER_ROUND);
+        let mut jobs = Vec::new();
+        let mut taken = 0;
+        while taken < share
+            && let Some(job) = st.jobs.pop_front()
+        {
+            taken += job.0.len();
+            jobs.push(job);
+        }
+        if !st.jobs.is_empty() {
+            self.ready.notify_one();
+        }
+        Some(jobs)
+    }
+}
+
+/// Held by every clone of one embedder; the last one dropped stops the workers.
+struct Handle(Arc<Queue>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.ready.notify_all();
+    }
+}
+
+/// Texts a worker takes into one round at most (then it starts on them; later requests wait
+/// for the next round, or another worker). Two batches of [`PIECE`]: large enough for
+/// efficient passes, small enough that a big request is shared between the workers.
+const MAX_TEXTS_PER_ROUND: usize = 64;
+
+/// A request of more texts than this is sent to the workers in pieces of this size.
+const PIECE: usize = 32;
+
+/// How the local model runs.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalOptions {
+    /// Texts are cut at this many tokens.
+    pub max_tokens: usize,
+    /// Texts per forward pass at most.
+    pub batch_size: usize,
+    /// Forward passes that run at once (worker threads); 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            max_tokens: 256,
+            batch_size: 32,
+            workers: 0,
+        }
+    }
+}
 
 struct Inner {
     model: BertModel,
@@ -48,8 +147,13 @@ struct Inner {
 const FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 impl LocalEmbedder {
-    /// Load the model from `dir` (as written by `scripts/fetch-models.sh`).
-    pub fn load(dir: &Path, max_tokens: usize, batch_size: usize) -> Result<Self, EmbedError> {
+    /// Load the model from `dir` (as written by `scripts/fetch-models.sh`) and start its workers.
+    pub fn load(dir: &Path, options: LocalOptions) -> Result<Self, EmbedError> {
+        let LocalOptions {
+            max_tokens,
+            batch_size,
+            workers,
+        } = options;
         let shown = dir.display().to_string();
         for f in FILES {
             if !dir.join(f).is_file() {
@@ -96,15 +200,23 @@ impl LocalEmbedder {
             pad_id,
             model_id: format!("all-MiniLM-L6-v2/{max_tokens}"),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let core = inner.clone();
-        std::thread::Builder::new()
-            .name("grader-embed".into())
-            .spawn(move || worker(&core, &rx))
-            .map_err(|e| load_err(format!("starting the embedding thread: {e}")))?;
+        let queue = Arc::new(Queue::default());
+        let workers = if workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            workers
+        };
+        for i in 0..workers {
+            let core = inner.clone();
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("grader-embed-{i}"))
+                .spawn(move || worker(&core, &queue))
+                .map_err(|e| load_err(format!("starting the embedding threads: {e}")))?;
+        }
         Ok(LocalEmbedder {
             inner,
-            queue: Arc::new(Queue { tx }),
+            queue: Arc::new(Handle(queue)),
         })
     }
 
@@ -115,20 +227,9 @@ impl LocalEmbedder {
     }
 }
 
-/// The embedding worker: one round per wake-up, every waiting request at once.
-fn worker(inner: &Inner, rx: &std::sync::mpsc::Receiver<(Vec<String>, Reply)>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        let mut count = jobs[0].0.len();
-        while count < MAX_TEXTS_PER_ROUND {
-            match rx.try_recv() {
-                Ok(job) => {
-                    count += job.0.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+/// An embedding worker: one round per wake-up, every waiting request at once.
+fn worker(inner: &Inner, queue: &Queue) {
+    while let Some(mut jobs) = queue.next_round() {
         // A caller that went away (its request timed out, its client disconnected) is not
         // embedded for: dropped before the round, and the round stops between forward passes
         // once every caller in it is gone.
@@ -293,13 +394,20 @@ impl Embedder for LocalEmbedder {
         &'a self,
         texts: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
-        let (reply, result) = tokio::sync::oneshot::channel();
-        let sent = self.queue.tx.send((texts.to_vec(), reply));
+        let stopped = || EmbedError::Inference("the embedding workers have stopped".into());
+        // Pieces are sent at once so idle workers share them; each has its own reply.
+        let mut replies = Vec::with_capacity(texts.len().div_ceil(PIECE));
+        for piece in texts.chunks(PIECE) {
+            let (reply, result) = tokio::sync::oneshot::channel();
+            self.queue.0.push((piece.to_vec(), reply));
+            replies.push(result);
+        }
         Box::pin(async move {
-            sent.map_err(|_| EmbedError::Inference("the embedding worker has stopped".into()))?;
-            result
-                .await
-                .map_err(|_| EmbedError::Inference("the embedding worker has stopped".into()))?
+            let mut out = Vec::with_capacity(texts.len());
+            for result in replies {
+                out.extend(result.await.map_err(|_| stopped())??);
+            }
+            Ok(out)
         })
     }
 }

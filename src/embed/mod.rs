@@ -8,7 +8,7 @@ mod local;
 
 use futures::future::BoxFuture;
 
-pub use local::LocalEmbedder;
+pub use local::{LocalEmbedder, LocalOptions};
 
 /// Why embedding failed.
 #[derive(Debug, Clone, thiserror::Error)]

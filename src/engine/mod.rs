@@ -21,12 +21,12 @@ mod resolve;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::assets;
 use crate::config::{EmbeddingKind, Fallback, JudgeKind, Settings, StoreKind};
-use crate::embed::{Embedder, LocalEmbedder};
+use crate::embed::{Embedder, LocalEmbedder, LocalOptions};
 use crate::grade::{
     Flag, Grade, Judgement, compute_score, feedback_from_verdicts, gaps_from_verdicts,
     verify_evidence,
@@ -69,7 +69,7 @@ pub struct Engine {
     index_report: IndexReport,
     judges: Judges,
     /// Ad hoc rubrics by the hash of (question, reference).
-    adhoc: Mutex<HashMap<String, ResolvedRubric>>,
+    adhoc: resolve::AdHocCache,
     /// The bounded queue of grades (`limits.max_queued_grades`).
     admission: admission::Admission,
     /// Where the interfaces store their grades (`serve`, `batch`, `grade --save`); `None`
@@ -97,8 +97,7 @@ impl Parts {
         let embedder: Arc<dyn Embedder> = match settings.embedding.kind {
             EmbeddingKind::Local => Arc::new(LocalEmbedder::load(
                 &assets::model_dir(&settings, base)?,
-                settings.embedding.max_tokens,
-                settings.embedding.batch_size,
+                settings.embedding.local_options(),
             )?),
             EmbeddingKind::Openai => Arc::new(crate::llm::OpenAiEmbedder::new(
                 &settings.llm,
@@ -159,8 +158,11 @@ impl Engine {
         let dim = match settings.embedding.kind {
             EmbeddingKind::Local => LocalEmbedder::load(
                 &assets::model_dir(settings, base)?,
-                settings.embedding.max_tokens,
-                1,
+                LocalOptions {
+                    batch_size: 1,
+                    workers: 1,
+                    ..settings.embedding.local_options()
+                },
             )?
             .dim(),
             EmbeddingKind::Openai => settings.embedding.openai_dimensions as usize,
@@ -274,7 +276,7 @@ impl Engine {
             calibration,
             head: Arc::new(Head::builtin()),
             index_report,
-            adhoc: Mutex::new(HashMap::new()),
+            adhoc: resolve::AdHocCache::default(),
             audit: None,
         })
     }

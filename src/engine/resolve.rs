@@ -11,8 +11,9 @@ use crate::text::segments;
 
 use super::{Engine, GradeError, QuestionRef};
 
-/// Ad hoc rubrics are built from reference answers at grade time; keep recent ones.
-const ADHOC_CACHE: usize = 256;
+/// Ad hoc rubrics are built from reference answers at grade time and kept, up to this many
+/// vectors in all (about 25 MB of 384-dimension vectors); the oldest go first.
+const ADHOC_CACHE_VECTORS: usize = 16_384;
 /// Distinctive terms taken from each statement of an ad hoc reference as its keywords.
 const ADHOC_KEYWORDS: usize = 3;
 /// Alternative references kept per ad hoc rubric (more are ignored; limits.rs caps requests).
@@ -89,9 +90,24 @@ impl Engine {
             "{question}\u{1f}{reference}\u{1f}{}",
             alternatives.join("\u{1e}")
         ));
-        if let Some(hit) = self.adhoc.lock().expect("adhoc cache").get(&key) {
-            return Ok(hit.clone());
-        }
+        // Single flight: concurrent requests with one reference wait for one build. A build
+        // that fails leaves the cell empty, and the next request tries again.
+        let cell = self.adhoc.cell(&key);
+        let entry = cell
+            .get_or_try_init(|| self.build_adhoc(&key, question, reference, alternatives))
+            .await?
+            .clone();
+        self.adhoc.built(&key, &entry);
+        Ok(entry)
+    }
+
+    async fn build_adhoc(
+        &self,
+        key: &str,
+        question: &str,
+        reference: &str,
+        alternatives: &[String],
+    ) -> Result<ResolvedRubric, GradeError> {
         let mut statements: Vec<String> = segments(reference)
             .into_iter()
             .map(|s| s.text)
@@ -141,7 +157,7 @@ impl Engine {
                 text: reference.trim().to_string(),
             }],
             exemplars: Vec::new(),
-            version: key.clone(),
+            version: key.to_string(),
         };
         let mut texts = statements.clone();
         texts.extend(alternatives.iter().cloned());
@@ -181,11 +197,59 @@ impl Engine {
             question: Some(qv.into()),
             source: RubricSource::AdHoc,
         };
-        let mut cache = self.adhoc.lock().expect("adhoc cache");
-        if cache.len() >= ADHOC_CACHE {
-            cache.clear();
-        }
-        cache.insert(key, entry.clone());
         Ok(entry)
+    }
+}
+
+type Cell = Arc<tokio::sync::OnceCell<ResolvedRubric>>;
+
+/// The ad hoc rubrics built so far, by content hash of (question, reference, alternatives):
+/// each key has one cell, which the first request fills and the others wait on. Bounded by
+/// the vectors held ([`ADHOC_CACHE_VECTORS`]), oldest out first.
+#[derive(Default)]
+pub(super) struct AdHocCache {
+    inner: std::sync::Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    cells: std::collections::HashMap<String, Cell>,
+    /// Built entries, oldest first, with their vector counts.
+    order: std::collections::VecDeque<(String, usize)>,
+    vectors: usize,
+}
+
+impl AdHocCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cell for `key`, made empty if there is none. Cells left empty by builds that failed
+    /// or were abandoned, and that nobody waits on, are swept here.
+    fn cell(&self, key: &str) -> Cell {
+        let mut st = self.lock();
+        if st.cells.len() > st.order.len() + 64 {
+            st.cells
+                .retain(|_, c| c.initialized() || Arc::strong_count(c) > 1);
+        }
+        st.cells.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Count a built entry once, then drop the oldest until the cache is within its bound.
+    fn built(&self, key: &str, entry: &ResolvedRubric) {
+        let mut st = self.lock();
+        if st.order.iter().any(|(k, _)| k == key) {
+            return;
+        }
+        let n = entry.vectors.criteria.iter().map(Vec::len).sum::<usize>() + 1;
+        st.order.push_back((key.to_string(), n));
+        st.vectors += n;
+        while st.vectors > ADHOC_CACHE_VECTORS && st.order.len() > 1 {
+            let (old, n) = st.order.pop_front().expect("len > 1");
+            st.vectors -= n;
+            st.cells.remove(&old);
+        }
     }
 }

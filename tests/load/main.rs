@@ -249,7 +249,7 @@ async fn an_abandoned_embedding_stops_between_forward_passes() {
     let _serial = SERIAL.lock().await;
     use grader::embed::{Embedder, LocalEmbedder};
 
-    let e = LocalEmbedder::load(&model_dir(), 256, 32).unwrap_or_else(|e| panic!("{e}"));
+    let e = LocalEmbedder::load(&model_dir(), Default::default()).unwrap_or_else(|e| panic!("{e}"));
     let long = "A shallow copy makes a new outer container whose elements are the very same \
                 objects as the original's, so mutating a nested list through the copy changes \
                 the original as well, while a deep copy recurses into every nested object."

@@ -59,8 +59,10 @@ pub fn model_dir() -> PathBuf {
 /// The local model; a missing model is a clear failure telling how to fetch it.
 pub fn embedder() -> LocalEmbedder {
     static E: OnceLock<LocalEmbedder> = OnceLock::new();
-    E.get_or_init(|| LocalEmbedder::load(&model_dir(), 256, 32).unwrap_or_else(|e| panic!("{e}")))
-        .clone()
+    E.get_or_init(|| {
+        LocalEmbedder::load(&model_dir(), Default::default()).unwrap_or_else(|e| panic!("{e}"))
+    })
+    .clone()
 }
 
 /// The defaults, with the model where the tests find it.

@@ -56,8 +56,7 @@ async fn batching_and_padding_do_not_change_vectors() {
 fn missing_model_is_a_clear_error() {
     let err = match grader::embed::LocalEmbedder::load(
         std::path::Path::new("/nonexistent/model"),
-        256,
-        8,
+        Default::default(),
     ) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("loaded a model from nowhere"),
@@ -96,4 +95,36 @@ async fn removing_the_topic_direction_separates_what_sentences_claim() {
     );
     // A vector parallel to the direction has nothing left.
     assert!(without_direction(q, q).iter().all(|x| *x == 0.0));
+}
+
+/// A request larger than one piece is shared between the workers and comes back whole and in
+/// order; requests sent at once from many callers each get their own vectors.
+#[tokio::test]
+async fn large_and_concurrent_requests_keep_their_order() {
+    let e = embedder();
+    let texts: Vec<String> = (0..150)
+        .map(|i| {
+            format!(
+                "Sentence number {i} talks about {}.",
+                ["lists", "dicts", "sets"][i % 3]
+            )
+        })
+        .collect();
+    let all = e.embed(&texts).await.unwrap();
+    assert_eq!(all.len(), texts.len());
+    let singles = futures::future::join_all(
+        texts
+            .iter()
+            .step_by(7)
+            .map(|t| e.embed(std::slice::from_ref(t))),
+    )
+    .await;
+    for (k, single) in singles.into_iter().enumerate() {
+        let d = dot(&single.unwrap()[0], &all[k * 7]);
+        assert!(
+            d > 0.9999,
+            "text {} came back as another's vector: cos = {d}",
+            k * 7
+        );
+    }
 }

@@ -446,3 +446,84 @@ async fn grading_by_question_text_and_errors() {
         .unwrap_err();
     assert!(matches!(err, GradeError::EmptyAnswer));
 }
+
+/// The real embedder, counting the calls that embed a given text.
+struct Counting {
+    inner: grader::embed::LocalEmbedder,
+    watch: String,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl grader::embed::Embedder for Counting {
+    fn dim(&self) -> usize {
+        grader::embed::Embedder::dim(&self.inner)
+    }
+    fn model_id(&self) -> &str {
+        grader::embed::Embedder::model_id(&self.inner)
+    }
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> futures::future::BoxFuture<'a, Result<Vec<Vec<f32>>, grader::embed::EmbedError>> {
+        if texts.iter().any(|t| t == &self.watch) {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        grader::embed::Embedder::embed(&self.inner, texts)
+    }
+}
+
+/// Concurrent grades against one new reference answer build its rubric once (single flight),
+/// and later grades reuse it; every grade gets the same rubric.
+#[tokio::test]
+async fn an_ad_hoc_rubric_is_built_once_under_concurrency() {
+    use crate::common;
+    let question = "How does a B-tree index speed up range queries in a relational database?";
+    let counting = std::sync::Arc::new(Counting {
+        inner: common::embedder(),
+        watch: question.to_string(),
+        calls: Default::default(),
+    });
+    let engine = std::sync::Arc::new(
+        grader::engine::Engine::with_parts(
+            common::settings(),
+            common::catalog(common::Rubrics::Fixture),
+            counting.clone(),
+            std::sync::Arc::new(grader::store::EmbeddedStore::in_memory()),
+            common::calibration(),
+            &|_, _| {},
+        )
+        .await
+        .expect("engine"),
+    );
+    let request = |answer: String| {
+        GradeRequest {
+        question: QuestionRef::AdHoc {
+            question: question.into(),
+            reference_answer: "A B-tree keeps keys sorted in balanced pages. A range query descends once to the first key and then scans the leaves in order.".into(),
+            alternatives: Vec::new(),
+        },
+        answer,
+        judge: Some(JudgeKind::Coverage),
+        samples: None,
+    }
+    };
+    let grades = futures::future::join_all((0..16).map(|i| {
+        let engine = engine.clone();
+        let answer = format!("The keys are sorted, so the scan walks the leaves in order ({i}).");
+        async move { engine.grade(&request(answer)).await.expect("grade") }
+    }))
+    .await;
+    assert_eq!(
+        counting.calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the reference was embedded more than once"
+    );
+    let ids: std::collections::HashSet<&str> =
+        grades.iter().map(|g| g.rubric_id.as_str()).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    engine
+        .grade(&request("A later answer about sorted leaves.".into()))
+        .await
+        .expect("grade");
+    assert_eq!(counting.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
