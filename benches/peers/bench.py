@@ -180,6 +180,14 @@ class GraderServe:
         return time.monotonic() - t
 
     def _serve(self, proc, items, log_name):
+        """Wait until it serves, grade `items`, then stop it (always: wait4 waits for it)."""
+        try:
+            return self._serve_items(proc, items, log_name)
+        finally:
+            if not exited(proc):
+                proc.send_signal(signal.SIGTERM)
+
+    def _serve_items(self, proc, items, log_name):
         addr = None
         deadline = time.monotonic() + 1800
         # Its stderr goes to the log file (JSON lines); poll that for the address.
@@ -198,8 +206,7 @@ class GraderServe:
             except OSError:
                 pass
             time.sleep(0.01)
-        host, port = addr.rsplit(":", 1)
-        port = int(port)
+        port = int(addr.rsplit(":", 1)[1])
         while True:
             try:
                 c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -210,7 +217,7 @@ class GraderServe:
                     break
             except OSError:
                 pass
-            if time.monotonic() > deadline:
+            if exited(proc) or time.monotonic() > deadline:
                 return None
             time.sleep(0.02)
         ready_at = time.monotonic()
@@ -222,9 +229,13 @@ class GraderServe:
                 local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
             body = json.dumps({"question_id": it["question_id"], "answer": it["answer"]})
             t = time.monotonic()
-            local.conn.request("POST", "/v1/grade", body=body, headers={"content-type": "application/json"})
-            resp = local.conn.getresponse()
-            data = resp.read()
+            try:
+                local.conn.request("POST", "/v1/grade", body=body, headers={"content-type": "application/json"})
+                resp = local.conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException):
+                del local.conn
+                return None, time.monotonic() - t
             dt = time.monotonic() - t
             if resp.status != 200:
                 return None, dt
@@ -237,7 +248,6 @@ class GraderServe:
                 results = list(ex.map(grade, items))
         grading_wall = time.monotonic() - t
         cpu = proc_cpu(proc.pid) - cpu0
-        proc.send_signal(signal.SIGTERM)
         lat = sorted(dt for _, dt in results)
         return {
             "graded": sum(1 for k, _ in results if k == "llm"),

@@ -81,7 +81,8 @@ else
   skip+=(--skip "deepeval=pip install failed: $(grep -m1 -i 'error' "$work/pip-install.log" | cut -c1-160)")
 fi
 
-args=(--work "$work" --versions "$(IFS=';'; echo "${versions[*]}" | sed 's/;/; /g')." "${skip[@]}")
+args=(--work "$work" "${skip[@]}")
+[ "${#versions[@]}" -gt 0 ] && args+=(--versions "$(IFS=';'; echo "${versions[*]}" | sed 's/;/; /g').")
 [ -x "$work/grader.bin" ] && args+=(--grader "$work/grader.bin")
 [ -x "$node_bin" ] && [ -f "$pf_entry" ] && args+=(--node "$node_bin" --promptfoo "$pf_entry")
 [ -x "$vpy" ] && args+=(--python "$vpy")

@@ -140,6 +140,7 @@ struct Inner {
     device: Device,
     dim: usize,
     batch_size: usize,
+    workers: usize,
     pad_id: u32,
     model_id: String,
 }
@@ -191,7 +192,13 @@ impl LocalEmbedder {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
             .map_err(|e| load_err(format!("model.safetensors: {e}")))?;
         let model = BertModel::load(vb, &config).map_err(|e| load_err(format!("BERT: {e}")))?;
+        let workers = if workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            workers
+        };
         let inner = Arc::new(Inner {
+            workers,
             model,
             tokenizer,
             device,
@@ -201,11 +208,6 @@ impl LocalEmbedder {
             model_id: format!("all-MiniLM-L6-v2/{max_tokens}"),
         });
         let queue = Arc::new(Queue::default());
-        let workers = if workers == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            workers
-        };
         for i in 0..workers {
             let core = inner.clone();
             let queue = queue.clone();
@@ -388,6 +390,10 @@ impl Embedder for LocalEmbedder {
 
     fn model_id(&self) -> &str {
         &self.inner.model_id
+    }
+
+    fn parallelism(&self) -> usize {
+        self.inner.workers
     }
 
     fn embed<'a>(

@@ -36,6 +36,11 @@ pub trait Embedder: Send + Sync {
     /// Embed a batch; one vector per text, in order.
     fn embed<'a>(&'a self, texts: &'a [String])
     -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>>;
+    /// Embedding calls that run side by side without slowing each other down (the local
+    /// model's workers); a remote endpoint counts as one.
+    fn parallelism(&self) -> usize {
+        1
+    }
 }
 
 /// Dot product of two equal-length slices (cosine similarity for unit vectors).

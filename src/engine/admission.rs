@@ -8,13 +8,16 @@
 //! [`Admitted::run`], which tags every embedding call it makes with the request's [`Ticket`].
 //!
 //! [`Fair`] wraps the engine's embedder. Calls made under a ticket are cut into chunks of
-//! [`CHUNK`] texts and queued; chunks go to the embedding worker least-served ticket first.
+//! [`CHUNK`] texts and queued; light chunks go to the embedder least-served ticket first, then
+//! heavy ones in their requests' admission order.
 //! A ticket of one grade that has asked for fewer than [`FRESH`] texts (a light request, or the
 //! start of a long answer; counted when queued; a batch or a transcript is never light) shares
-//! the worker with other light work, up to [`BUDGET`] texts at once; the rest runs one chunk at
-//! a time, when no light request is running, or beside light work once it has waited
-//! [`MAX_WAIT`]. So a light request waits for at most one chunk of a heavy one, and heavy ones
-//! still make progress under a stream of light ones.
+//! the embedder with other light work, up to [`BUDGET`] texts at once; the rest runs one chunk
+//! at a time: on an embedder of two or more workers always (it takes one worker, light work has
+//! the others), on one worker when no light request is running, or beside light work once it
+//! has waited [`MAX_WAIT`]. So a light request waits for at most one chunk of a heavy one, and
+//! heavy ones still make progress under a stream of light ones, the oldest first (a batch
+//! admitted before a stream of transcripts is not starved by them).
 //!
 //! The queue is also full when the machine is behind: when a light chunk has waited longer than
 //! `limits.max_queue_delay_ms`, or the light work already admitted would take longer than that
@@ -61,7 +64,13 @@ pub const HEAVY_CHUNK: usize = 4;
 pub struct Ticket {
     served: AtomicU64,
     several: bool,
+    /// Admission order: heavy chunks go first come, first served, so a large batch finishes
+    /// within its client's patience however many heavy requests arrive after it.
+    seq: u64,
 }
+
+/// Heavy chunks sort after every light one, by their request's admission order.
+const HEAVY_KEY: u64 = 1 << 62;
 
 tokio::task_local! {
     static TICKET: Arc<Ticket>;
@@ -130,6 +139,8 @@ pub struct Admission {
     retry_after_secs: u64,
     max_delay: Duration,
     queue: Arc<Mutex<Queue>>,
+    /// Requests admitted so far (each ticket's `seq`).
+    admitted: AtomicU64,
 }
 
 /// An admitted request: holds its places until dropped.
@@ -159,11 +170,13 @@ impl Admission {
             retry_after_secs,
             max_delay,
             queue: Arc::new(Mutex::new(Queue::default())),
+            admitted: AtomicU64::new(0),
         }
     }
 
     /// The embedder, scheduled fairly between the requests this admits (and watched by it).
     pub fn fair(&self, inner: Arc<dyn Embedder>) -> Fair {
+        self.queue.lock().expect("embed queue").workers = inner.parallelism();
         Fair {
             inner,
             queue: self.queue.clone(),
@@ -200,6 +213,7 @@ impl Admission {
             ticket: Arc::new(Ticket {
                 served: AtomicU64::new(0),
                 several: grades > 1,
+                seq: self.admitted.fetch_add(1, Ordering::Relaxed),
             }),
             light,
         })
@@ -250,11 +264,15 @@ struct Queue {
     in_flight: usize,
     /// Of those, chunks of heavy tickets (at most one).
     heavy_in_flight: usize,
-    /// By (texts the ticket had been served when it queued, arrival): least served first.
+    /// Light: by (texts the ticket had been served when it queued, arrival), least served
+    /// first; heavy: by ([`HEAVY_KEY`] + admission order, arrival), after every light chunk.
     waiting: BTreeMap<(u64, u64), Waiter>,
     arrivals: u64,
     /// Light requests admitted and not finished: the work about to queue.
     light_alive: usize,
+    /// Forward passes the embedder runs side by side: with two or more, one heavy chunk
+    /// always may run (on one worker) while light work has the others.
+    workers: usize,
     /// Texts the worker answers per second while it has work (a moving average), and what is
     /// gathered for the next sample.
     rate: Option<f64>,
@@ -331,7 +349,9 @@ impl Queue {
                 // Not while a light request is between its embedding calls either: its CPU work
                 // would share the cores with the heavy chunk.
                 self.heavy_in_flight == 0
-                    && ((self.in_flight == 0 && self.light_alive == 0) || (aged && fits))
+                    && (self.workers >= 2
+                        || (self.in_flight == 0 && self.light_alive == 0)
+                        || (aged && fits))
             };
             if !may {
                 continue;
@@ -386,7 +406,11 @@ impl Fair {
         {
             let mut q = self.queue.lock().expect("embed queue");
             q.arrivals += 1;
-            let key = (served, q.arrivals);
+            let key = if fresh {
+                (served, q.arrivals)
+            } else {
+                (HEAVY_KEY + ticket.seq, q.arrivals)
+            };
             q.waiting.insert(
                 key,
                 Waiter {
@@ -466,6 +490,10 @@ impl Embedder for Fair {
 
     fn model_id(&self) -> &str {
         self.inner.model_id()
+    }
+
+    fn parallelism(&self) -> usize {
+        self.inner.parallelism()
     }
 
     fn embed<'a>(
@@ -561,6 +589,24 @@ mod tests {
         assert!(older_rx.try_recv().is_ok(), "the least served goes");
         assert!(old_rx.try_recv().is_err(), "one heavy chunk at a time");
         assert_eq!((q.in_flight, q.heavy_in_flight), (8 + CHUNK, 1));
+        // With two workers one heavy chunk runs beside light work at once (it has a worker to
+        // itself), still one at a time.
+        let mut q = Queue {
+            in_flight: 8,
+            light_alive: 3,
+            workers: 2,
+            ..Queue::default()
+        };
+        let (first, mut first_rx) = waiter(CHUNK, false, Duration::ZERO);
+        let (second, mut second_rx) = waiter(CHUNK, false, Duration::ZERO);
+        q.waiting.insert((100, 1), first);
+        q.waiting.insert((200, 2), second);
+        q.dispatch();
+        assert!(
+            first_rx.try_recv().is_ok(),
+            "a heavy chunk goes beside light work"
+        );
+        assert!(second_rx.try_recv().is_err(), "one heavy chunk at a time");
         // A waiter whose caller went away is dropped, not sent.
         let mut q = Queue {
             in_flight: 8,
@@ -662,6 +708,7 @@ mod tests {
         let heavy = Ticket {
             served: AtomicU64::new(FRESH),
             several: false,
+            seq: 0,
         };
         let first = fair.turn(&heavy, CHUNK).await;
         let mut second = Box::pin(fair.turn(&heavy, CHUNK));
