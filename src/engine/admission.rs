@@ -149,7 +149,14 @@ pub struct Admitted {
     ticket: Arc<Ticket>,
     /// A light request (one grade) is counted in the queue's `light_alive` until dropped.
     light: Option<Arc<Mutex<Queue>>>,
+    /// A request of several grades is counted in the queue's `several_alive` until dropped.
+    several: Option<Arc<Mutex<Queue>>>,
 }
+
+/// Requests of several grades (batches, transcripts) admitted at once. Their embedding runs one
+/// chunk at a time in admission order, so each one admitted beyond this would only wait
+/// behind the others, past its client's patience; it gets the 503 at once instead.
+pub const MAX_SEVERAL: usize = 4;
 
 impl Drop for Admitted {
     fn drop(&mut self) {
@@ -157,6 +164,9 @@ impl Drop for Admitted {
             let mut q = q.lock().expect("embed queue");
             q.light_alive -= 1;
             q.dispatch();
+        }
+        if let Some(q) = &self.several {
+            q.lock().expect("embed queue").several_alive -= 1;
         }
     }
 }
@@ -204,6 +214,18 @@ impl Admission {
             .clone()
             .try_acquire_many_owned(wanted as u32)
             .map_err(|_| overloaded(None))?;
+        let several = if grades > 1 {
+            let mut q = self.queue.lock().expect("embed queue");
+            if q.several_alive >= MAX_SEVERAL {
+                drop(q);
+                drop(places);
+                return Err(overloaded(None));
+            }
+            q.several_alive += 1;
+            Some(self.queue.clone())
+        } else {
+            None
+        };
         let light = (grades <= 1).then(|| {
             self.queue.lock().expect("embed queue").light_alive += 1;
             self.queue.clone()
@@ -216,6 +238,7 @@ impl Admission {
                 seq: self.admitted.fetch_add(1, Ordering::Relaxed),
             }),
             light,
+            several,
         })
     }
 
@@ -270,6 +293,8 @@ struct Queue {
     arrivals: u64,
     /// Light requests admitted and not finished: the work about to queue.
     light_alive: usize,
+    /// Requests of several grades admitted and not finished (at most [`MAX_SEVERAL`]).
+    several_alive: usize,
     /// Forward passes the embedder runs side by side: with two or more, one heavy chunk
     /// always may run (on one worker) while light work has the others.
     workers: usize,
@@ -739,6 +764,13 @@ mod tests {
         let all = a.try_admit(100).unwrap();
         assert!(a.load().saturated());
         drop(all);
+        // Requests of several grades: at most MAX_SEVERAL at once, whatever places are free.
+        let a = Admission::new(1000, 2, Duration::from_secs(60));
+        let batches: Vec<Admitted> = (0..MAX_SEVERAL).map(|_| a.try_admit(2).unwrap()).collect();
+        assert!(a.try_admit(2).is_err(), "one batch too many");
+        assert!(a.try_admit(1).is_ok(), "a single grade still goes");
+        drop(batches);
+        assert!(a.try_admit(2).is_ok(), "places given back");
     }
 
     /// Places free but light work already waiting too long, or about to: refused at once, and
