@@ -139,30 +139,25 @@ impl Problem {
     /// A grading failure as a problem; internal failures are logged here with their causes.
     pub fn from_grade_error(e: &GradeError, field_prefix: &str) -> Self {
         let f = |name: &str| format!("{field_prefix}{name}");
+        // A 422 about one field of the request, explained by the error itself.
+        let unprocessable = |kind: &'static str, title: &'static str, field: &str| {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, kind, title, e.to_string())
+                .field(f(field))
+        };
         match e {
             GradeError::EmptyAnswer => Problem::validation(&f("answer"), e.to_string()),
-            GradeError::AnswerTooLong { .. } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "answer-too-long",
-                "Answer too long",
-                e.to_string(),
-            )
-            .field(f("answer")),
-            GradeError::UnknownQuestion { .. } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown-question",
-                "Unknown question id",
-                e.to_string(),
-            )
-            .field(f("question_id")),
+            GradeError::AnswerTooLong { .. } => {
+                unprocessable("answer-too-long", "Answer too long", "answer")
+            }
+            GradeError::UnknownQuestion { .. } => {
+                unprocessable("unknown-question", "Unknown question id", "question_id")
+            }
             GradeError::Unmatched { candidates, .. } => {
-                let mut p = Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                let mut p = unprocessable(
                     "unmatched-question",
                     "No rubric matches the question",
-                    e.to_string(),
-                )
-                .field(f("question"));
+                    "question",
+                );
                 p.candidates = Some(candidates.clone());
                 p
             }
@@ -170,20 +165,14 @@ impl Problem {
             GradeError::EmptyReference => {
                 Problem::validation(&f("reference_answer"), e.to_string())
             }
-            GradeError::LanguageUnsupported { .. } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            GradeError::LanguageUnsupported { .. } => unprocessable(
                 "language-unsupported",
                 "Answer language not supported",
-                e.to_string(),
-            )
-            .field(f("answer")),
-            GradeError::JudgeUnavailable(..) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "judge-unavailable",
-                "Judge not available",
-                e.to_string(),
-            )
-            .field(f("judge")),
+                "answer",
+            ),
+            GradeError::JudgeUnavailable(..) => {
+                unprocessable("judge-unavailable", "Judge not available", "judge")
+            }
             GradeError::Llm(inner) => {
                 tracing::error!(error = %inner, "LLM judge failed");
                 Problem::new(

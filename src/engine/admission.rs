@@ -147,10 +147,9 @@ pub struct Admission {
 pub struct Admitted {
     _places: OwnedSemaphorePermit,
     ticket: Arc<Ticket>,
-    /// A light request (one grade) is counted in the queue's `light_alive` until dropped.
-    light: Option<Arc<Mutex<Queue>>>,
-    /// A request of several grades is counted in the queue's `several_alive` until dropped.
-    several: Option<Arc<Mutex<Queue>>>,
+    /// Counts this request until dropped: in `several_alive` when it has several grades (its
+    /// ticket says), else in `light_alive`.
+    queue: Arc<Mutex<Queue>>,
 }
 
 /// Requests of several grades (batches, transcripts) admitted at once. Their embedding runs one
@@ -160,13 +159,12 @@ pub const MAX_SEVERAL: usize = 4;
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        if let Some(q) = &self.light {
-            let mut q = q.lock().expect("embed queue");
+        let mut q = self.queue.lock().expect("embed queue");
+        if self.ticket.several {
+            q.several_alive -= 1;
+        } else {
             q.light_alive -= 1;
             q.dispatch();
-        }
-        if let Some(q) = &self.several {
-            q.lock().expect("embed queue").several_alive -= 1;
         }
     }
 }
@@ -214,31 +212,29 @@ impl Admission {
             .clone()
             .try_acquire_many_owned(wanted as u32)
             .map_err(|_| overloaded(None))?;
-        let several = if grades > 1 {
+        let several = grades > 1;
+        {
             let mut q = self.queue.lock().expect("embed queue");
-            if q.several_alive >= MAX_SEVERAL {
+            if !several {
+                q.light_alive += 1;
+            } else if q.several_alive < MAX_SEVERAL {
+                q.several_alive += 1;
+            } else {
+                // The error reports the places in use: this request's are given back first,
+                // and the queue's lock, which `load` takes.
                 drop(q);
                 drop(places);
                 return Err(overloaded(None));
             }
-            q.several_alive += 1;
-            Some(self.queue.clone())
-        } else {
-            None
-        };
-        let light = (grades <= 1).then(|| {
-            self.queue.lock().expect("embed queue").light_alive += 1;
-            self.queue.clone()
-        });
+        }
         Ok(Admitted {
             _places: places,
             ticket: Arc::new(Ticket {
                 served: AtomicU64::new(0),
-                several: grades > 1,
+                several,
                 seq: self.admitted.fetch_add(1, Ordering::Relaxed),
             }),
-            light,
-            several,
+            queue: self.queue.clone(),
         })
     }
 

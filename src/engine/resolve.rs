@@ -94,11 +94,15 @@ impl Engine {
         // that fails leaves the cell empty, and the next request tries again.
         let cell = self.adhoc.cell(&key);
         let entry = cell
-            .get_or_try_init(|| self.build_adhoc(&key, question, reference, alternatives))
-            .await?
-            .clone();
-        self.adhoc.built(&key, &entry);
-        Ok(entry)
+            .get_or_try_init(|| async {
+                let entry = self
+                    .build_adhoc(&key, question, reference, alternatives)
+                    .await?;
+                self.adhoc.built(&key, &entry);
+                Ok::<_, GradeError>(entry)
+            })
+            .await?;
+        Ok(entry.clone())
     }
 
     async fn build_adhoc(
@@ -237,12 +241,10 @@ impl AdHocCache {
         st.cells.entry(key.to_string()).or_default().clone()
     }
 
-    /// Count a built entry once, then drop the oldest until the cache is within its bound.
+    /// Count an entry its cell's one build made (a cell is built once, so each build is
+    /// counted once), then drop the oldest until the cache is within its bound.
     fn built(&self, key: &str, entry: &ResolvedRubric) {
         let mut st = self.lock();
-        if st.order.iter().any(|(k, _)| k == key) {
-            return;
-        }
         let n = entry.vectors.criteria.iter().map(Vec::len).sum::<usize>() + 1;
         st.order.push_back((key.to_string(), n));
         st.vectors += n;
