@@ -33,12 +33,6 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    // As the `grader` binary does (src/main.rs): one core per forward pass, passes side by
-    // side. Set before any thread starts.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // SAFETY: no other thread exists yet.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
-    }
     let full = std::env::args().any(|a| a == "--bench");
     let scale = if full { 1 } else { 0 };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -54,8 +48,8 @@ async fn run(root: &Path, scale: usize) {
     let reps = |n: usize| if scale == 0 { (n / 50).max(2) } else { n };
     let embedder = common::embedder();
     println!(
-        "== embedding (all-MiniLM-L6-v2, candle, {} threads)",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "== embedding (all-MiniLM-L6-v2, candle, RAYON_NUM_THREADS={}; one pass at a time here)",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );
     let short: Vec<String> = (0..256)
         .map(|i| format!("Generators produce values lazily, number {i}."))
@@ -266,7 +260,7 @@ async fn run(root: &Path, scale: usize) {
         );
         // The model time: each answer's segments embedded once, on this thread, one pass each.
         let n = reps(200);
-        let (cpu0, t) = (cpu_time(), Instant::now());
+        let (cpu0, t) = (common::cpu_seconds(), Instant::now());
         let mut segments = 0;
         for k in 0..n {
             let texts: Vec<String> = grader::text::segments(&answers[k % answers.len()].1)
@@ -276,7 +270,7 @@ async fn run(root: &Path, scale: usize) {
             segments += texts.len();
             embedder.embed_sync(&texts).unwrap();
         }
-        let model_cpu = ms(cpu_time() - cpu0) / n as f64;
+        let model_cpu = (common::cpu_seconds() - cpu0) * 1000.0 / n as f64;
         println!(
             "  model time, segments embedded once: {model_cpu:.1} ms CPU per answer ({:.1} segments; wall {:.1} ms)",
             segments as f64 / n as f64,
@@ -284,7 +278,7 @@ async fn run(root: &Path, scale: usize) {
         );
         for concurrency in [1usize, 8] {
             let n = reps(400);
-            let (cpu0, t) = (cpu_time(), Instant::now());
+            let (cpu0, t) = (common::cpu_seconds(), Instant::now());
             let mut latencies = Vec::with_capacity(n);
             let mut i = 0;
             while i < n {
@@ -313,7 +307,7 @@ async fn run(root: &Path, scale: usize) {
                 i += concurrency;
             }
             let secs = t.elapsed().as_secs_f64();
-            let cpu = ms(cpu_time() - cpu0) / n as f64;
+            let cpu = (common::cpu_seconds() - cpu0) * 1000.0 / n as f64;
             latencies.sort();
             println!(
                 "  concurrency {concurrency}: {:>6.1} answers/s  p50 {:.1} ms  p99 {:.1} ms  CPU {cpu:.1} ms per answer ({:.2}x the model time)",
@@ -324,16 +318,4 @@ async fn run(root: &Path, scale: usize) {
             );
         }
     }
-}
-
-/// CPU time this process has used (user + system, every thread).
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct it is given.
-    let usage = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut u);
-        u
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }

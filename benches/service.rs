@@ -36,33 +36,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// CPU seconds (user + system) this process has used.
-fn cpu_seconds() -> f64 {
-    stat_cpu_seconds("/proc/self/stat")
-}
-
-/// CPU seconds (user + system) another process has used.
-fn process_cpu_seconds(pid: u32) -> f64 {
-    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
-}
-
-fn stat_cpu_seconds(path: &str) -> f64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn peak_rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -126,12 +99,6 @@ fn answers(catalog: &Catalog) -> Vec<(String, String)> {
 }
 
 fn main() {
-    // As the `grader` binary does (src/main.rs): one core per forward pass, passes side by
-    // side. Set before any thread starts.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // SAFETY: no other thread exists yet.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
-    }
     let full = std::env::args().any(|a| a == "--bench");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -187,19 +154,19 @@ async fn run(root: &Path, full: bool) {
             .await
             .unwrap();
         let cov = t.elapsed();
-        let cpu0 = cpu_seconds();
+        let cpu0 = common::cpu_seconds();
         let t = Instant::now();
         llm.grade(&request(id, a, JudgeKind::Llm)).await.unwrap();
         let f = t.elapsed().saturating_sub(LATENCY);
-        cpu_full += cpu_seconds() - cpu0;
-        let cpu0 = cpu_seconds();
+        cpu_full += common::cpu_seconds() - cpu0;
+        let cpu0 = common::cpu_seconds();
         let t = Instant::now();
         minimal
             .grade(&request(id, a, JudgeKind::Llm))
             .await
             .unwrap();
         bare.push(t.elapsed().saturating_sub(LATENCY));
-        cpu_bare += cpu_seconds() - cpu0;
+        cpu_bare += common::cpu_seconds() - cpu0;
         shared.push(cov);
         rest.push(f.saturating_sub(cov));
         hinted.push(f);
@@ -350,7 +317,7 @@ async fn run(root: &Path, full: bool) {
             } else {
                 8
             };
-            let cpu0 = process_cpu_seconds(child.id());
+            let cpu0 = common::process_cpu_seconds(child.id());
             let t = Instant::now();
             let jobs = set.iter().cycle().take(total).cloned().map(|(id, a)| {
                 let client = client.clone();
@@ -372,7 +339,7 @@ async fn run(root: &Path, full: bool) {
                 .collect()
                 .await;
             let wall = t.elapsed().as_secs_f64();
-            let cpu = (process_cpu_seconds(child.id()) - cpu0) / total as f64 * 1000.0;
+            let cpu = (common::process_cpu_seconds(child.id()) - cpu0) / total as f64 * 1000.0;
             lat.sort();
             let extra = if llm_url.is_some() {
                 format!(
