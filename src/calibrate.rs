@@ -49,7 +49,9 @@ fn grid() -> Vec<Thresholds> {
     {
         for (list_penalty, contradiction) in [0.0, 0.1]
             .into_iter()
-            .flat_map(|l| [0.3, 0.45, 2.0].map(|c| (l, c)))
+            // A contradiction always costs (issue 12): the fit only sets how close to its
+            // criterion a false statement must be.
+            .flat_map(|l| [0.0, 0.3, 0.45].map(|c| (l, c)))
         {
             for (misconception, misconception_margin) in [(2.0, 0.0), (0.8, 0.03), (0.85, 0.03)] {
                 for met in steps(0.30, 1.05, 0.02) {
@@ -287,6 +289,34 @@ pub async fn fit_thresholds(
             measured.push(m);
         }
     }
+    // The catalog's own graded exemplars (each rubric's answers with their authors' scores)
+    // are a second source for its thresholds, weighing as much as the labelled file: they
+    // include honest but wrong answers on the topic, which a threshold fitted to the file
+    // alone let earn partial credit on every criterion.
+    if !measured.is_empty() {
+        for rubric in engine.rubrics(None) {
+            if rubric.exemplars.is_empty() {
+                continue;
+            }
+            let at = |source: GradeError| CalibrateError { line: 0, source };
+            let resolved = engine
+                .resolve(&QuestionRef::Id(rubric.id.clone()))
+                .await
+                .map_err(at)?;
+            for e in &rubric.exemplars {
+                let view = engine.answer_view(&e.answer).await.map_err(at)?;
+                let features =
+                    Prepared::of(&resolved).features(&view.segments, &view.vectors, engine.head());
+                measured.push(Measured {
+                    group: rubric.id.clone(),
+                    human: f64::from(e.score / rubric.max_score * 10.0),
+                    rubric: resolved.clone(),
+                    features,
+                    source: 2,
+                });
+            }
+        }
+    }
     let fit_on = |set: &[Measured]| {
         let items: Vec<FitItem> = set
             .iter()
@@ -339,7 +369,7 @@ impl Fitted {
     pub fn file_text(&self, command: &str) -> Result<String, toml::ser::Error> {
         let body = toml::to_string_pretty(&self.calibration)?;
         let header = format!(
-            "# Coverage judge thresholds. Do not edit by hand: refit with\n#   {command}\n# (fit in {:.1} s over {} answers; cv_* = two-fold cross-validation by question;\n# adhoc_* = ad hoc items with longer references, and catalog answers graded against their rubric's\n# model answer as the reference, each kind weighing equally; adhoc_short_* = ad hoc items whose\n# reference is one or two statements)\n",
+            "# Coverage judge thresholds. Do not edit by hand: refit with\n#   {command}\n# (fit in {:.1} s over {} answers, the rubrics' graded exemplars among them, weighing as much as\n# the file's; cv_* = two-fold cross-validation by question;\n# adhoc_* = ad hoc items with longer references, and catalog answers graded against their rubric's\n# model answer as the reference, each kind weighing equally; adhoc_short_* = ad hoc items whose\n# reference is one or two statements)\n",
             self.seconds, self.answers
         );
         Ok(format!("{header}{body}"))

@@ -21,8 +21,9 @@ use crate::rubric::{Catalog, Rubric, content_hash};
 use crate::store::{Filter, Payload, Point, StoreError, VectorStore, point_id};
 use crate::text::segments;
 
-/// Bump when what is indexed per rubric changes, so old indexes are rebuilt.
-const SCHEMA: &str = "grader-index-v2";
+/// Bump when what is indexed per rubric changes (including how model answers are cut into
+/// sentences, `text::segments`), so old indexes are rebuilt.
+const SCHEMA: &str = "grader-index-v4";
 
 #[derive(Debug, Clone)]
 pub struct Collections {

@@ -104,6 +104,25 @@ fn looks_like_code(line: &str) -> bool {
         "yield ",
         ">>> ",
     ];
+    // A sentence that happens to start like code ("@dataclass generates __init__ …", a wrapped
+    // line starting "from the …"): many words, at least half of them plain, no comment, not
+    // indented.
+    let words: Vec<&str> = t.split_whitespace().collect();
+    let plain = words
+        .iter()
+        .filter(|w| {
+            let w = w.trim_matches(|c: char| ",.;!?\"'".contains(c));
+            !w.is_empty() && w.chars().all(char::is_alphabetic)
+        })
+        .count();
+    if words.len() >= 8
+        && plain * 2 >= words.len()
+        && !t.ends_with(':')
+        && !t.contains('#')
+        && !line.starts_with([' ', '\t'])
+    {
+        return false;
+    }
     let indented_code =
         line.starts_with("    ") && (t.ends_with(':') || t.contains('=') || t.contains('('));
     STARTS.iter().any(|s| t.starts_with(s))
@@ -399,4 +418,29 @@ pub fn foreign_language(text: &str) -> Option<String> {
     let info = whatlang::detect(&prose)?;
     (info.is_reliable() && info.lang() != whatlang::Lang::Eng)
         .then(|| info.lang().eng_name().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sentence_that_starts_like_code_is_prose() {
+        let s = segments(
+            "```python\n@dataclass\nclass A:\n    x: int\n```\n\n@dataclass generates __init__, __repr__ and __eq__ from the annotated fields; frozen=True makes\nrecords immutable. from the docs you learn more.\n",
+        );
+        assert_eq!(s.iter().filter(|s| s.is_code).count(), 1, "{s:?}");
+        assert!(
+            s.iter()
+                .any(|s| !s.is_code && s.text.starts_with("@dataclass generates")),
+            "{s:?}"
+        );
+        // Short decorated lines and imports outside a fence stay code.
+        let s = segments("Use it like this:\n@functools.wraps(func)\nimport functools\n");
+        assert!(
+            s.iter()
+                .any(|s| s.is_code && s.text.contains("@functools.wraps")),
+            "{s:?}"
+        );
+    }
 }

@@ -60,6 +60,12 @@ const CONTENT_FLOOR: f32 = 0.35;
 /// r 0.809 → 0.827, held-out ad hoc r 0.723 → 0.797; 4 and 5 cost more on ad hoc QWK).
 const WORDS_PER_CREDIT: f32 = 3.0;
 
+/// How much closer a false statement may be to another criterion than to the one whose claim
+/// it flips and still be charged to it. Further off, the flip is in words shared with another
+/// point ("[Python] doesn't check them at runtime" against "Pydantic checks types at runtime"),
+/// not in what the sentence is about.
+const OWNER_MARGIN: f32 = 0.1;
+
 /// Per-answer measurements, independent of thresholds (so calibration can try many).
 #[derive(Debug, Clone)]
 pub struct CoverageFeatures {
@@ -197,14 +203,20 @@ impl<'a> Prepared<'a> {
             .map(|p| p.iter().collect())
             .collect();
         let coding = rubric.kind == crate::rubric::RubricKind::Coding;
-        let stance = cues::Stance::new(
+        // Points and phrasings name their criterion; a model-answer sentence may serve several.
+        let stance = cues::Stance::with_owners(
             &rubric.question,
             vectors
                 .criteria
                 .iter()
-                .flatten()
-                .chain(&vectors.model_sentences)
-                .map(|p| p.text.as_str()),
+                .enumerate()
+                .flat_map(|(ci, ps)| ps.iter().map(move |p| (p.text.as_str(), Some(ci))))
+                .chain(
+                    vectors
+                        .model_sentences
+                        .iter()
+                        .map(|p| (p.text.as_str(), None)),
+                ),
         );
         let misconception_stances = vectors
             .misconceptions
@@ -402,20 +414,37 @@ impl<'a> Prepared<'a> {
             ),
         };
         // False statements: evidence for nothing, charged to the criterion they are closest to.
-        let false_claim: Vec<bool> = segments
-            .iter()
-            .map(|s| !s.is_code && self.stance.contradicts(&s.text))
-            .collect();
+        // The claim a sentence flips must belong to that criterion: a clause that flips another
+        // criterion's words ("[Python] doesn't check them at runtime" against "Pydantic checks
+        // types at runtime") is about something else than its words suggest.
         let closest_criterion: Vec<Option<usize>> = (0..segments.len())
             .map(|si| {
                 (0..criterion_sims.len())
                     .max_by(|&a, &b| criterion_sims[a][si].total_cmp(&criterion_sims[b][si]))
             })
             .collect();
+        let charged: Vec<Option<usize>> = segments
+            .iter()
+            .enumerate()
+            .map(|(si, s)| {
+                let closest = closest_criterion[si]?;
+                if s.is_code {
+                    return None;
+                }
+                self.stance
+                    .contradictions(&s.text)
+                    .into_iter()
+                    .map(|c| c.owner.unwrap_or(closest))
+                    .find(|&owner| {
+                        criterion_sims[owner][si] >= criterion_sims[closest][si] - OWNER_MARGIN
+                    })
+            })
+            .collect();
+        let false_claim: Vec<bool> = charged.iter().map(Option::is_some).collect();
         let opposes: Vec<Vec<bool>> = (0..self.rubric.criteria.len())
             .map(|ci| {
                 (0..segments.len())
-                    .map(|si| false_claim[si] && closest_criterion[si] == Some(ci))
+                    .map(|si| charged[si] == Some(ci))
                     .collect()
             })
             .collect();
@@ -582,7 +611,10 @@ impl<'a> Prepared<'a> {
         // and does not also state is charged, like a misconception.
         let mut contradictions = Vec::new();
         for (ci, verdict) in verdicts.iter_mut().enumerate() {
-            if *verdict == Verdict::Met {
+            // Stated in prose, a point outweighs a sentence read as its opposite; met only by
+            // a code block, it does not: the prose says the code does not do it.
+            let by_code = evidence[ci].is_some_and(|si| f.segments[si].is_code);
+            if *verdict == Verdict::Met && !by_code {
                 continue;
             }
             let hit = f.criterion_sims[ci]
@@ -679,15 +711,33 @@ impl<'a> Prepared<'a> {
                     (Verdict::Missed, _) | (_, None) => String::new(),
                     (_, Some(i)) => f.segments[i].text.clone(),
                 };
-                let contradicted = d.contradictions.iter().any(|&(c, _)| c == ci);
+                // The rubric's statement the answer flips, quoted in the reason.
+                let contradicted =
+                    d.contradictions
+                        .iter()
+                        .find(|&&(c, _)| c == ci)
+                        .map(|&(_, si)| {
+                            let all = self.stance.contradictions(&f.segments[si].text);
+                            all.iter()
+                                .find(|c| c.owner == Some(ci))
+                                .or(all.first())
+                                .cloned()
+                        });
                 let hedged =
                     verdict == Verdict::Partial && d.evidence[ci].is_some_and(|si| f.hedged[si]);
+                let opposite = match &contradicted {
+                    Some(Some(c)) => format!(
+                        "the answer says the opposite of this point (\"{}\" against \"{}\")",
+                        c.clause, c.claim
+                    ),
+                    _ => "the answer says the opposite of this point".to_string(),
+                };
                 let reason = format!(
                     "similarity {:.2}, keywords {:.0}%: {}",
                     d.similarity[ci],
                     f.keyword_share[ci] * 100.0,
                     match verdict {
-                        _ if contradicted => "the answer says the opposite of this point",
+                        _ if contradicted.is_some() => opposite.as_str(),
                         Verdict::Met => "the answer states this point",
                         Verdict::Partial if hedged =>
                             "the answer offers this point only as a guess",

@@ -12,10 +12,10 @@
 
 use crate::text::{is_stopword, stem};
 
-/// Words that negate the clause they are in.
+/// Words that negate the clause they are in. Not "without": it negates its object ("without
+/// the lock threads lose updates" asserts that they lose them), and it is the antonym of "with".
 const NEGATIONS: &[&str] = &[
     "cannot", "neither", "never", "no", "nobody", "none", "nor", "not", "nothing", "nowhere",
-    "without",
 ];
 
 /// Pairs of words that say opposite things (either order). Prefix antonyms (mutable /
@@ -48,6 +48,9 @@ const ANTONYMS: &[(&str, &str)] = &[
     ("true", "false"),
     ("with", "without"),
 ];
+
+/// Antonyms among prepositions ([`ANTONYMS`]), which flip a claim only with the same object.
+const PREPOSITIONS: &[&str] = &["after", "before", "with", "without"];
 
 /// Phrases that mark a statement as a guess.
 const HEDGES: &[&str] = &[
@@ -94,6 +97,9 @@ pub fn tokens(text: &str) -> Vec<String> {
                 out.push(base.to_string());
             }
             out.push("not".to_string());
+        } else if raw == "None" && !out.is_empty() {
+            // Python's None inside a sentence is a value, not a negation ("returns None").
+            out.push("py_none".to_string());
         } else if let Some((base, _)) = w.split_once('\'') {
             // "it's", "I'd", "you're": the word, without its clitic.
             out.push(base.to_string());
@@ -118,8 +124,18 @@ fn content(tokens: &[String]) -> Vec<String> {
     tokens
         .iter()
         .filter(|w| !is_negation(w) && !is_stopword(w) && w.chars().count() >= 2)
-        .map(|w| stem(w).to_string())
+        .map(|w| root(w).to_string())
         .collect()
+}
+
+/// A word's [`stem`] without a final "e", so that "generate" meets "generates" (stem
+/// "generat") and "stable" meets "stability".
+fn root(w: &str) -> &str {
+    let s = stem(w);
+    match s.strip_suffix('e') {
+        Some(base) if base.chars().count() >= 4 => base,
+        _ => s,
+    }
 }
 
 /// Whether `a` and `b` say opposite things as words: a listed pair, or one is the other with a
@@ -149,8 +165,8 @@ fn antonym_table() -> &'static std::collections::HashMap<String, Vec<String>> {
         let mut t: std::collections::HashMap<String, Vec<String>> = Default::default();
         for &(x, y) in ANTONYMS {
             for (a, b) in [(x, y), (y, x)] {
-                for a in [a, stem(a)] {
-                    for b in [b, stem(b)] {
+                for a in [a, root(a)] {
+                    for b in [b, root(b)] {
                         t.entry(a.to_string()).or_default().push(b.to_string());
                     }
                 }
@@ -241,8 +257,22 @@ pub fn polarity_of(claim: &Words, sentence: &Words) -> Polarity {
     }
     // Antonyms among function words ("always" / "never" is a negation already; "all" /
     // "none" likewise; "before" / "after" is not).
-    for c in ct.iter().filter(|w| !is_negation(w)) {
-        if is_stopword(c) && !st.contains(c) && st.iter().any(|s| !is_negation(s) && antonyms(c, s))
+    // A preposition flips only with its object: "without the lock" says nothing against
+    // "with the GIL".
+    let object = |ts: &[String], i: usize| {
+        ts[i + 1..]
+            .iter()
+            .find(|w| !is_stopword(w))
+            .map(|w| root(w).to_string())
+    };
+    for (i, c) in ct.iter().enumerate().filter(|(_, w)| !is_negation(w)) {
+        if is_stopword(c)
+            && !st.contains(c)
+            && st.iter().enumerate().any(|(j, s)| {
+                !is_negation(s)
+                    && antonyms(c, s)
+                    && (!PREPOSITIONS.contains(&c.as_str()) || object(ct, i) == object(st, j))
+            })
         {
             swaps += 1;
         }
@@ -284,9 +314,36 @@ pub fn demoted_recall(claim: &Words, sentence: &Words, question: &Words) -> f32 
 /// ("but", "while", "so", "because", "whereas", "although", "which", "and", "or"). Each is what one negation scopes
 /// over; the whole text is not among them unless it is one clause.
 pub fn clauses(text: &str) -> Vec<String> {
+    // A parenthesis is an aside: its own clause, and the sentence reads on around it
+    // ("taking from the first list on ties (<=) makes it stable").
+    let (mut main, mut asides) = (String::new(), vec![String::new()]);
+    let mut depth = 0usize;
+    for ch in text.chars() {
+        match ch {
+            '(' => {
+                depth += 1;
+                asides.last_mut().expect("one").push(' ');
+            }
+            ')' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    asides.push(String::new());
+                }
+            }
+            _ if depth > 0 => asides.last_mut().expect("one").push(ch),
+            _ => main.push(ch),
+        }
+    }
+    let main = main.replace(" - ", "; ").replace(" – ", "; ");
     let mut out = Vec::new();
-    for piece in text.split([',', ';', ':', '—', '(', ')', '\n']) {
+    for piece in std::iter::once(main.as_str())
+        .chain(asides.iter().map(String::as_str))
+        .flat_map(|t| t.split([',', ';', ':', '—', '\n']))
+    {
         let mut rest = piece;
+        // A negation with too few words of its own scopes over an "or" ("no blocking or
+        // CPU-heavy call stalls the loop"): the part carries into the next.
+        let mut carry = String::new();
         loop {
             let lower = rest.to_lowercase();
             let cut = [
@@ -299,6 +356,8 @@ pub fn clauses(text: &str) -> Vec<String> {
                 " which ",
                 " and ",
                 " or ",
+                " rather than ",
+                " instead of ",
             ]
             .iter()
             .filter_map(|c| lower.find(c).map(|at| (at, c.len())))
@@ -306,17 +365,30 @@ pub fn clauses(text: &str) -> Vec<String> {
             match cut {
                 // Lower-casing can move byte offsets (rare letters): then keep the piece whole.
                 Some((at, len)) if lower.len() == rest.len() => {
-                    out.push(rest[..at].trim().to_string());
+                    let part = format!("{carry}{}", &rest[..at]);
+                    let w = Words::of(&part);
+                    if rest[at..at + len].trim() == "or"
+                        && negation_count(&w.tokens) > 0
+                        && w.content_len() < 2
+                    {
+                        carry = format!("{part}{}", &rest[at..at + len]);
+                    } else {
+                        out.push(part.trim().to_string());
+                        carry.clear();
+                    }
                     rest = &rest[at + len..];
                 }
                 _ => {
-                    out.push(rest.trim().to_string());
+                    out.push(format!("{carry}{rest}").trim().to_string());
                     break;
                 }
             }
         }
     }
     out.retain(|c| !c.is_empty());
+    for c in &mut out {
+        *c = c.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
     out
 }
 
@@ -325,9 +397,20 @@ pub fn clauses(text: &str) -> Vec<String> {
 /// false statement about the topic.
 #[derive(Debug, Clone, Default)]
 pub struct Stance {
-    claims: Vec<Words>,
+    /// Each claim clause as written, its words, and the criterion it belongs to (if known).
+    claims: Vec<Claim>,
     /// The question's content words: the topic every sentence shares, left out of alignment.
     topic: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Claim {
+    text: String,
+    /// Its words without the question's.
+    words: Words,
+    /// All its words, for clauses that say little beyond the question's words.
+    full: Words,
+    owner: Option<usize>,
 }
 
 impl Stance {
@@ -335,13 +418,28 @@ impl Stance {
     /// its question, whose words are the topic: "the GIL means …" and "the GIL does not make
     /// … thread-safe" share the topic, not a claim.
     pub fn new<'t>(question: &str, texts: impl IntoIterator<Item = &'t str>) -> Stance {
+        Stance::with_owners(question, texts.into_iter().map(|t| (t, None)))
+    }
+
+    /// [`Stance::new`] with each statement's criterion (its index), which a
+    /// [`Contradiction`] of it names.
+    pub fn with_owners<'t>(
+        question: &str,
+        texts: impl IntoIterator<Item = (&'t str, Option<usize>)>,
+    ) -> Stance {
         let topic = Words::of(question).content;
         let mut claims = Vec::new();
-        for t in texts {
+        for (t, owner) in texts {
             for c in clauses(t) {
-                let w = Words::of(&c).without(&topic);
-                if w.content_len() >= 2 {
-                    claims.push(w);
+                let full = Words::of(&c);
+                let words = full.clone().without(&topic);
+                if words.content_len() >= 2 || full.content_len() >= FULL_MIN {
+                    claims.push(Claim {
+                        text: c,
+                        words,
+                        full,
+                        owner,
+                    });
                 }
             }
         }
@@ -352,26 +450,92 @@ impl Stance {
     /// at least) is best aligned with a claim clause whose sense it flips, and that alignment
     /// is close ([`Polarity::opposes`]); a claim aligned as well without the flip wins.
     pub fn contradicts(&self, sentence: &str) -> bool {
-        clauses(sentence).iter().any(|c| {
-            let w = Words::of(c).without(&self.topic);
-            if w.content_len() < 2 {
-                return false;
-            }
-            let mut best: Option<Polarity> = None;
-            for claim in &self.claims {
-                let p = polarity_of(claim, &w);
-                let score = |p: &Polarity| p.recall.min(p.precision);
-                let better = best.is_none_or(|b| {
-                    score(&p) > score(&b) + 1e-6
-                        || ((score(&p) - score(&b)).abs() <= 1e-6 && b.flipped && !p.flipped)
-                });
-                if better {
-                    best = Some(p);
-                }
-            }
-            best.is_some_and(|p| p.opposes())
-        })
+        self.contradiction(sentence).is_some()
     }
+
+    /// [`Stance::contradicts`], saying which: the sentence's clause and the claim it flips.
+    /// A clause that only sets a condition ("if items aren't hashable") asserts nothing.
+    pub fn contradiction(&self, sentence: &str) -> Option<Contradiction> {
+        self.contradictions(sentence).into_iter().next()
+    }
+
+    /// Every clause of `sentence` that contradicts a claim ([`Stance::contradiction`]), in
+    /// order.
+    pub fn contradictions<'s>(&'s self, sentence: &str) -> Vec<Contradiction> {
+        let clauses = clauses(sentence);
+        // A sentence with a condition is read whole too: the condition may undo a clause's
+        // flip ("if items aren't hashable, dedupe on a hashable key").
+        let whole = clauses.iter().any(|c| is_condition(c)).then(|| {
+            let full = Words::of(sentence);
+            (full.clone().without(&self.topic), full)
+        });
+        clauses
+            .into_iter()
+            .filter_map(|c| {
+                if is_condition(&c) {
+                    return None;
+                }
+                let full = Words::of(&c);
+                let w = full.clone().without(&self.topic);
+                // Compared beyond the question's words; a clause that says little else ("the
+                // lines are not parsed independently with json.loads", to a question about
+                // parsing JSON lines) is compared whole, with every claim whole.
+                let (w, beyond) = if w.content_len() >= 2 {
+                    (w, true)
+                } else if full.content_len() >= FULL_MIN {
+                    (full, false)
+                } else {
+                    return None;
+                };
+                let whole_words = |c: &'s Claim| if beyond { &c.words } else { &c.full };
+                let mut best: Option<(Polarity, &Claim)> = None;
+                for claim in &self.claims {
+                    let p = polarity_of(whole_words(claim), &w);
+                    let score = |p: &Polarity| p.recall.min(p.precision);
+                    let better = best.is_none_or(|(b, _)| {
+                        score(&p) > score(&b) + 1e-6
+                            || ((score(&p) - score(&b)).abs() <= 1e-6 && b.flipped && !p.flipped)
+                    });
+                    if better {
+                        best = Some((p, claim));
+                    }
+                }
+                best.filter(|(p, claim)| {
+                    p.opposes()
+                        && whole.as_ref().is_none_or(|(b, f)| {
+                            polarity_of(whole_words(claim), if beyond { b } else { f }).flipped
+                        })
+                })
+                .map(|(_, claim)| Contradiction {
+                    clause: c.clone(),
+                    claim: claim.text.clone(),
+                    owner: claim.owner,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Content words a clause needs to be compared whole, question words included.
+const FULL_MIN: usize = 3;
+
+/// A clause of an answer that says the opposite of one of the rubric's claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contradiction {
+    /// The answer's clause.
+    pub clause: String,
+    /// The rubric's clause it flips.
+    pub claim: String,
+    /// The criterion that clause belongs to, when the stance knows it.
+    pub owner: Option<usize>,
+}
+
+/// A clause that only states a condition ("if items aren't hashable", "unless you lock"):
+/// what follows the condition is the assertion, not the condition itself.
+fn is_condition(clause: &str) -> bool {
+    let t = tokens(clause);
+    t.first()
+        .is_some_and(|w| ["if", "unless", "whether"].contains(&w.as_str()))
 }
 
 /// The statement is offered as a guess ("I think…", "maybe", "not sure").
@@ -610,6 +774,80 @@ mod tests {
         assert_eq!(
             clauses("It runs, but it does not block while waiting"),
             vec!["It runs", "it does not block", "waiting"]
+        );
+    }
+
+    #[test]
+    fn conditions_asides_and_objects_are_not_flips() {
+        let stance = Stance::with_owners(
+            "How do you remove duplicates from a list while keeping order?",
+            [
+                (
+                    "Order-preserving dedupe that also works for unhashable items via a key.",
+                    Some(3),
+                ),
+                (
+                    "Without the lock, threads can lose updates even with the GIL.",
+                    Some(1),
+                ),
+                ("If the user is missing, raise HTTPException.", Some(2)),
+                (
+                    "Taking from the first list on ties (<=) makes it stable.",
+                    None,
+                ),
+                ("A blocking or CPU-heavy call stalls the loop.", None),
+            ],
+        );
+        // The condition carries the negation; the assertion after it agrees with the claim.
+        assert_eq!(
+            stance.contradiction(
+                "If items aren't hashable, like dicts, I'd dedupe on a hashable key derived from each item."
+            ),
+            None
+        );
+        // "without" negates its object, not the clause.
+        assert_eq!(
+            stance.contradiction("Without the lock threads lose updates, even with the GIL."),
+            None
+        );
+        // What comes after "rather than" is the rejected alternative; Python's None is a value.
+        assert_eq!(
+            stance.contradiction(
+                "If the user isn't found, raise HTTPException rather than returning None."
+            ),
+            None
+        );
+        // A parenthesis is an aside: the sentence reads on around it.
+        let c = stance
+            .contradiction("Taking from the first list on ties (<=) does not make it stable.")
+            .expect("flipped");
+        assert_eq!(
+            c.claim,
+            "Taking from the first list on ties makes it stable."
+        );
+        assert_eq!(c.owner, None);
+        // A negation scopes over "or".
+        assert!(stance.contradicts("No blocking or CPU-heavy call stalls the loop."));
+        // The owner comes with the contradiction.
+        let c = stance
+            .contradiction("Order-preserving dedupe does not work for unhashable items.")
+            .expect("flipped");
+        assert_eq!(c.owner, Some(3));
+    }
+
+    #[test]
+    fn a_clause_of_question_words_is_compared_whole() {
+        let stance = Stance::new(
+            "Write a generator that parses JSON lines from a file.",
+            ["With JSON Lines each line is parsed independently with json.loads."],
+        );
+        assert!(stance.contradicts(
+            "With JSON Lines the lines are not parsed independently with json.loads."
+        ));
+        assert!(
+            !stance.contradicts(
+                "Each line of a JSON Lines file is parsed on its own with json.loads."
+            )
         );
     }
 

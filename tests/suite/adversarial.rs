@@ -20,11 +20,9 @@ struct Record {
 
 /// Per kind: the highest average score an attack kind may reach, or the lowest an honest
 /// kind may fall to, just past what the judge measures (README, "The adversarial corpus"), so
-/// losing ground fails here. `negated` is above the target of 3: code blocks stay
-/// correct in the negated answers, and sentences rewritten in other words ("no speedup" →
-/// "a linear speedup") are not caught by polarity.
+/// losing ground fails here.
 const BARS: &[(&str, f32)] = &[
-    ("negated", 5.6),
+    ("negated", 1.0),
     ("keywords-plain", 0.5),
     ("keywords-fenced", 0.5),
     ("keywords-lines", 0.5),
