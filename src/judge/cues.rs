@@ -476,6 +476,7 @@ impl Stance {
                     return None;
                 }
                 let full = Words::of(&c);
+                let advice = advised_against(&full.tokens);
                 let w = full.clone().without(&self.topic);
                 // Compared beyond the question's words; a clause that says little else ("the
                 // lines are not parsed independently with json.loads", to a question about
@@ -502,6 +503,9 @@ impl Stance {
                 }
                 best.filter(|(p, claim)| {
                     p.opposes()
+                        && advice
+                            .as_ref()
+                            .is_none_or(|verb| imperative_of(&claim.full.tokens, verb))
                         && whole.as_ref().is_none_or(|(b, f)| {
                             polarity_of(whole_words(claim), if beyond { b } else { f }).flipped
                         })
@@ -514,6 +518,26 @@ impl Stance {
             })
             .collect()
     }
+}
+
+/// The verb of a clause that advises against something ("don't return from finally",
+/// "never use eval"): such advice flips only advice to do the same ("return …", "use eval"),
+/// not a statement about it ("a return inside finally overrides the return value").
+fn advised_against(tokens: &[String]) -> Option<String> {
+    match tokens {
+        [d, n, verb, ..] if d == "do" && n == "not" => Some(root(verb).to_string()),
+        [n, verb, ..] if n == "never" => Some(root(verb).to_string()),
+        _ => None,
+    }
+}
+
+/// The claim is advice to do `verb` ("use …", "always use …"), or advice against it.
+fn imperative_of(tokens: &[String], verb: &str) -> bool {
+    let rest = match tokens {
+        [a, rest @ ..] if a == "always" || a == "please" => rest,
+        _ => tokens,
+    };
+    rest.first().is_some_and(|w| root(w) == verb) || advised_against(rest).is_some()
 }
 
 /// Content words a clause needs to be compared whole, question words included.
@@ -826,6 +850,19 @@ mod tests {
             "Taking from the first list on ties makes it stable."
         );
         assert_eq!(c.owner, None);
+        // Advice against something flips advice to do it, not a statement about it.
+        let advice = Stance::new(
+            "What does finally do?",
+            [
+                "A return inside finally overrides the return value.",
+                "Use finally for cleanup that must always run.",
+            ],
+        );
+        assert_eq!(
+            advice.contradiction("Don't return from inside finally, it swallows the exception."),
+            None
+        );
+        assert!(advice.contradicts("Do not use finally for cleanup that must always run."));
         // A negation scopes over "or".
         assert!(stance.contradicts("No blocking or CPU-heavy call stalls the loop."));
         // The owner comes with the contradiction.
