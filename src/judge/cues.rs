@@ -203,13 +203,20 @@ impl Polarity {
 pub struct Words {
     tokens: Vec<String>,
     content: Vec<String>,
+    /// The content words before any were left out ([`Words::without`]): an antonym swap
+    /// counts even in words the question has ("mutable" / "immutable").
+    all: Vec<String>,
 }
 
 impl Words {
     pub fn of(text: &str) -> Words {
         let tokens = tokens(text);
         let content = content(&tokens);
-        Words { tokens, content }
+        Words {
+            tokens,
+            all: content.clone(),
+            content,
+        }
     }
 
     /// Content words: a clause with fewer than two says nothing to compare.
@@ -248,10 +255,12 @@ pub fn polarity_of(claim: &Words, sentence: &Words) -> Polarity {
     let mut swaps = 0usize;
     let mut used = 0usize;
     for c in cw {
-        if sw.contains(c) {
+        if sw.contains(c) || sw.iter().any(|s| antonyms(c, s)) {
             used += 1;
-        } else if sw.iter().any(|s| antonyms(c, s)) {
-            used += 1;
+        }
+    }
+    for c in &claim.all {
+        if !sentence.all.contains(c) && sentence.all.iter().any(|s| antonyms(c, s)) {
             swaps += 1;
         }
     }
@@ -375,6 +384,11 @@ pub fn clauses(text: &str) -> Vec<String> {
                     } else {
                         out.push(part.trim().to_string());
                         carry.clear();
+                    }
+                    // What follows "rather than" / "instead of" is the rejected alternative:
+                    // not a claim of the text, to the end of the piece.
+                    if ["rather than", "instead of"].contains(&rest[at..at + len].trim()) {
+                        break;
                     }
                     rest = &rest[at + len..];
                 }
@@ -863,6 +877,12 @@ mod tests {
             None
         );
         assert!(advice.contradicts("Do not use finally for cleanup that must always run."));
+        // The rejected alternative is not a claim.
+        let lazy = Stance::new(
+            "",
+            ["Generators produce values lazily instead of building lists."],
+        );
+        assert!(!lazy.contradicts("They don't build a whole list in memory."));
         // A negation scopes over "or".
         assert!(stance.contradicts("No blocking or CPU-heavy call stalls the loop."));
         // The owner comes with the contradiction.
@@ -870,6 +890,23 @@ mod tests {
             .contradiction("Order-preserving dedupe does not work for unhashable items.")
             .expect("flipped");
         assert_eq!(c.owner, Some(3));
+    }
+
+    #[test]
+    fn a_flip_undone_by_an_antonym_is_no_flip() {
+        let stance = Stance::new(
+            "What is the difference between mutable and immutable types?",
+            ["An immutable object cannot change after creation."],
+        );
+        let p = polarity_of(
+            &Words::of("An immutable object cannot change after creation."),
+            &Words::of("Mutable objects can be changed after creation"),
+        );
+        assert!(!p.flipped, "{p:?}");
+        assert_eq!(
+            stance.contradiction("Mutable objects can be changed after creation."),
+            None
+        );
     }
 
     #[test]
