@@ -281,6 +281,8 @@ struct Waiter {
 struct Queue {
     /// Texts sent to the worker and not yet answered.
     in_flight: usize,
+    /// Of those, texts of light (fresh) chunks.
+    light_in_flight: usize,
     /// Of those, chunks of heavy tickets (at most one).
     heavy_in_flight: usize,
     /// Light: by (texts the ticket had been served when it queued, arrival), least served
@@ -294,8 +296,11 @@ struct Queue {
     /// Forward passes the embedder runs side by side: with two or more, one heavy chunk
     /// always may run (on one worker) while light work has the others.
     workers: usize,
-    /// Texts the worker answers per second while it has work (a moving average), and what is
-    /// gathered for the next sample.
+    /// Light texts the worker answers per second while it has light work (a moving average),
+    /// and what is gathered for the next sample. Light work only: the wait it predicts is
+    /// light work's, and heavy work runs one chunk at a time on one worker, so a rate measured
+    /// during a burst of batches (half the machine on two workers) made light requests at
+    /// concurrency 8 look 600 ms behind and refused them long after the batches had ended.
     rate: Option<f64>,
     sample_texts: usize,
     sample_busy: Duration,
@@ -306,16 +311,16 @@ impl Queue {
     /// Count the time since the last event as busy if anything was in flight.
     fn tick(&mut self, now: Instant) {
         if let Some(last) = self.last_event
-            && self.in_flight > 0
+            && self.light_in_flight > 0
         {
             self.sample_busy += now.saturating_duration_since(last);
         }
         self.last_event = Some(now);
     }
 
-    /// A chunk of `texts` was answered: fold it into the rate once a sample is long enough.
-    fn answered(&mut self, texts: usize, now: Instant) {
-        self.tick(now);
+    /// A light chunk of `texts` was answered (after [`Queue::tick`]): fold it into the rate
+    /// once a sample is long enough.
+    fn answered(&mut self, texts: usize) {
         self.sample_texts += texts;
         if self.sample_busy >= RATE_SAMPLE {
             let sample = self.sample_texts as f64 / self.sample_busy.as_secs_f64();
@@ -380,7 +385,9 @@ impl Queue {
             let w = self.waiting.remove(&key).expect("present");
             if w.go.send(()).is_ok() {
                 self.in_flight += w.texts;
-                if !w.fresh {
+                if w.fresh {
+                    self.light_in_flight += w.texts;
+                } else {
                     self.heavy_in_flight += 1;
                 }
             }
@@ -409,11 +416,14 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut q = self.queue.lock().expect("embed queue");
         let now = Instant::now();
-        q.answered(self.texts, now);
-        q.in_flight -= self.texts;
+        q.tick(now);
         if self.heavy {
             q.heavy_in_flight -= 1;
+        } else {
+            q.answered(self.texts);
+            q.light_in_flight -= self.texts;
         }
+        q.in_flight -= self.texts;
         q.dispatch();
     }
 }
@@ -498,6 +508,8 @@ impl Drop for Waiting {
             q.in_flight -= self.texts;
             if self.heavy {
                 q.heavy_in_flight -= 1;
+            } else {
+                q.light_in_flight -= self.texts;
             }
             q.dispatch();
         }
@@ -767,6 +779,28 @@ mod tests {
         assert!(a.try_admit(1).is_ok(), "a single grade still goes");
         drop(batches);
         assert!(a.try_admit(2).is_ok(), "places given back");
+    }
+
+    /// The rate that predicts light work's wait is measured on light work only: a burst of
+    /// batches (one heavy chunk at a time, on one worker) does not lower it.
+    #[test]
+    fn heavy_work_does_not_set_the_light_rate() {
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        q.tick(t0);
+        q.in_flight = 8;
+        q.heavy_in_flight = 1;
+        q.tick(t0 + Duration::from_millis(400));
+        q.in_flight = 0;
+        q.heavy_in_flight = 0;
+        assert_eq!(q.rate, None);
+        assert_eq!(q.sample_busy, Duration::ZERO);
+        q.in_flight = 8;
+        q.light_in_flight = 8;
+        q.tick(t0 + Duration::from_millis(700));
+        q.answered(8);
+        let rate = q.rate.expect("a 300 ms sample");
+        assert!((rate - 8.0 / 0.3).abs() < 0.5, "{rate}");
     }
 
     /// Places free but light work already waiting too long, or about to: refused at once, and
