@@ -79,6 +79,9 @@ pub struct CoverageFeatures {
     /// Per segment: it says one of the rubric's correct statements with the opposite sense
     /// ([`cues::Stance::contradicts`]): a false statement, evidence for nothing.
     pub false_claim: Vec<bool>,
+    /// Per segment: the criterion a false statement is charged to, and the clause and rubric
+    /// statement it flips (quoted in the reason).
+    pub contradiction: Vec<Option<(usize, cues::Contradiction)>>,
     /// Per criterion, per segment: a false statement closest to this criterion (each false
     /// statement is charged to one criterion at most).
     pub opposes: Vec<Vec<bool>>,
@@ -423,7 +426,7 @@ impl<'a> Prepared<'a> {
                     .max_by(|&a, &b| criterion_sims[a][si].total_cmp(&criterion_sims[b][si]))
             })
             .collect();
-        let charged: Vec<Option<usize>> = segments
+        let contradiction: Vec<Option<(usize, cues::Contradiction)>> = segments
             .iter()
             .enumerate()
             .map(|(si, s)| {
@@ -434,17 +437,17 @@ impl<'a> Prepared<'a> {
                 self.stance
                     .contradictions(&s.text)
                     .into_iter()
-                    .map(|c| c.owner.unwrap_or(closest))
-                    .find(|&owner| {
+                    .map(|c| (c.owner.unwrap_or(closest), c))
+                    .find(|&(owner, _)| {
                         criterion_sims[owner][si] >= criterion_sims[closest][si] - OWNER_MARGIN
                     })
             })
             .collect();
-        let false_claim: Vec<bool> = charged.iter().map(Option::is_some).collect();
+        let false_claim: Vec<bool> = contradiction.iter().map(Option::is_some).collect();
         let opposes: Vec<Vec<bool>> = (0..self.rubric.criteria.len())
             .map(|ci| {
                 (0..segments.len())
-                    .map(|si| charged[si] == Some(ci))
+                    .map(|si| contradiction[si].as_ref().is_some_and(|(c, _)| *c == ci))
                     .collect()
             })
             .collect();
@@ -515,6 +518,7 @@ impl<'a> Prepared<'a> {
             hedged,
             denies_misconception,
             false_claim,
+            contradiction,
             retracted: retraction.is_some(),
             entail,
             restates,
@@ -712,17 +716,11 @@ impl<'a> Prepared<'a> {
                     (_, Some(i)) => f.segments[i].text.clone(),
                 };
                 // The rubric's statement the answer flips, quoted in the reason.
-                let contradicted =
-                    d.contradictions
-                        .iter()
-                        .find(|&&(c, _)| c == ci)
-                        .map(|&(_, si)| {
-                            let all = self.stance.contradictions(&f.segments[si].text);
-                            all.iter()
-                                .find(|c| c.owner == Some(ci))
-                                .or(all.first())
-                                .cloned()
-                        });
+                let contradicted = d
+                    .contradictions
+                    .iter()
+                    .find(|&&(c, _)| c == ci)
+                    .map(|&(_, si)| f.contradiction[si].as_ref().map(|(_, c)| c));
                 let hedged =
                     verdict == Verdict::Partial && d.evidence[ci].is_some_and(|si| f.hedged[si]);
                 let opposite = match &contradicted {

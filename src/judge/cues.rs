@@ -243,8 +243,18 @@ impl Words {
 
 /// Compare a sentence with a claim, both read into [`Words`] (see [`Polarity`]).
 pub fn polarity_of(claim: &Words, sentence: &Words) -> Polarity {
+    polarity_over(claim, sentence, false)
+}
+
+/// [`polarity_of`], over every content word when `whole` (the words [`Words::without`] left
+/// out included), else over the content words kept.
+fn polarity_over(claim: &Words, sentence: &Words, whole: bool) -> Polarity {
     let (ct, st) = (&claim.tokens, &sentence.tokens);
-    let (cw, sw) = (&claim.content, &sentence.content);
+    let (cw, sw) = if whole {
+        (&claim.all, &sentence.all)
+    } else {
+        (&claim.content, &sentence.content)
+    };
     if cw.is_empty() || sw.is_empty() {
         return Polarity {
             recall: 0.0,
@@ -420,10 +430,8 @@ pub struct Stance {
 #[derive(Debug, Clone)]
 struct Claim {
     text: String,
-    /// Its words without the question's.
+    /// Its words without the question's (all of them kept too: [`Words`]).
     words: Words,
-    /// All its words, for clauses that say little beyond the question's words.
-    full: Words,
     owner: Option<usize>,
 }
 
@@ -445,13 +453,11 @@ impl Stance {
         let mut claims = Vec::new();
         for (t, owner) in texts {
             for c in clauses(t) {
-                let full = Words::of(&c);
-                let words = full.clone().without(&topic);
-                if words.content_len() >= 2 || full.content_len() >= FULL_MIN {
+                let words = Words::of(&c).without(&topic);
+                if words.content_len() >= 2 || words.all.len() >= FULL_MIN {
                     claims.push(Claim {
                         text: c,
                         words,
-                        full,
                         owner,
                     });
                 }
@@ -475,37 +481,35 @@ impl Stance {
 
     /// Every clause of `sentence` that contradicts a claim ([`Stance::contradiction`]), in
     /// order.
-    pub fn contradictions<'s>(&'s self, sentence: &str) -> Vec<Contradiction> {
+    pub fn contradictions(&self, sentence: &str) -> Vec<Contradiction> {
         let clauses = clauses(sentence);
         // A sentence with a condition is read whole too: the condition may undo a clause's
         // flip ("if items aren't hashable, dedupe on a hashable key").
-        let whole = clauses.iter().any(|c| is_condition(c)).then(|| {
-            let full = Words::of(sentence);
-            (full.clone().without(&self.topic), full)
-        });
+        let whole = clauses
+            .iter()
+            .any(|c| is_condition(c))
+            .then(|| Words::of(sentence).without(&self.topic));
         clauses
             .into_iter()
             .filter_map(|c| {
                 if is_condition(&c) {
                     return None;
                 }
-                let full = Words::of(&c);
-                let advice = advised_against(&full.tokens);
-                let w = full.clone().without(&self.topic);
+                let w = Words::of(&c).without(&self.topic);
+                let advice = advised_against(&w.tokens);
                 // Compared beyond the question's words; a clause that says little else ("the
                 // lines are not parsed independently with json.loads", to a question about
                 // parsing JSON lines) is compared whole, with every claim whole.
-                let (w, beyond) = if w.content_len() >= 2 {
-                    (w, true)
-                } else if full.content_len() >= FULL_MIN {
-                    (full, false)
+                let compared_whole = if w.content_len() >= 2 {
+                    false
+                } else if w.all.len() >= FULL_MIN {
+                    true
                 } else {
                     return None;
                 };
-                let whole_words = |c: &'s Claim| if beyond { &c.words } else { &c.full };
                 let mut best: Option<(Polarity, &Claim)> = None;
                 for claim in &self.claims {
-                    let p = polarity_of(whole_words(claim), &w);
+                    let p = polarity_over(&claim.words, &w, compared_whole);
                     let score = |p: &Polarity| p.recall.min(p.precision);
                     let better = best.is_none_or(|(b, _)| {
                         score(&p) > score(&b) + 1e-6
@@ -519,10 +523,10 @@ impl Stance {
                     p.opposes()
                         && advice
                             .as_ref()
-                            .is_none_or(|verb| imperative_of(&claim.full.tokens, verb))
-                        && whole.as_ref().is_none_or(|(b, f)| {
-                            polarity_of(whole_words(claim), if beyond { b } else { f }).flipped
-                        })
+                            .is_none_or(|verb| imperative_of(&claim.words.tokens, verb))
+                        && whole
+                            .as_ref()
+                            .is_none_or(|s| polarity_over(&claim.words, s, compared_whole).flipped)
                 })
                 .map(|(_, claim)| Contradiction {
                     clause: c.clone(),
