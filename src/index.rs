@@ -309,6 +309,10 @@ pub struct RubricVectors {
     pub misconceptions: Vec<Vec<Phrase>>,
     /// Sentences of the model answers.
     pub model_sentences: Vec<Phrase>,
+    /// A short ad hoc rubric's reference answers whole (the reference and its alternatives):
+    /// the coverage judge also reads the answer whole against them, as its correctness head was
+    /// trained. Empty for catalog rubrics and longer references.
+    pub references: Vec<Phrase>,
 }
 
 /// The judges' cache: rubric id → vectors.
@@ -344,6 +348,7 @@ impl Knowledge {
                     criteria: vec![Vec::new(); rubric.criteria.len()],
                     misconceptions: vec![Vec::new(); rubric.misconceptions.len()],
                     model_sentences: Vec::new(),
+                    references: Vec::new(),
                 });
             let phrase = Phrase {
                 text: p.payload.text.clone(),

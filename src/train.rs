@@ -56,6 +56,7 @@ pub async fn train_head(
 ) -> Result<Trained, TrainError> {
     let started = std::time::Instant::now();
     struct Pair<'a> {
+        file: usize,
         group: String,
         question: &'a str,
         references: Vec<&'a str>,
@@ -63,7 +64,7 @@ pub async fn train_head(
         label: f32,
     }
     let mut pairs = Vec::new();
-    for f in files {
+    for (fi, f) in files.iter().enumerate() {
         for (line, item) in &f.items {
             let Some(reference) = item.reference_answer.as_deref() else {
                 return Err(TrainError::NoReference {
@@ -79,6 +80,7 @@ pub async fn train_head(
                     .filter(|r| *r != reference),
             );
             pairs.push(Pair {
+                file: fi,
                 group: format!("{}\u{1f}{}", f.name, item.group()),
                 question: item.question.as_deref().unwrap_or(""),
                 references,
@@ -146,24 +148,40 @@ pub async fn train_head(
         .into_iter()
         .collect();
     let held = |g: &str| groups.binary_search(&g).is_ok_and(|i| i % 5 == 4);
-    let split = |keep: bool| -> (Vec<Vec<f32>>, Vec<f32>) {
-        pairs
-            .iter()
-            .zip(xs.iter().zip(&ys))
-            .filter(|(p, _)| held(&p.group) == keep)
-            .map(|(_, (x, y))| (x.clone(), *y))
-            .unzip()
+    let split = |keep: bool| -> (Vec<Vec<f32>>, Vec<f32>, Vec<usize>) {
+        let mut out = (Vec::new(), Vec::new(), Vec::new());
+        for (p, (x, y)) in pairs.iter().zip(xs.iter().zip(&ys)) {
+            if held(&p.group) == keep {
+                out.0.push(x.clone());
+                out.1.push(*y);
+                out.2.push(p.file);
+            }
+        }
+        out
     };
-    let (train_x, train_y) = split(false);
-    let (test_x, test_y) = split(true);
+    let (train_x, train_y, _) = split(false);
+    let (test_x, test_y, test_file) = split(true);
     let partial = head::train(&train_x, &train_y, opts);
     let predicted: Vec<f32> = test_x
         .iter()
         .map(|x| partial.predict(x).unwrap_or(0.5))
         .collect();
     let (accuracy, auc) = head::accuracy_auc(&predicted, &test_y);
-    let mut head = head::train(&xs, &ys, opts);
     let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    // Per file too: one corpus must not buy its AUC with the other's.
+    let holdout_auc_per_file = (0..files.len())
+        .map(|fi| {
+            let (p, y): (Vec<f32>, Vec<f32>) = predicted
+                .iter()
+                .zip(&test_y)
+                .zip(&test_file)
+                .filter(|(_, f)| **f == fi)
+                .map(|((p, y), _)| (*p, *y))
+                .unzip();
+            round(head::accuracy_auc(&p, &y).1)
+        })
+        .collect();
+    let mut head = head::train(&xs, &ys, opts);
     head.info = HeadInfo {
         command: command.to_string(),
         data: files
@@ -174,6 +192,7 @@ pub async fn train_head(
         epochs: opts.epochs,
         holdout_accuracy: round(accuracy),
         holdout_auc: round(auc),
+        holdout_auc_per_file,
         license: license.to_string(),
     };
     Ok(Trained {

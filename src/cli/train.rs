@@ -41,16 +41,21 @@ pub(super) async fn train(settings: Settings, args: TrainArgs) -> anyhow::Result
     let base = std::env::current_dir()?;
     let parts = Parts::load(settings, &base)?;
     let command = format!(
-        "grader train {} --epochs {}",
+        "grader train {} --epochs {} --vector-scale {}",
         args.files
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(" "),
-        args.epochs
+        args.epochs,
+        args.vector_scale
     );
+    if !(args.vector_scale > 0.0 && args.vector_scale <= 1.0) {
+        anyhow::bail!("--vector-scale {}: it must be in (0, 1]", args.vector_scale);
+    }
     let opts = TrainOptions {
         epochs: args.epochs,
+        vector_scale: args.vector_scale,
         ..TrainOptions::default()
     };
     let bar = std::sync::OnceLock::new();
@@ -81,6 +86,9 @@ pub(super) async fn train(settings: Settings, args: TrainArgs) -> anyhow::Result
         info.holdout_accuracy,
         info.holdout_auc
     )?;
+    for (file, auc) in args.files.iter().zip(&info.holdout_auc_per_file) {
+        out!("  held-out AUC on {}: {auc:.3}", file.display())?;
+    }
     out!("wrote {}", out_path.display())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -163,11 +163,20 @@ impl Engine {
             exemplars: Vec::new(),
             version: key.to_string(),
         };
+        // A short reference is also read whole (`RubricVectors::references`); a one-statement
+        // reference is its statement.
+        let short = statements.len() <= crate::judge::calibration::SHORT_REFERENCE;
+        let whole = (short && statements.len() > 1).then(|| reference.trim().to_string());
         let mut texts = statements.clone();
         texts.extend(alternatives.iter().cloned());
+        texts.extend(whole.clone());
         texts.push(rubric.question.clone());
         let mut vectors = self.embedder.embed(&texts).await?;
         let qv = vectors.pop().unwrap_or_default();
+        let whole = match whole {
+            Some(text) => vectors.pop().map(|vector| Phrase { text, vector }),
+            None => None,
+        };
         let alt_vectors = vectors.split_off(statements.len());
         let mut phrases: Vec<Vec<Phrase>> = statements
             .iter()
@@ -189,11 +198,23 @@ impl Engine {
             criteria[closest].phrasings.push(text.clone());
             phrases[closest].push(Phrase { text, vector });
         }
+        let references: Vec<Phrase> = if short {
+            // The statement of a one-statement reference, or the whole reference; then each
+            // alternative, as written.
+            whole
+                .or_else(|| phrases.first().and_then(|p| p.first()).cloned())
+                .into_iter()
+                .chain(phrases.iter().flat_map(|p| p.iter().skip(1)).cloned())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let rubric = Rubric { criteria, ..rubric };
         let vecs = RubricVectors {
             criteria: phrases,
             misconceptions: Vec::new(),
             model_sentences: Vec::new(),
+            references,
         };
         let entry = ResolvedRubric {
             rubric: Arc::new(rubric),

@@ -53,6 +53,12 @@ const SUPPORT_SIMILARITY: f32 = 0.6;
 const SUPPORT_MAX: usize = 2;
 /// A segment this close to the question only restates it.
 const RESTATEMENT_SIMILARITY: f32 = 0.88;
+
+/// A segment the correctness head reads as stating a criterion this likely, and that is closer
+/// to the criterion than to the question, is an answer, not a restatement, however many of the
+/// question's words it reuses ("The bulb will light.", to a question about whether a bulb will
+/// light or a motor run).
+const STATES_A_POINT: f32 = 0.6;
 /// Below this best similarity to anything in the rubric, the answer has no relevant content.
 const CONTENT_FLOOR: f32 = 0.35;
 /// Content words a sentence needs per criterion it can be evidence for: a five-word sentence
@@ -109,6 +115,23 @@ pub struct CoverageFeatures {
     /// Per segment: how many criteria it can be evidence for (met = 1, partial = ½), from its
     /// content words; code blocks are unbounded.
     pub capacity: Vec<f32>,
+    /// A short reference's answer read whole: what its sentences say together against the
+    /// reference whole. `None` for other rubrics, or when no sentence can be evidence.
+    pub whole: Option<WholeReading>,
+}
+
+/// The answer read whole against a short reference whole ([`CoverageFeatures::whole`]): the
+/// pair the correctness head was trained on (a student's answer and the reference answer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WholeReading {
+    /// The similarity of the two beyond the question's direction.
+    pub similarity: f32,
+    /// The head's P(the answer states the reference).
+    pub entail: f32,
+    /// A sentence of it is a guess.
+    pub hedged: bool,
+    /// The segments read (those that can be evidence: no restatement, no false statement).
+    pub segments: Vec<usize>,
 }
 
 /// The coverage judge (a [`Judge`]): deterministic, local, reads the answer's segment vectors.
@@ -166,6 +189,8 @@ pub struct Prepared<'a> {
     misconception_stances: Vec<cues::Stance>,
     /// The stems of the criteria's points and phrasings.
     criterion_words: std::collections::HashSet<String>,
+    /// A short reference read whole ([`RubricVectors::references`]), each with its words.
+    references: Vec<(&'a Phrase, cues::Words)>,
 }
 
 impl<'a> Prepared<'a> {
@@ -207,7 +232,12 @@ impl<'a> Prepared<'a> {
             .collect();
         let coding = rubric.kind == crate::rubric::RubricKind::Coding;
         // Points and phrasings name their criterion; a model-answer sentence may serve several.
-        let stance = cues::Stance::with_owners(
+        let read = if vectors.references.is_empty() {
+            cues::Stance::with_owners
+        } else {
+            cues::Stance::short
+        };
+        let stance = read(
             &rubric.question,
             vectors
                 .criteria
@@ -240,6 +270,11 @@ impl<'a> Prepared<'a> {
             stance,
             misconception_stances,
             criterion_words,
+            references: vectors
+                .references
+                .iter()
+                .map(|p| (p, cues::Words::of(&p.text)))
+                .collect(),
             about_code: rubric
                 .criteria
                 .iter()
@@ -355,8 +390,22 @@ impl<'a> Prepared<'a> {
         let restates: Vec<bool> = vectors
             .iter()
             .zip(&segments)
-            .map(|(v, s)| {
+            .enumerate()
+            .map(|(si, (v, s))| {
+                // Stated, by the head's reading and by being closer to a criterion than to
+                // the question: an answer, however many of the question's words it reuses.
+                let states = entail
+                    .iter()
+                    .zip(&self.criterion_phrases)
+                    .any(|(e, phrases)| {
+                        e[si] >= STATES_A_POINT
+                            && self.question.is_some_and(|q| {
+                                let to_q = dot(v, q);
+                                phrases.iter().any(|p| dot(&p.vector, v) > to_q)
+                            })
+                    });
                 !s.is_code
+                    && !states
                     && (self
                         .question
                         .is_some_and(|q| dot(v, q) >= RESTATEMENT_SIMILARITY)
@@ -509,7 +558,27 @@ impl<'a> Prepared<'a> {
                 }
             })
             .collect();
+        // An answer that says the opposite of a statement anywhere is not read whole: the
+        // head's reading of the rest would outvote it.
+        let whole = if false_claim.contains(&true) {
+            None
+        } else {
+            self.whole_reading(
+                &segments,
+                vectors,
+                |si| {
+                    !segments[si].is_code
+                        && !restates[si]
+                        && !false_claim[si]
+                        && eligible.iter().any(|e| e[si])
+                },
+                &hedged,
+                head,
+                &pair_cx,
+            )
+        };
         CoverageFeatures {
+            whole,
             capacity,
             segments,
             list_like,
@@ -527,6 +596,55 @@ impl<'a> Prepared<'a> {
             keyword_segment,
             misconception_sims,
         }
+    }
+
+    /// The answer read whole against a short reference whole (see [`WholeReading`]): the
+    /// segments `read` admits, their vectors summed, their text joined, against the closest
+    /// reference. `None` without references, readable segments or a trained head.
+    fn whole_reading(
+        &self,
+        segments: &[Segment],
+        vectors: &[Vec<f32>],
+        read: impl Fn(usize) -> bool,
+        hedged: &[bool],
+        head: &Head,
+        cx: &PairContext<'_>,
+    ) -> Option<WholeReading> {
+        if self.references.is_empty() {
+            return None;
+        }
+        let read: Vec<usize> = (0..segments.len()).filter(|&si| read(si)).collect();
+        let mut v = vec![0.0f32; vectors.get(*read.first()?)?.len()];
+        for &si in &read {
+            v.iter_mut().zip(&vectors[si]).for_each(|(a, b)| *a += b);
+        }
+        crate::embed::normalize(&mut v);
+        let text: Vec<&str> = read.iter().map(|&si| segments[si].text.as_str()).collect();
+        let words = cues::Words::of(&text.join(" "));
+        let (reference, reference_words) = self
+            .references
+            .iter()
+            .max_by(|a, b| dot(&a.0.vector, &v).total_cmp(&dot(&b.0.vector, &v)))?;
+        let entail = head.predict(&pair_features(
+            &reference.vector,
+            &v,
+            reference_words,
+            &words,
+            cx,
+        ))?;
+        let similarity = match self.question {
+            Some(q) => dot(
+                &without_direction(&reference.vector, q),
+                &without_direction(&v, q),
+            ),
+            None => dot(&reference.vector, &v),
+        };
+        Some(WholeReading {
+            similarity,
+            entail,
+            hedged: read.iter().any(|&si| hedged[si]),
+            segments: read,
+        })
     }
 
     /// The decision itself, without building strings: shared by [`Self::decide`] and the
@@ -611,6 +729,36 @@ impl<'a> Prepared<'a> {
             }
             used[si] += verdicts[ci].value();
         }
+        // A short reference read whole: an answer that states it as a whole states each of its
+        // statements ("4 and 5. There is material on the bottom." states "Mixtures 4 and 5
+        // are saturated. There is material on the bottom of 4 and 5."), however its sentences
+        // split it.
+        let mut by_whole = vec![false; n];
+        if let Some(w) = &f.whole {
+            let combined = (1.0 - t.entail_weight) * w.similarity + t.entail_weight * w.entail;
+            let mut whole = if combined >= t.met {
+                Verdict::Met
+            } else if combined >= t.partial {
+                Verdict::Partial
+            } else {
+                Verdict::Missed
+            };
+            if whole == Verdict::Met && w.hedged {
+                whole = Verdict::Partial;
+            }
+            if whole != Verdict::Missed {
+                relevant = true;
+            }
+            for ci in 0..n {
+                if whole.value() > verdicts[ci].value() {
+                    verdicts[ci] = whole;
+                    by_whole[ci] = true;
+                    evidence[ci] = w.segments.iter().copied().max_by(|&a, &b| {
+                        f.criterion_sims[ci][a].total_cmp(&f.criterion_sims[ci][b])
+                    });
+                }
+            }
+        }
         // A criterion the answer contradicts (a sentence close to it that says the opposite)
         // and does not also state is charged, like a misconception.
         let mut contradictions = Vec::new();
@@ -618,7 +766,9 @@ impl<'a> Prepared<'a> {
             // Stated in prose, a point outweighs a sentence read as its opposite; met only by
             // a code block, it does not: the prose says the code does not do it.
             let by_code = evidence[ci].is_some_and(|si| f.segments[si].is_code);
-            if *verdict == Verdict::Met && !by_code {
+            // Met only by the answer read whole, it does not either: the whole reading does
+            // not see polarity.
+            if *verdict == Verdict::Met && !by_code && !by_whole[ci] {
                 continue;
             }
             let hit = f.criterion_sims[ci]
@@ -659,6 +809,7 @@ impl<'a> Prepared<'a> {
         }
         Decision {
             verdicts,
+            by_whole,
             evidence,
             similarity,
             misconceptions,
@@ -721,8 +872,23 @@ impl<'a> Prepared<'a> {
                     .iter()
                     .find(|&&(c, _)| c == ci)
                     .map(|&(_, si)| f.contradiction[si].as_ref().map(|(_, c)| c));
-                let hedged =
-                    verdict == Verdict::Partial && d.evidence[ci].is_some_and(|si| f.hedged[si]);
+                let hedged = verdict == Verdict::Partial
+                    && if d.by_whole[ci] {
+                        f.whole.as_ref().is_some_and(|w| w.hedged)
+                    } else {
+                        d.evidence[ci].is_some_and(|si| f.hedged[si])
+                    };
+                let whole = match (&f.whole, d.by_whole[ci], verdict) {
+                    (Some(w), true, Verdict::Met) => format!(
+                        "the answer states the reference as a whole (read whole: similarity {:.2}, correctness {:.2})",
+                        w.similarity, w.entail
+                    ),
+                    (Some(w), true, _) => format!(
+                        "the answer touches the reference as a whole without stating it fully (read whole: similarity {:.2}, correctness {:.2})",
+                        w.similarity, w.entail
+                    ),
+                    _ => String::new(),
+                };
                 let opposite = match &contradicted {
                     Some(Some(c)) => format!(
                         "the answer says the opposite of this point (\"{}\" against \"{}\")",
@@ -736,9 +902,10 @@ impl<'a> Prepared<'a> {
                     f.keyword_share[ci] * 100.0,
                     match verdict {
                         _ if contradicted.is_some() => opposite.as_str(),
-                        Verdict::Met => "the answer states this point",
                         Verdict::Partial if hedged =>
                             "the answer offers this point only as a guess",
+                        _ if !whole.is_empty() => whole.as_str(),
+                        Verdict::Met => "the answer states this point",
                         Verdict::Partial =>
                             "the answer touches this point without stating it fully",
                         Verdict::Missed => "no sentence of the answer makes this point",
@@ -807,6 +974,8 @@ impl<'a> Prepared<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub verdicts: Vec<Verdict>,
+    /// Per criterion: the verdict is the answer's read whole ([`CoverageFeatures::whole`]).
+    pub by_whole: Vec<bool>,
     /// Per criterion: the segment quoted as evidence.
     pub evidence: Vec<Option<usize>>,
     /// Per criterion: best (penalised) similarity.

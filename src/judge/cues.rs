@@ -21,36 +21,85 @@ const NEGATIONS: &[&str] = &[
 /// Pairs of words that say opposite things (either order). Prefix antonyms (mutable /
 /// immutable, safe / unsafe) are found by rule, not listed.
 const ANTONYMS: &[(&str, &str)] = &[
+    ("above", "below"),
+    ("absorb", "reflect"),
+    ("accept", "reject"),
+    ("add", "remove"),
     ("all", "none"),
     ("always", "never"),
+    ("attract", "repel"),
     ("before", "after"),
+    ("big", "small"),
     ("both", "neither"),
     ("can", "cannot"),
+    ("conductor", "insulator"),
+    ("connected", "separated"),
     ("decrease", "increase"),
+    ("deep", "shallow"),
     ("different", "same"),
     ("each", "none"),
+    ("eager", "lazy"),
+    ("enable", "disable"),
+    ("explicit", "implicit"),
     ("fast", "slow"),
     ("faster", "slower"),
+    ("gain", "lose"),
+    ("global", "local"),
+    ("hard", "soft"),
+    ("harder", "softer"),
+    ("high", "low"),
     ("higher", "lower"),
+    ("hot", "cold"),
+    ("in", "out"),
     ("include", "exclude"),
+    ("inside", "outside"),
+    ("large", "small"),
     ("larger", "smaller"),
     ("less", "more"),
     ("lose", "keep"),
     ("many", "few"),
     ("maximum", "minimum"),
     ("must", "needn"),
+    ("off", "on"),
     ("open", "closed"),
     ("parallel", "serial"),
+    ("positive", "negative"),
+    ("private", "public"),
     ("releases", "holds"),
     ("safe", "unsafe"),
     ("shared", "independent"),
     ("shares", "copies"),
+    ("static", "dynamic"),
+    ("strong", "weak"),
+    ("stronger", "weaker"),
+    ("sync", "async"),
+    ("synchronous", "asynchronous"),
     ("true", "false"),
     ("with", "without"),
 ];
 
 /// Antonyms among prepositions ([`ANTONYMS`]), which flip a claim only with the same object.
-const PREPOSITIONS: &[&str] = &["after", "before", "with", "without"];
+const PREPOSITIONS: &[&str] = &[
+    "after", "before", "in", "off", "on", "out", "with", "without",
+];
+
+/// Negative contractions typed without their apostrophe, and what they stand for.
+const BARE_CONTRACTIONS: &[(&str, &str)] = &[
+    ("arent", "aren't"),
+    ("cant", "can't"),
+    ("couldnt", "couldn't"),
+    ("didnt", "didn't"),
+    ("doesnt", "doesn't"),
+    ("dont", "don't"),
+    ("hasnt", "hasn't"),
+    ("havent", "haven't"),
+    ("isnt", "isn't"),
+    ("shouldnt", "shouldn't"),
+    ("wasnt", "wasn't"),
+    ("werent", "weren't"),
+    ("wont", "won't"),
+    ("wouldnt", "wouldn't"),
+];
 
 /// Phrases that mark a statement as a guess.
 const HEDGES: &[&str] = &[
@@ -76,6 +125,13 @@ const HEDGES: &[&str] = &[
 /// The words of a text in lower case, with contractions opened ("doesn't" → "does", "not";
 /// "cannot" stays one word, a negation).
 pub fn tokens(text: &str) -> Vec<String> {
+    // A contraction typed with a double quote ("isn"t") or without its apostrophe ("doesnt")
+    // is still a negation.
+    let text: std::borrow::Cow<'_, str> = if text.contains("n\"t") {
+        text.replace("n\"t", "n't").into()
+    } else {
+        text.into()
+    };
     let mut out = Vec::new();
     for raw in text
         .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’' || c == '_'))
@@ -86,6 +142,10 @@ pub fn tokens(text: &str) -> Vec<String> {
         if w.is_empty() {
             continue;
         }
+        let w = match BARE_CONTRACTIONS.iter().find(|(bare, _)| *bare == w) {
+            Some((_, full)) => full,
+            None => w,
+        };
         if let Some(stemmed) = w.strip_suffix("n't") {
             let base = match stemmed {
                 "wo" => "will",
@@ -329,6 +389,70 @@ pub fn demoted_recall(claim: &Words, sentence: &Words, question: &Words) -> f32 
     new.iter().filter(|w| sentence.content.contains(w)).count() as f32 / new.len() as f32
 }
 
+/// How many [`overlap_features`] there are.
+pub const OVERLAP_FEATURES: usize = 7;
+
+/// Word overlap between a claim and a sentence, read against the question: the features that
+/// say whether a sentence states the reference's point in any domain, whatever its topic
+/// (the classic answer-grading overlaps). In order:
+/// 1. Jaccard overlap of the two sets of content words;
+/// 2. the share of the sentence's content words found in neither the claim nor the question
+///    (what the answer adds of its own);
+/// 3. the share of the sentence's content words that are the question's;
+/// 4. of the sentence's words beyond the question, the share the claim has;
+/// 5. the share of the claim's pairs of consecutive content words the sentence has too;
+/// 6. 1 when one side has a negation and the other has none;
+/// 7. ln(1 + the number of the claim's content words the question does not have).
+pub fn overlap_features(
+    claim: &Words,
+    sentence: &Words,
+    question: &Words,
+) -> [f32; OVERLAP_FEATURES] {
+    use std::collections::HashSet;
+    let c: HashSet<&str> = claim.all.iter().map(String::as_str).collect();
+    let s: HashSet<&str> = sentence.all.iter().map(String::as_str).collect();
+    let q: HashSet<&str> = question.all.iter().map(String::as_str).collect();
+    let share = |num: usize, den: usize| {
+        if den == 0 {
+            0.0
+        } else {
+            num as f32 / den as f32
+        }
+    };
+    let jaccard = share(c.intersection(&s).count(), c.union(&s).count());
+    let own = share(
+        s.iter()
+            .filter(|w| !c.contains(*w) && !q.contains(*w))
+            .count(),
+        s.len(),
+    );
+    let from_question = share(s.iter().filter(|w| q.contains(*w)).count(), s.len());
+    let beyond: Vec<&&str> = s.iter().filter(|w| !q.contains(*w)).collect();
+    let beyond_in_claim = share(
+        beyond.iter().filter(|w| c.contains(**w)).count(),
+        beyond.len(),
+    );
+    let pairs = |ws: &[String]| -> HashSet<(String, String)> {
+        ws.windows(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect()
+    };
+    let (cp, sp) = (pairs(&claim.all), pairs(&sentence.all));
+    let bigrams = share(cp.intersection(&sp).count(), cp.len());
+    let negation_differs =
+        (negation_count(&claim.tokens) > 0) != (negation_count(&sentence.tokens) > 0);
+    let claim_new = c.iter().filter(|w| !q.contains(*w)).count();
+    [
+        jaccard,
+        own,
+        from_question,
+        beyond_in_claim,
+        bigrams,
+        f32::from(u8::from(negation_differs)),
+        (1.0 + claim_new as f32).ln(),
+    ]
+}
+
 /// A text's clauses: split at punctuation and at the conjunctions that join two claims
 /// ("but", "while", "so", "because", "whereas", "although", "which", "and", "or"). Each is what one negation scopes
 /// over; the whole text is not among them unless it is one clause.
@@ -425,6 +549,10 @@ pub struct Stance {
     claims: Vec<Claim>,
     /// The question's content words: the topic every sentence shares, left out of alignment.
     topic: Vec<String>,
+    /// The fewest content words (the question's included) a clause that says little beyond
+    /// the question needs to be compared whole ([`FULL_MIN`]; [`FULL_MIN_SHORT`] for
+    /// [`Stance::short`]).
+    full_min: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -449,12 +577,31 @@ impl Stance {
         question: &str,
         texts: impl IntoIterator<Item = (&'t str, Option<usize>)>,
     ) -> Stance {
+        Stance::build(question, texts, FULL_MIN)
+    }
+
+    /// [`Stance::with_owners`] for a reference of a sentence or two, whose statements are
+    /// short: a clause of two words, the question's included ("The sound is louder.", to a
+    /// question about a sound's volume), is compared whole, so "The sound is not louder."
+    /// contradicts it.
+    pub fn short<'t>(
+        question: &str,
+        texts: impl IntoIterator<Item = (&'t str, Option<usize>)>,
+    ) -> Stance {
+        Stance::build(question, texts, FULL_MIN_SHORT)
+    }
+
+    fn build<'t>(
+        question: &str,
+        texts: impl IntoIterator<Item = (&'t str, Option<usize>)>,
+        full_min: usize,
+    ) -> Stance {
         let topic = Words::of(question).content;
         let mut claims = Vec::new();
         for (t, owner) in texts {
             for c in clauses(t) {
                 let words = Words::of(&c).without(&topic);
-                if words.content_len() >= 2 || words.all.len() >= FULL_MIN {
+                if words.content_len() >= 2 || words.all.len() >= full_min {
                     claims.push(Claim {
                         text: c,
                         words,
@@ -463,7 +610,11 @@ impl Stance {
                 }
             }
         }
-        Stance { claims, topic }
+        Stance {
+            claims,
+            topic,
+            full_min,
+        }
     }
 
     /// Whether `sentence` contradicts one of the claims: one of its clauses (two content words
@@ -502,7 +653,7 @@ impl Stance {
                 // parsing JSON lines) is compared whole, with every claim whole.
                 let compared_whole = if w.content_len() >= 2 {
                     false
-                } else if w.all.len() >= FULL_MIN {
+                } else if w.all.len() >= self.full_min {
                     true
                 } else {
                     return None;
@@ -560,6 +711,9 @@ fn imperative_of(tokens: &[String], verb: &str) -> bool {
 
 /// Content words a clause needs to be compared whole, question words included.
 const FULL_MIN: usize = 3;
+
+/// [`FULL_MIN`] for a short reference's stance ([`Stance::short`]).
+const FULL_MIN_SHORT: usize = 2;
 
 /// A clause of an answer that says the opposite of one of the rubric's claims.
 #[derive(Debug, Clone, PartialEq)]
@@ -764,6 +918,84 @@ mod tests {
     #[test]
     fn lists_are_sorted_for_binary_search() {
         assert!(NEGATIONS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn contractions_typed_loosely_are_negations() {
+        for text in [
+            "it isn\"t connected",
+            "it isnt connected",
+            "it doesnt connect",
+        ] {
+            assert!(
+                tokens(text).contains(&"not".to_string()),
+                "{text}: {:?}",
+                tokens(text)
+            );
+        }
+        // A double-quoted word is not a contraction.
+        assert!(!tokens("the \"tension\" rises").contains(&"not".to_string()));
+    }
+
+    #[test]
+    fn general_antonyms_flip_and_two_flips_cancel() {
+        let claim = "terminal 4 is connected to the negative battery terminal";
+        let p = polarity(
+            claim,
+            "terminal 4 is connected to the positive battery terminal",
+        );
+        assert!(p.opposes(), "{p:?}");
+        // "not" and an antonym: the same sense.
+        let p = polarity(
+            claim,
+            "terminal 4 is not connected to the positive battery terminal",
+        );
+        assert!(!p.flipped, "{p:?}");
+        // "out of" against "in", with the same object.
+        let p = polarity(
+            "The battery is in a closed path",
+            "The battery is out of the closed path",
+        );
+        assert!(p.flipped, "{p:?}");
+        let p = polarity("The bulb is on", "The bulb is off");
+        assert!(p.flipped, "{p:?}");
+    }
+
+    #[test]
+    fn a_short_reference_compares_two_word_clauses_whole() {
+        let q = "What happens to the volume of the sound if you pluck a rubber band harder?";
+        let claims = [
+            ("The volume increases.", Some(0)),
+            ("The sound is louder.", Some(1)),
+        ];
+        let short = Stance::short(q, claims);
+        let c = short
+            .contradiction("The sound is not louder.")
+            .expect("flips the second statement");
+        assert_eq!(c.owner, Some(1));
+        assert_eq!(c.claim, "The sound is louder.");
+        assert!(short.contradiction("The sound is louder.").is_none());
+        // A full stance leaves a clause of two words, one the question's, alone.
+        let full = Stance::with_owners(q, claims);
+        assert!(full.contradiction("The sound is not louder.").is_none());
+    }
+
+    #[test]
+    fn overlap_features_read_against_the_question() {
+        let q = Words::of("What happens to the volume when you pluck harder?");
+        let claim = Words::of("The volume increases and the sound is louder.");
+        let same = overlap_features(&claim, &claim, &q);
+        assert_eq!(same[0], 1.0, "Jaccard of a text with itself");
+        assert_eq!(same[1], 0.0, "nothing of its own");
+        assert_eq!(same[4], 1.0, "every pair of words");
+        assert_eq!(same[5], 0.0, "no negation on either side");
+        let echo = overlap_features(&claim, &Words::of("The volume when you pluck harder."), &q);
+        assert_eq!(echo[2], 1.0, "only the question's words");
+        assert_eq!(echo[3], 0.0, "nothing beyond the question");
+        let own = overlap_features(&claim, &Words::of("The band is not louder."), &q);
+        assert_eq!(own[5], 1.0, "a negation on one side");
+        assert!(own[1] > 0.0 && own[3] > 0.0, "{own:?}");
+        assert!((same[6] - (1.0f32 + 3.0).ln()).abs() < 1e-6, "{same:?}");
     }
 
     #[test]

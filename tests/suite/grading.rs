@@ -321,6 +321,76 @@ async fn a_one_phrase_reference_is_one_criterion() {
     );
 }
 
+/// A reference of a sentence or two is also read whole, as human graders read it: an answer
+/// that states it in fewer or differently split sentences gets full credit, and the quote is
+/// the answer's own. Reading whole does not outvote polarity: a short statement negated, or
+/// one sentence saying the opposite, still loses.
+#[tokio::test]
+async fn a_short_reference_is_read_whole_and_negations_still_lose() {
+    let e = engine().await;
+    let grade = |q: &'static str, r: &'static str, a: &'static str| {
+        let req = GradeRequest {
+            question: QuestionRef::AdHoc {
+                question: q.into(),
+                reference_answer: r.into(),
+                alternatives: Vec::new(),
+            },
+            answer: a.into(),
+            judge: None,
+            samples: None,
+        };
+        let e = e.clone();
+        async move { e.grade(&req).await.unwrap() }
+    };
+    let q = "What happens to the volume of the sound if you pluck a rubber band harder?";
+    let r = "The volume increases. The sound is louder.";
+    let right = grade(q, r, "It makes a louder noise.").await;
+    assert_eq!(right.criteria.len(), 2);
+    assert_eq!(right.score, 10.0, "{:?}", right.criteria);
+    assert!(
+        right
+            .criteria
+            .iter()
+            .any(|c| c.reason.contains("states the reference as a whole")),
+        "{:?}",
+        right.criteria
+    );
+    assert!(
+        right
+            .criteria
+            .iter()
+            .all(|c| c.evidence == "It makes a louder noise."),
+        "the evidence is the answer's sentence: {:?}",
+        right.criteria
+    );
+    let negated = grade(q, r, "The sound is not louder.").await;
+    assert_eq!(negated.score, 0.0, "{:?}", negated.criteria);
+    assert!(
+        negated
+            .misconceptions
+            .iter()
+            .any(|m| m.id.starts_with("contradicts:")),
+        "{:?}",
+        negated.misconceptions
+    );
+    let q = "Which solution(s) is saturated? What is the evidence of saturation?";
+    let r = "Mixtures 4 and 5 are saturated. There is material on the bottom of 4 and 5.";
+    let terse = grade(q, r, "4 and 5. There is material on the bottom.").await;
+    assert!(terse.score >= 7.5, "{:?}", terse.criteria);
+    let half_false = grade(
+        q,
+        r,
+        "Mixtures 1 and 2 are saturated. There is no material on the bottom.",
+    )
+    .await;
+    assert!(
+        half_false.score <= 2.5,
+        "a contradiction is charged even when the rest reads well: {} {:?}",
+        half_false.score,
+        half_false.criteria
+    );
+}
+
 /// An answer in another language is not graded by the local judge: a clear error, never a
 /// score of 0 or 9 by accident. English with code, or a short foreign phrase, is graded.
 #[tokio::test]
