@@ -173,10 +173,7 @@ impl Engine {
         texts.push(rubric.question.clone());
         let mut vectors = self.embedder.embed(&texts).await?;
         let qv = vectors.pop().unwrap_or_default();
-        let whole = match whole {
-            Some(text) => vectors.pop().map(|vector| Phrase { text, vector }),
-            None => None,
-        };
+        let whole = whole.and_then(|text| vectors.pop().map(|vector| Phrase { text, vector }));
         let alt_vectors = vectors.split_off(statements.len());
         let mut phrases: Vec<Vec<Phrase>> = statements
             .iter()

@@ -37,6 +37,30 @@ pub struct Thresholds {
     pub entail_weight: f32,
 }
 
+impl Thresholds {
+    /// A piece of evidence's strength: its similarity, mixed with the correctness head's
+    /// probability by `entail_weight`.
+    pub fn evidence(&self, similarity: f32, entail: f32) -> f32 {
+        if self.entail_weight > 0.0 {
+            (1.0 - self.entail_weight) * similarity + self.entail_weight * entail
+        } else {
+            similarity
+        }
+    }
+
+    /// The verdict combined evidence earns; a guess (`hedged`) earns at most partial credit.
+    pub fn verdict(&self, combined: f32, hedged: bool) -> crate::grade::Verdict {
+        use crate::grade::Verdict;
+        if combined >= self.met && !hedged {
+            Verdict::Met
+        } else if combined >= self.partial {
+            Verdict::Partial
+        } else {
+            Verdict::Missed
+        }
+    }
+}
+
 /// Older calibration files have no contradiction threshold: off.
 fn off() -> f32 {
     2.0

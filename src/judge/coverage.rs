@@ -671,11 +671,7 @@ impl<'a> Prepared<'a> {
                 if f.restates[si] || !f.eligible[ci][si] || f.false_claim[si] {
                     continue;
                 }
-                let raw = if t.entail_weight > 0.0 {
-                    (1.0 - t.entail_weight) * raw + t.entail_weight * f.entail[ci][si]
-                } else {
-                    raw
-                };
+                let raw = t.evidence(raw, f.entail[ci][si]);
                 let s = if f.list_like[si] {
                     raw - t.list_penalty
                 } else {
@@ -692,17 +688,7 @@ impl<'a> Prepared<'a> {
                 relevant = true;
             }
             let combined = sem + t.keyword_weight * f.keyword_share[ci];
-            let mut verdict = if combined >= t.met {
-                Verdict::Met
-            } else if combined >= t.partial {
-                Verdict::Partial
-            } else {
-                Verdict::Missed
-            };
-            // A guess earns at most partial credit.
-            if verdict == Verdict::Met && best.is_some_and(|(si, _)| f.hedged[si]) {
-                verdict = Verdict::Partial;
-            }
+            let verdict = t.verdict(combined, best.is_some_and(|(si, _)| f.hedged[si]));
             // Evidence: the best segment; when the similarity is weak but a keyword was found,
             // the sentence that holds the keyword says more.
             let idx = match (best, f.keyword_segment[ci]) {
@@ -735,17 +721,7 @@ impl<'a> Prepared<'a> {
         // split it.
         let mut by_whole = vec![false; n];
         if let Some(w) = &f.whole {
-            let combined = (1.0 - t.entail_weight) * w.similarity + t.entail_weight * w.entail;
-            let mut whole = if combined >= t.met {
-                Verdict::Met
-            } else if combined >= t.partial {
-                Verdict::Partial
-            } else {
-                Verdict::Missed
-            };
-            if whole == Verdict::Met && w.hedged {
-                whole = Verdict::Partial;
-            }
+            let whole = t.verdict(t.evidence(w.similarity, w.entail), w.hedged);
             if whole != Verdict::Missed {
                 relevant = true;
             }

@@ -83,7 +83,8 @@ const PREPOSITIONS: &[&str] = &[
     "after", "before", "in", "off", "on", "out", "with", "without",
 ];
 
-/// Negative contractions typed without their apostrophe, and what they stand for.
+/// Negative contractions typed without their apostrophe, and what they stand for (sorted: a
+/// binary search per token).
 const BARE_CONTRACTIONS: &[(&str, &str)] = &[
     ("arent", "aren't"),
     ("cant", "can't"),
@@ -142,9 +143,9 @@ pub fn tokens(text: &str) -> Vec<String> {
         if w.is_empty() {
             continue;
         }
-        let w = match BARE_CONTRACTIONS.iter().find(|(bare, _)| *bare == w) {
-            Some((_, full)) => full,
-            None => w,
+        let w = match BARE_CONTRACTIONS.binary_search_by_key(&w, |&(bare, _)| bare) {
+            Ok(i) => BARE_CONTRACTIONS[i].1,
+            Err(_) => w,
         };
         if let Some(stemmed) = w.strip_suffix("n't") {
             let base = match stemmed {
@@ -432,11 +433,11 @@ pub fn overlap_features(
         beyond.iter().filter(|w| c.contains(**w)).count(),
         beyond.len(),
     );
-    let pairs = |ws: &[String]| -> HashSet<(String, String)> {
+    fn pairs(ws: &[String]) -> HashSet<(&str, &str)> {
         ws.windows(2)
-            .map(|p| (p[0].clone(), p[1].clone()))
+            .map(|p| (p[0].as_str(), p[1].as_str()))
             .collect()
-    };
+    }
     let (cp, sp) = (pairs(&claim.all), pairs(&sentence.all));
     let bigrams = share(cp.intersection(&sp).count(), cp.len());
     let negation_differs =
@@ -918,6 +919,7 @@ mod tests {
     #[test]
     fn lists_are_sorted_for_binary_search() {
         assert!(NEGATIONS.windows(2).all(|w| w[0] < w[1]));
+        assert!(BARE_CONTRACTIONS.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     #[test]
