@@ -50,6 +50,7 @@ fn grade(i: usize) -> Grade {
                     .into(),
                 evidence_verified: true,
                 reason: "best match 0.71 to the criterion".into(),
+                credit: None,
             })
             .collect(),
         misconceptions: vec![],

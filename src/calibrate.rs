@@ -113,43 +113,57 @@ fn balanced(items: &[&FitItem<'_>], t: &Thresholds) -> f64 {
     total / sources.len() as f64
 }
 
+/// Thresholds whose objective is within this of the best are a tie: the fit cannot tell them
+/// apart on data of this size (a 0.01 difference in r or QWK).
+const TIE: f64 = 0.005;
+
 fn best(items: &[&FitItem<'_>], grid: &[Thresholds]) -> (Thresholds, Metrics) {
     // The grid is searched on every core (each thread takes a stride of it).
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let found: Vec<Option<(f64, usize)>> = std::thread::scope(|scope| {
+    let scored: Vec<(usize, f64)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|k| {
                 scope.spawn(move || {
-                    let mut best: Option<(f64, usize)> = None;
-                    for (i, t) in grid.iter().enumerate().skip(k).step_by(threads) {
-                        let o = balanced(items, t);
-                        if best.is_none_or(|(b, bi)| o > b || (o == b && i < bi)) {
-                            best = Some((o, i));
-                        }
-                    }
-                    best
+                    grid.iter()
+                        .enumerate()
+                        .skip(k)
+                        .step_by(threads)
+                        .map(|(i, t)| (i, balanced(items, t)))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("fit thread"))
+            .flat_map(|h| h.join().expect("fit thread"))
             .collect()
     });
-    // The first of the best in grid order, whatever the thread count: reproducible.
-    let (_, i) = found
-        .into_iter()
-        .flatten()
-        .reduce(|a, b| {
-            if b.0 > a.0 || (b.0 == a.0 && b.1 < a.1) {
-                b
-            } else {
-                a
-            }
-        })
-        .expect("non-empty grid");
-    let t = grid[i];
+    let t = grid[pick(&scored, grid)];
     (t, metrics(items, &t))
+}
+
+/// The grid index to keep from `(index, objective)` pairs: the best objective, or among those
+/// within [`TIE`] of it the strictest — the highest partial threshold, then the highest met
+/// (what an answer must show to earn anything, then to earn everything), then the first in grid
+/// order. Agreement cannot choose between ties; being hard to fool can. The result does not
+/// depend on the order of `scored` (it is the same whatever the thread count).
+fn pick(scored: &[(usize, f64)], grid: &[Thresholds]) -> usize {
+    let top = scored
+        .iter()
+        .map(|&(_, o)| o)
+        .fold(f64::NEG_INFINITY, f64::max);
+    scored
+        .iter()
+        .filter(|&&(_, o)| o >= top - TIE)
+        .map(|&(i, _)| i)
+        .min_by(|&a, &b| {
+            let (ta, tb) = (&grid[a], &grid[b]);
+            tb.partial
+                .total_cmp(&ta.partial)
+                .then(tb.met.total_cmp(&ta.met))
+                .then(a.cmp(&b))
+        })
+        .expect("non-empty grid")
 }
 
 /// Fit thresholds on all items; cross-validate by question.
@@ -465,4 +479,44 @@ pub async fn fit_matching(
         paraphrases: on.len(),
         offtopic: offs.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(met: f32, partial: f32) -> Thresholds {
+        Thresholds {
+            met,
+            partial,
+            ..Thresholds::default()
+        }
+    }
+
+    #[test]
+    fn a_clear_best_wins_and_ties_go_to_the_strictest_thresholds() {
+        let grid = [at(0.6, 0.3), at(0.7, 0.4), at(0.7, 0.5), at(0.8, 0.5)];
+        // A clear best is kept, however lenient.
+        assert_eq!(
+            pick(&[(0, 0.60), (1, 0.50), (2, 0.50), (3, 0.50)], &grid),
+            0
+        );
+        // Within TIE of the best: the highest partial, then the highest met.
+        assert_eq!(
+            pick(&[(0, 0.600), (1, 0.599), (2, 0.597), (3, 0.596)], &grid),
+            3
+        );
+        // Beyond TIE is not a tie.
+        assert_eq!(
+            pick(&[(0, 0.600), (1, 0.599), (2, 0.590), (3, 0.590)], &grid),
+            1
+        );
+        // The order the threads return does not matter; equal thresholds go by grid order.
+        let same = [at(0.7, 0.4), at(0.7, 0.4)];
+        assert_eq!(pick(&[(1, 0.5), (0, 0.5)], &same), 0);
+        assert_eq!(
+            pick(&[(3, 0.596), (2, 0.597), (1, 0.599), (0, 0.6)], &grid),
+            3
+        );
+    }
 }

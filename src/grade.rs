@@ -22,6 +22,20 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The share of a criterion's weight this verdict earns; `position` (0 = barely partial,
+    /// 1 = nearly met) places a partial verdict within [`PARTIAL_CREDIT`], `None` takes the
+    /// middle (0.5).
+    pub fn credit(self, position: Option<f32>) -> f32 {
+        match (self, position) {
+            (Verdict::Partial, Some(p)) if p.is_finite() => {
+                let (lo, hi) = PARTIAL_CREDIT;
+                // Two decimals: the credit is shown with the grade and the score follows it.
+                ((lo + (hi - lo) * p.clamp(0.0, 1.0)) * 100.0).round() / 100.0
+            }
+            _ => self.value(),
+        }
+    }
+
     pub fn value(self) -> f32 {
         match self {
             Verdict::Met => 1.0,
@@ -50,6 +64,28 @@ pub struct CriterionResult {
     pub evidence_verified: bool,
     /// Why the judge decided so.
     pub reason: String,
+    /// The share of `weight` this criterion earns: met 1, missed 0, partial between
+    /// [`PARTIAL_CREDIT`]'s bounds by how close the evidence came to met (the coverage judge).
+    /// Absent: the verdict's own value (partial 0.5), as the LLM judge and older grades give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<f32>,
+}
+
+/// What a partial verdict earns, from barely partial to nearly met: a partial criterion is
+/// worth a quarter to three quarters of its weight, never a met one's and never nothing.
+pub const PARTIAL_CREDIT: (f32, f32) = (0.25, 0.75);
+
+impl CriterionResult {
+    /// The share of the weight earned: the verdict's value, or for a partial verdict the
+    /// judge's `credit` held within [`PARTIAL_CREDIT`] (a credit can never move a verdict).
+    pub fn earned(&self) -> f32 {
+        match (self.verdict, self.credit) {
+            (Verdict::Partial, Some(c)) if c.is_finite() => {
+                c.clamp(PARTIAL_CREDIT.0, PARTIAL_CREDIT.1)
+            }
+            (v, _) => v.value(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -150,6 +186,7 @@ pub fn verify_evidence(answer: &str, judgement: &mut Judgement) -> bool {
         c.evidence_verified = ok;
         if !ok && c.verdict != Verdict::Missed {
             c.verdict = c.verdict.downgrade();
+            c.credit = None;
             c.reason = format!(
                 "{} (downgraded: the quoted evidence is not in the answer)",
                 c.reason
@@ -172,23 +209,24 @@ pub fn compute_score(
 ) -> f32 {
     score(
         max_score,
-        criteria.iter().map(|c| (c.weight, c.verdict)),
+        criteria.iter().map(|c| (c.weight, c.earned())),
         misconceptions.iter().map(|m| m.penalty),
     )
 }
 
-/// The score formula itself over (weight, verdict) pairs and penalties: what
-/// [`compute_score`] and the calibration fit (which has no `CriterionResult`s) both use.
+/// The score formula itself over (weight, share earned) pairs and penalties: what
+/// [`compute_score`] and the calibration fit (which has no `CriterionResult`s) both use. A
+/// share is a verdict's [`Verdict::credit`].
 pub fn score(
     max_score: f32,
-    verdicts: impl IntoIterator<Item = (f32, Verdict)> + Clone,
+    earned: impl IntoIterator<Item = (f32, f32)> + Clone,
     penalties: impl IntoIterator<Item = f32>,
 ) -> f32 {
-    let total: f32 = verdicts.clone().into_iter().map(|(w, _)| w).sum();
+    let total: f32 = earned.clone().into_iter().map(|(w, _)| w).sum();
     if total <= 0.0 {
         return 0.0;
     }
-    let earned: f32 = verdicts.into_iter().map(|(w, v)| w * v.value()).sum();
+    let earned: f32 = earned.into_iter().map(|(w, e)| w * e).sum();
     let penalty: f32 = penalties.into_iter().sum();
     let raw = max_score * earned / total - penalty;
     (raw.clamp(0.0, max_score) * 10.0).round() / 10.0
@@ -284,4 +322,86 @@ pub(crate) fn short(s: &str, max: usize) -> String {
     }
     let cut: String = s.chars().take(max).collect();
     format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn criterion(verdict: Verdict, weight: f32, credit: Option<f32>) -> CriterionResult {
+        CriterionResult {
+            id: "c".into(),
+            verdict,
+            weight,
+            evidence: String::new(),
+            evidence_verified: true,
+            reason: String::new(),
+            credit,
+        }
+    }
+
+    #[test]
+    fn a_partial_verdict_earns_by_how_close_it_came_and_no_credit_moves_a_verdict() {
+        assert_eq!(Verdict::Partial.credit(Some(0.0)), 0.25);
+        assert_eq!(Verdict::Partial.credit(Some(0.5)), 0.5);
+        assert_eq!(Verdict::Partial.credit(Some(1.0)), 0.75);
+        assert_eq!(Verdict::Partial.credit(Some(7.0)), 0.75, "held in the band");
+        assert_eq!(Verdict::Partial.credit(None), 0.5);
+        assert_eq!(Verdict::Partial.credit(Some(f32::NAN)), 0.5);
+        assert_eq!(Verdict::Met.credit(Some(0.0)), 1.0);
+        assert_eq!(Verdict::Missed.credit(Some(1.0)), 0.0);
+        // A stored credit outside its verdict's band cannot raise or sink it.
+        assert_eq!(criterion(Verdict::Missed, 1.0, Some(0.9)).earned(), 0.0);
+        assert_eq!(criterion(Verdict::Met, 1.0, Some(0.3)).earned(), 1.0);
+        assert_eq!(criterion(Verdict::Partial, 1.0, Some(1.0)).earned(), 0.75);
+        assert_eq!(criterion(Verdict::Partial, 1.0, Some(0.0)).earned(), 0.25);
+        assert_eq!(criterion(Verdict::Partial, 1.0, None).earned(), 0.5);
+    }
+
+    #[test]
+    fn the_score_weighs_each_criterion_by_its_credit() {
+        // 10 × (2×1 + 1×0.75 + 1×0.25) / 4 = 7.5; minus a 1-point penalty = 6.5.
+        let criteria = [
+            criterion(Verdict::Met, 2.0, Some(1.0)),
+            criterion(Verdict::Partial, 1.0, Some(0.75)),
+            criterion(Verdict::Partial, 1.0, Some(0.25)),
+        ];
+        assert_eq!(compute_score(10.0, &criteria, &[]), 7.5);
+        let penalty = MisconceptionResult {
+            id: "m".into(),
+            evidence: "x".into(),
+            penalty: 1.0,
+        };
+        assert_eq!(compute_score(10.0, &criteria, &[penalty]), 6.5);
+        // Older grades (no credit) score as before: partial is half.
+        let old = [
+            criterion(Verdict::Met, 1.0, None),
+            criterion(Verdict::Partial, 1.0, None),
+        ];
+        assert_eq!(compute_score(10.0, &old, &[]), 7.5);
+    }
+
+    #[test]
+    fn a_quote_not_in_the_answer_drops_the_verdict_and_its_credit() {
+        let mut j = Judgement {
+            criteria: vec![criterion(Verdict::Met, 1.0, Some(1.0))],
+            misconceptions: Vec::new(),
+            gaps: Vec::new(),
+            feedback: String::new(),
+            strength: Vec::new(),
+            judge: JudgeInfo {
+                kind: JudgeKind::Coverage,
+                model: "m".into(),
+                samples: 1,
+                agreement: 1.0,
+            },
+            flags: Vec::new(),
+            usage: Usage::default(),
+        };
+        j.criteria[0].evidence = "not in it".into();
+        assert!(verify_evidence("the answer says something else", &mut j));
+        assert_eq!(j.criteria[0].verdict, Verdict::Partial);
+        assert_eq!(j.criteria[0].credit, None);
+        assert_eq!(j.criteria[0].earned(), 0.5);
+    }
 }

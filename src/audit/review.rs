@@ -131,7 +131,11 @@ impl ReviewInput {
                     .criteria
                     .iter()
                     .zip(&verdicts)
-                    .map(|(c, v)| (c.weight, v.verdict)),
+                    // A criterion the reviewer left as the machine graded it keeps its credit.
+                    .map(|(c, v)| match v.verdict == c.verdict {
+                        true => (c.weight, c.earned()),
+                        false => (c.weight, v.verdict.value()),
+                    }),
                 grade.misconceptions.iter().map(|m| m.penalty),
             )
         });

@@ -721,7 +721,8 @@ impl<'a> Prepared<'a> {
         // split it.
         let mut by_whole = vec![false; n];
         if let Some(w) = &f.whole {
-            let whole = t.verdict(t.evidence(w.similarity, w.entail), w.hedged);
+            let whole_evidence = t.evidence(w.similarity, w.entail);
+            let whole = t.verdict(whole_evidence, w.hedged);
             if whole != Verdict::Missed {
                 relevant = true;
             }
@@ -729,6 +730,7 @@ impl<'a> Prepared<'a> {
                 if whole.value() > verdicts[ci].value() {
                     verdicts[ci] = whole;
                     by_whole[ci] = true;
+                    combined_all[ci] = whole_evidence;
                     evidence[ci] = w.segments.iter().copied().max_by(|&a, &b| {
                         f.criterion_sims[ci][a].total_cmp(&f.criterion_sims[ci][b])
                     });
@@ -783,8 +785,17 @@ impl<'a> Prepared<'a> {
             misconceptions.clear();
             contradictions.clear();
         }
+        // A partial verdict earns more the closer its evidence came to met (a hedged or
+        // downgraded point whose evidence reached met earns the most a partial can).
+        let span = (t.met - t.partial).max(1e-3);
+        let credits = verdicts
+            .iter()
+            .zip(&combined_all)
+            .map(|(v, &c)| v.credit(Some((c - t.partial) / span)))
+            .collect();
         Decision {
             verdicts,
+            credits,
             by_whole,
             evidence,
             similarity,
@@ -806,7 +817,7 @@ impl<'a> Prepared<'a> {
                 .criteria
                 .iter()
                 .map(|c| c.weight)
-                .zip(d.verdicts.iter().copied()),
+                .zip(d.credits.iter().copied()),
             d.misconceptions
                 .iter()
                 .map(|(mi, _)| self.rubric.misconceptions[*mi].penalty)
@@ -894,6 +905,7 @@ impl<'a> Prepared<'a> {
                     evidence,
                     evidence_verified: true,
                     reason,
+                    credit: Some(d.credits[ci]),
                 }
             })
             .collect();
@@ -950,6 +962,8 @@ impl<'a> Prepared<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub verdicts: Vec<Verdict>,
+    /// Per criterion: the share of its weight earned ([`Verdict::credit`]).
+    pub credits: Vec<f32>,
     /// Per criterion: the verdict is the answer's read whole ([`CoverageFeatures::whole`]).
     pub by_whole: Vec<bool>,
     /// Per criterion: the segment quoted as evidence.

@@ -131,6 +131,7 @@ mod tests {
                     evidence: String::new(),
                     evidence_verified: true,
                     reason: String::new(),
+                    credit: None,
                 })
                 .collect(),
             misconceptions: vec![],

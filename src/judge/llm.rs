@@ -556,6 +556,7 @@ pub fn vote(rubric: &Rubric, outputs: &[&LlmOutput], model: &str) -> Judgement {
             evidence: pick.map(|v| v.evidence.clone()).unwrap_or_default(),
             evidence_verified: false,
             reason: pick.map(|v| v.reason.clone()).unwrap_or_default(),
+            credit: None,
         });
     }
     let mut misconceptions = Vec::new();

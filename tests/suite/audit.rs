@@ -33,6 +33,7 @@ pub fn grade(rubric: &str, score: f32, flags: &[Flag]) -> Grade {
             evidence: format!("quote {id}"),
             evidence_verified: true,
             reason: format!("reason {id}"),
+            credit: None,
         })
         .collect();
     Grade {

@@ -164,6 +164,7 @@ fn evidence_verification_downgrades_missing_quotes() {
         evidence: e.into(),
         evidence_verified: false,
         reason: String::new(),
+        credit: None,
     };
     let mut j = Judgement {
         criteria: vec![
@@ -596,4 +597,62 @@ async fn an_ad_hoc_rubric_is_built_once_under_concurrency() {
         .await
         .expect("grade");
     assert_eq!(counting.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A partial verdict earns a quarter to three quarters of its criterion by how close its
+/// evidence came to met; the score follows the credits, and met and missed keep 1 and 0.
+#[tokio::test]
+async fn partial_credit_follows_how_close_the_evidence_came() {
+    let e = engine().await;
+    let grade = |a: &'static str| {
+        let req = GradeRequest {
+            question: QuestionRef::AdHoc {
+                question: "What is the difference between a process and a thread?".into(),
+                reference_answer: "Threads share the memory of their process, while processes each have their own separate memory.".into(),
+                alternatives: Vec::new(),
+            },
+            answer: a.into(),
+            judge: None,
+            samples: None,
+        };
+        let e = e.clone();
+        async move { e.grade(&req).await.unwrap() }
+    };
+    let full = grade(
+        "Threads share the memory of their process, while processes each have their own memory.",
+    )
+    .await;
+    assert_eq!(
+        full.criteria[0].verdict,
+        Verdict::Met,
+        "{:?}",
+        full.criteria
+    );
+    assert_eq!(full.criteria[0].credit, Some(1.0));
+    assert_eq!(full.score, 10.0);
+    let mut partial = Vec::new();
+    for a in [
+        "A process is a running program with its own memory; threads live inside a process.",
+        "Threads are lighter than processes.",
+    ] {
+        let g = grade(a).await;
+        let c = &g.criteria[0];
+        assert_eq!(c.verdict, Verdict::Partial, "{a}: {:?}", g.criteria);
+        let credit = c.credit.expect("the coverage judge gives a credit");
+        assert!((0.25..=0.75).contains(&credit), "{a}: credit {credit}");
+        assert_eq!(
+            g.score,
+            (credit * 100.0).round() / 10.0,
+            "{a}: the score is 10 × the credit"
+        );
+        partial.push(credit);
+    }
+    assert_ne!(
+        partial[0], partial[1],
+        "two partial answers with different evidence earn different credit"
+    );
+    let missed = grade("Processes run programs.").await;
+    assert_eq!(missed.criteria[0].verdict, Verdict::Missed);
+    assert_eq!(missed.criteria[0].credit, Some(0.0));
+    assert_eq!(missed.score, 0.0);
 }

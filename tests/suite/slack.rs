@@ -555,6 +555,7 @@ async fn block_kit_limits_are_respected() {
                 evidence: "evidence ".repeat(100),
                 evidence_verified: true,
                 reason: String::new(),
+                credit: None,
             })
             .collect(),
         misconceptions: vec![],
