@@ -142,11 +142,9 @@ fn best(items: &[&FitItem<'_>], grid: &[Thresholds]) -> (Thresholds, Metrics) {
     (t, metrics(items, &t))
 }
 
-/// The grid index to keep from `(index, objective)` pairs: the best objective, or among those
-/// within [`TIE`] of it the strictest — the highest partial threshold, then the highest met
-/// (what an answer must show to earn anything, then to earn everything), then the first in grid
-/// order. Agreement cannot choose between ties; being hard to fool can. The result does not
-/// depend on the order of `scored` (it is the same whatever the thread count).
+/// The grid index to keep from `(index, objective)` pairs: among those within [`TIE`] of the
+/// best, the strictest — highest partial, then highest met, then first in grid order (agreement
+/// cannot choose between ties; being hard to fool can). Independent of the order of `scored`.
 fn pick(scored: &[(usize, f64)], grid: &[Thresholds]) -> usize {
     let top = scored
         .iter()

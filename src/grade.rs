@@ -1,8 +1,9 @@
 //! The `Grade` (the same JSON everywhere), verdicts, evidence verification and the score.
 //!
 //! The score is always computed here, from verdicts: max_score × Σ wᵢ·vᵢ / Σ wᵢ − penalties,
-//! clamped to [0, max_score], with vᵢ = 1 (met), 0.5 (partial), 0 (missed). No judge sets
-//! the number itself.
+//! clamped to [0, max_score], with vᵢ = 1 (met), 0 (missed), and for partial the criterion's
+//! credit, 0.25–0.75 by how close its evidence came to met (0.5 when the judge gives none). No
+//! judge sets the number itself.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

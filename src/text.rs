@@ -136,10 +136,46 @@ fn looks_like_code(line: &str) -> bool {
             || t.starts_with('@')
             || t.starts_with(">>> "))
         || indented_code
+        || is_call(t)
         || (t.contains(" = ")
             && !t.contains(". ")
             && t.split_whitespace().count() <= 8
             && !t.ends_with('.'))
+}
+
+/// One call, the whole line: a dotted name, then parentheses that open after it and close at
+/// the end ("sorted(staff, key=lambda e: (e.dept, e.name))", "logging.basicConfig(level=x)").
+/// "copy(), deepcopy(), id()" is three calls listed, not one.
+pub fn is_call(line: &str) -> bool {
+    let line = line.trim_end_matches(';').trim();
+    let Some(open) = line.find('(') else {
+        return false;
+    };
+    // No space before the parenthesis: "See (the docs)" is prose.
+    let name = line[..open].trim_start_matches("await ");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        || name.starts_with('.')
+        || name.chars().next().is_some_and(|c| c.is_ascii_digit())
+    {
+        return false;
+    }
+    let mut depth = 0i32;
+    for (i, c) in line[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return open + i + 1 == line.len();
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Inside a code run, blank and indented lines belong to the code.
@@ -440,6 +476,23 @@ mod tests {
         assert!(
             s.iter()
                 .any(|s| s.is_code && s.text.contains("@functools.wraps")),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_one_call_is_code_and_a_sentence_about_a_call_is_not() {
+        let s = segments(
+            "Sort them like this:\nsorted(employees, key=lambda e: (e.dept, e.name))\nUse sorted(employees, key=len) for a copy.\n",
+        );
+        assert!(
+            s.iter()
+                .any(|s| s.is_code && s.text == "sorted(employees, key=lambda e: (e.dept, e.name))"),
+            "{s:?}"
+        );
+        assert!(
+            s.iter()
+                .any(|s| !s.is_code && s.text.starts_with("Use sorted(employees")),
             "{s:?}"
         );
     }

@@ -504,7 +504,7 @@ pub fn clauses(text: &str) -> Vec<String> {
                 " instead of ",
             ]
             .iter()
-            .filter_map(|c| lower.find(c).map(|at| (at, c.len())))
+            .filter_map(|c| joining_cut(&lower, c).map(|at| (at, c.len())))
             .min();
             match cut {
                 // Lower-casing can move byte offsets (rare letters): then keep the piece whole.
@@ -539,6 +539,24 @@ pub fn clauses(text: &str) -> Vec<String> {
         *c = c.split_whitespace().collect::<Vec<_>>().join(" ");
     }
     out
+}
+
+/// Where `conj` first joins two clauses in `lower`: an "and" / "or" between two numbers or
+/// single letters joins two items of one noun phrase ("mixtures 4 and 5 are saturated",
+/// "terminals a and b"), not two claims.
+fn joining_cut(lower: &str, conj: &str) -> Option<usize> {
+    let item = |w: &str| {
+        let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+        !w.is_empty() && (w.chars().all(|c| c.is_ascii_digit()) || w.chars().count() == 1)
+    };
+    lower.match_indices(conj).map(|(at, _)| at).find(|&at| {
+        !(matches!(conj, " and " | " or ")
+            && lower[..at].split_whitespace().next_back().is_some_and(item)
+            && lower[at + conj.len()..]
+                .split_whitespace()
+                .next()
+                .is_some_and(item))
+    })
 }
 
 /// The rubric's claims, clause by clause, to test answer sentences against: a sentence whose
@@ -841,6 +859,11 @@ pub fn is_real_code(block: &str) -> bool {
         return false;
     }
     let statement = |l: &str| {
+        // A call ("sorted(staff, key=lambda e: (e.dept, e.name))") or an annotated name
+        // ("dept: str", "tags: list[str] = []") is a statement, commas and all.
+        if crate::text::is_call(l) || is_annotation(l) {
+            return true;
+        }
         if is_term_list(l) {
             return false;
         }
@@ -864,6 +887,84 @@ pub fn is_real_code(block: &str) -> bool {
     };
     let n = lines.iter().filter(|l| statement(l)).count();
     n * 2 >= lines.len()
+}
+
+/// An annotated name, with or without a value: "dept: str", "tags: list[str] = []",
+/// "self.cache: dict[str, int] = {}". The annotation is one type expression (brackets may hold
+/// commas and spaces; outside them only `|` unions), so "Note: this is fine" is prose; without
+/// a value it must read as a type (a builtin, a capitalised class name, or subscripted), so a
+/// glossary line ("copy: shallow") is not code.
+fn is_annotation(line: &str) -> bool {
+    let Some((name, rest)) = line.split_once(':') else {
+        return false;
+    };
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        || !name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+    {
+        return false;
+    }
+    let (annotation, value) = match rest.split_once('=') {
+        Some((a, v)) => (a.trim(), !v.trim().is_empty()),
+        None => (rest.trim(), false),
+    };
+    if annotation.is_empty() {
+        return false;
+    }
+    const TYPES: &[&str] = &[
+        "None",
+        "bool",
+        "bytearray",
+        "bytes",
+        "complex",
+        "dict",
+        "float",
+        "frozenset",
+        "int",
+        "list",
+        "object",
+        "set",
+        "str",
+        "tuple",
+        "type",
+    ];
+    let looks_like_type = |t: &str| {
+        t.contains('[')
+            || TYPES.contains(&t)
+            || t.rsplit('.')
+                .next()
+                .is_some_and(|last| last.starts_with(|c: char| c.is_uppercase()))
+    };
+    if !value && !annotation.split('|').all(|t| looks_like_type(t.trim())) {
+        return false;
+    }
+    // Outside brackets: type names joined by `|`, nothing else.
+    let mut depth = 0i32;
+    let mut outside = String::new();
+    for c in annotation.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            _ if depth == 0 => outside.push(c),
+            _ => {}
+        }
+    }
+    depth == 0
+        && outside.split('|').all(|t| {
+            let t = t.trim();
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                && t.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+        })
 }
 
 /// A line of comma-separated terms ("copy.copy, shallow, nested, same objects"): at least
@@ -1054,6 +1155,35 @@ mod tests {
     }
 
     #[test]
+    fn and_between_two_numbers_or_letters_joins_items_not_claims() {
+        assert_eq!(
+            clauses("Mixtures 4 and 5 are saturated and there is material on the bottom"),
+            vec![
+                "Mixtures 4 and 5 are saturated",
+                "there is material on the bottom"
+            ]
+        );
+        assert_eq!(
+            clauses("Terminals A or B are connected"),
+            vec!["Terminals A or B are connected"]
+        );
+        // Two claims still split, words either side.
+        assert_eq!(
+            clauses("It copies 2 and it shares 3"),
+            vec!["It copies 2", "it shares 3"]
+        );
+        let stance = Stance::short(
+            "Which mixtures are saturated? How do you know?",
+            [
+                ("Mixtures 4 and 5 are saturated.", Some(0)),
+                ("There is material on the bottom of 4 and 5.", Some(1)),
+            ],
+        );
+        assert!(stance.contradicts("Mixtures 4 and 5 are not saturated."));
+        assert!(!stance.contradicts("Mixtures 4 and 5 are saturated."));
+    }
+
+    #[test]
     fn conditions_asides_and_objects_are_not_flips() {
         let stance = Stance::with_owners(
             "How do you remove duplicates from a list while keeping order?",
@@ -1198,6 +1328,36 @@ mod tests {
         assert!(is_term_list("deepcopy, recursively, independent"));
         assert!(!is_term_list(
             "It copies the outer list, not the inner ones."
+        ));
+    }
+
+    #[test]
+    fn calls_with_several_arguments_and_annotated_fields_are_code() {
+        // A dataclass and a sort: annotated fields and a call with commas are statements.
+        assert!(is_real_code(
+            "@dataclass\nclass Employee:\n    id: int\n    name: str\n    dept: str"
+        ));
+        assert!(is_real_code(
+            "sorted(employees, key=lambda e: (e.dept, e.name))"
+        ));
+        assert!(is_real_code(
+            "await asyncio.gather(*tasks, return_exceptions=True)\nlogging.basicConfig(level=logging.INFO, format=fmt)"
+        ));
+        assert!(crate::text::is_call("print(a, b)"));
+        assert!(is_annotation("tags: list[str] = []"));
+        assert!(is_annotation("self.cache: dict[str, int] = {}"));
+        assert!(is_annotation("parent: Node | None"));
+        assert!(is_annotation("manager: Employee"));
+        // Listed calls, prose with a colon and a glossary are not.
+        assert!(!crate::text::is_call("copy(), deepcopy(), id()"));
+        assert!(!crate::text::is_call("See (the docs)"));
+        assert!(!is_annotation("Note: this is fine"));
+        assert!(!is_annotation("copy: shallow"));
+        assert!(!is_real_code(
+            "copy: shallow\ndeepcopy: recursive\nassignment: alias"
+        ));
+        assert!(!is_real_code(
+            "copy(), deepcopy(), id(), is, ==\nmemo, cycles, __deepcopy__"
         ));
     }
 }
