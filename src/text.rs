@@ -143,6 +143,15 @@ fn looks_like_code(line: &str) -> bool {
             && !t.ends_with('.'))
 }
 
+/// A Python name, dotted or not: "sorted", "self.cache", "typing.Optional".
+pub fn is_dotted_name(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+}
+
 /// One call, the whole line: a dotted name, then parentheses that open after it and close at
 /// the end ("sorted(staff, key=lambda e: (e.dept, e.name))", "logging.basicConfig(level=x)").
 /// "copy(), deepcopy(), id()" is three calls listed, not one.
@@ -152,14 +161,7 @@ pub fn is_call(line: &str) -> bool {
         return false;
     };
     // No space before the parenthesis: "See (the docs)" is prose.
-    let name = line[..open].trim_start_matches("await ");
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
-        || name.starts_with('.')
-        || name.chars().next().is_some_and(|c| c.is_ascii_digit())
-    {
+    if !is_dotted_name(line[..open].trim_start_matches("await ")) {
         return false;
     }
     let mut depth = 0i32;

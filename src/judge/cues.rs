@@ -895,28 +895,14 @@ pub fn is_real_code(block: &str) -> bool {
 /// a value it must read as a type (a builtin, a capitalised class name, or subscripted), so a
 /// glossary line ("copy: shallow") is not code.
 fn is_annotation(line: &str) -> bool {
+    use crate::text::is_dotted_name;
     let Some((name, rest)) = line.split_once(':') else {
         return false;
     };
-    let name = name.trim();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
-        || !name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_alphabetic() || c == '_')
-    {
-        return false;
-    }
     let (annotation, value) = match rest.split_once('=') {
         Some((a, v)) => (a.trim(), !v.trim().is_empty()),
         None => (rest.trim(), false),
     };
-    if annotation.is_empty() {
-        return false;
-    }
     const TYPES: &[&str] = &[
         "None",
         "bool",
@@ -934,17 +920,8 @@ fn is_annotation(line: &str) -> bool {
         "tuple",
         "type",
     ];
-    let looks_like_type = |t: &str| {
-        t.contains('[')
-            || TYPES.contains(&t)
-            || t.rsplit('.')
-                .next()
-                .is_some_and(|last| last.starts_with(|c: char| c.is_uppercase()))
-    };
-    if !value && !annotation.split('|').all(|t| looks_like_type(t.trim())) {
-        return false;
-    }
-    // Outside brackets: type names joined by `|`, nothing else.
+    // Outside brackets: dotted names joined by `|`, nothing else; without a value each must
+    // read as a type.
     let mut depth = 0i32;
     let mut outside = String::new();
     for c in annotation.chars() {
@@ -955,15 +932,17 @@ fn is_annotation(line: &str) -> bool {
             _ => {}
         }
     }
-    depth == 0
+    is_dotted_name(name.trim())
+        && depth == 0
         && outside.split('|').all(|t| {
             let t = t.trim();
-            !t.is_empty()
-                && t.chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
-                && t.chars()
-                    .next()
-                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+            is_dotted_name(t)
+                && (value
+                    || annotation.contains('[')
+                    || TYPES.contains(&t)
+                    || t.rsplit('.')
+                        .next()
+                        .is_some_and(|last| last.starts_with(|c: char| c.is_uppercase())))
         })
 }
 
