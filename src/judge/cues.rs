@@ -62,6 +62,7 @@ const ANTONYMS: &[(&str, &str)] = &[
     ("must", "needn"),
     ("off", "on"),
     ("open", "closed"),
+    ("own", "same"),
     ("parallel", "serial"),
     ("positive", "negative"),
     ("private", "public"),
@@ -165,10 +166,82 @@ pub fn tokens(text: &str) -> Vec<String> {
             // "it's", "I'd", "you're": the word, without its clitic.
             out.push(base.to_string());
         } else {
-            out.push(w.to_string());
+            out.push(respelled(w).unwrap_or(w).to_string());
         }
     }
     out
+}
+
+/// A word one letter off a long word of [`ANTONYMS`] ("postive", "positve", "seperated",
+/// "conected"), read as that word: student answers are typed fast, and a misspelt antonym hides
+/// the swap that cancels a negation ("not connected to the negative terminal" against
+/// "connected to the postive terminal"). A letter missing or extra for words of 7 letters and
+/// more, one changed for 8 and more, never the first ("either" is not "neither"); a spelling
+/// two known words share is left alone.
+fn respelled(w: &str) -> Option<&'static str> {
+    const MIN: usize = 7;
+    const MIN_CHANGED: usize = 8;
+    struct Typos {
+        known: std::collections::HashSet<&'static str>,
+        /// Each known word with one letter dropped, and the word (None when two share it).
+        dropped: std::collections::HashMap<String, Option<&'static str>>,
+    }
+    fn drops(w: &str) -> impl Iterator<Item = String> + '_ {
+        w.char_indices().map(|(i, c)| {
+            let mut d = String::with_capacity(w.len());
+            d.push_str(&w[..i]);
+            d.push_str(&w[i + c.len_utf8()..]);
+            d
+        })
+    }
+    static TABLE: std::sync::OnceLock<Typos> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let known: std::collections::HashSet<&'static str> = ANTONYMS
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .filter(|w| w.len() >= MIN)
+            .collect();
+        let mut dropped: std::collections::HashMap<String, Option<&'static str>> =
+            Default::default();
+        for &k in &known {
+            for d in drops(k) {
+                dropped
+                    .entry(d)
+                    .and_modify(|e| {
+                        if *e != Some(k) {
+                            *e = None
+                        }
+                    })
+                    .or_insert(Some(k));
+            }
+        }
+        Typos { known, dropped }
+    });
+    if w.len() + 1 < MIN || !w.bytes().all(|b| b.is_ascii_lowercase()) || t.known.contains(w) {
+        return None;
+    }
+    let same_start = |k: &&str| k.as_bytes()[0] == w.as_bytes()[0];
+    // A letter missing: the word is a known word with one dropped.
+    if let Some(k) = t.dropped.get(w) {
+        return k.filter(same_start);
+    }
+    for d in drops(w) {
+        // A letter extra: dropping one gives a known word.
+        if let Some(&k) = t.known.get(d.as_str())
+            && same_start(&k)
+        {
+            return Some(k);
+        }
+        // A letter changed (or two swapped): both lose one letter to the same spelling.
+        if let Some(Some(k)) = t.dropped.get(&d)
+            && same_start(k)
+            && k.len() >= MIN_CHANGED
+            && k.len() == w.len()
+        {
+            return Some(k);
+        }
+    }
+    None
 }
 
 fn is_negation(w: &str) -> bool {
@@ -1131,6 +1204,47 @@ mod tests {
             clauses("It runs, but it does not block while waiting"),
             vec!["It runs", "it does not block", "waiting"]
         );
+    }
+
+    #[test]
+    fn a_misspelt_antonym_still_cancels_a_negation() {
+        assert_eq!(respelled("postive"), Some("positive"));
+        assert_eq!(respelled("posititve"), Some("positive"));
+        assert_eq!(respelled("positve"), Some("positive"));
+        assert_eq!(respelled("seperated"), Some("separated"));
+        assert_eq!(respelled("conected"), Some("connected"));
+        assert_eq!(respelled("positive"), None, "spelt right");
+        assert_eq!(respelled("shapes"), None, "too short to guess");
+        assert_eq!(respelled("terminal"), None);
+        assert_eq!(
+            respelled("either"),
+            None,
+            "a word of its own, not \"neither\""
+        );
+        let claim = Words::of("terminal 6 is not connected to the negative battery terminal");
+        for right in [
+            "Terminal 6 is connected to the positve battery terminal",
+            "terminal 6 is connected to postive end of the battery",
+        ] {
+            assert!(!polarity_of(&claim, &Words::of(right)).opposes(), "{right}");
+        }
+        assert!(
+            polarity_of(
+                &claim,
+                &Words::of("terminal 6 is connected to the negatve battery terminal")
+            )
+            .opposes()
+        );
+        // "not the same" is "its own".
+        let claim = Words::of("each bulb is in its own path");
+        assert!(
+            !polarity_of(
+                &claim,
+                &Words::of("bulb a is not in the same path as bulb b")
+            )
+            .opposes()
+        );
+        assert!(polarity_of(&claim, &Words::of("each bulb is in the same path")).opposes());
     }
 
     #[test]
