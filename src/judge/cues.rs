@@ -1221,30 +1221,19 @@ mod tests {
             None,
             "a word of its own, not \"neither\""
         );
-        let claim = Words::of("terminal 6 is not connected to the negative battery terminal");
+        let claim = "terminal 6 is not connected to the negative battery terminal";
         for right in [
             "Terminal 6 is connected to the positve battery terminal",
             "terminal 6 is connected to postive end of the battery",
         ] {
-            assert!(!polarity_of(&claim, &Words::of(right)).opposes(), "{right}");
+            assert!(!polarity(claim, right).opposes(), "{right}");
         }
-        assert!(
-            polarity_of(
-                &claim,
-                &Words::of("terminal 6 is connected to the negatve battery terminal")
-            )
-            .opposes()
-        );
+        let wrong = "terminal 6 is connected to the negatve battery terminal";
+        assert!(polarity(claim, wrong).opposes());
         // "not the same" is "its own".
-        let claim = Words::of("each bulb is in its own path");
-        assert!(
-            !polarity_of(
-                &claim,
-                &Words::of("bulb a is not in the same path as bulb b")
-            )
-            .opposes()
-        );
-        assert!(polarity_of(&claim, &Words::of("each bulb is in the same path")).opposes());
+        let claim = "each bulb is in its own path";
+        assert!(!polarity(claim, "bulb a is not in the same path as bulb b").opposes());
+        assert!(polarity(claim, "each bulb is in the same path").opposes());
     }
 
     #[test]

@@ -7,6 +7,21 @@ use grader::grade::{Flag, Grade, Verdict};
 
 use crate::common::engine;
 
+/// A request to grade `answer` against a rubric derived from `reference` (no alternatives, the
+/// default judge).
+fn adhoc(question: &str, reference: &str, answer: impl Into<String>) -> GradeRequest {
+    GradeRequest {
+        question: QuestionRef::AdHoc {
+            question: question.into(),
+            reference_answer: reference.into(),
+            alternatives: Vec::new(),
+        },
+        answer: answer.into(),
+        judge: None,
+        samples: None,
+    }
+}
+
 async fn grade(id: &str, answer: &str) -> Grade {
     engine()
         .await
@@ -221,16 +236,7 @@ async fn ad_hoc_rubrics_grade_questions_without_a_rubric_file() {
     let e = engine().await;
     let question = "What is a database index and when does it not help?";
     let reference = "A database index is a separate data structure, usually a B-tree, that maps column values to row locations so lookups avoid scanning the whole table. It speeds up reads on selective predicates, joins and ORDER BY. It costs extra storage and slows down inserts, updates and deletes because the index must be maintained. It does not help for low-selectivity columns, tiny tables, or queries that wrap the column in a function.";
-    let req = |a: &str| GradeRequest {
-        question: QuestionRef::AdHoc {
-            question: question.into(),
-            reference_answer: reference.into(),
-            alternatives: Vec::new(),
-        },
-        answer: a.into(),
-        judge: None,
-        samples: None,
-    };
+    let req = |a: &str| adhoc(question, reference, a);
     let good = e.grade(&req("An index is a B-tree on a column that points at the rows, so the database can find matching rows without a full table scan. It makes writes slower since every insert or update must update the index too, and it is useless when the column has few distinct values or the table is tiny.")).await.unwrap();
     let weak = e
         .grade(&req("An index makes the database faster."))
@@ -257,19 +263,7 @@ async fn ad_hoc_rubrics_grade_questions_without_a_rubric_file() {
         "a one-line vague answer scored {}",
         weak.score
     );
-    let err = e
-        .grade(&GradeRequest {
-            question: QuestionRef::AdHoc {
-                question: "Q?".into(),
-                reference_answer: "... ?".into(),
-                alternatives: Vec::new(),
-            },
-            answer: "x".into(),
-            judge: None,
-            samples: None,
-        })
-        .await
-        .unwrap_err();
+    let err = e.grade(&adhoc("Q?", "... ?", "x")).await.unwrap_err();
     assert!(matches!(err, GradeError::EmptyReference));
 }
 
@@ -330,16 +324,7 @@ async fn a_one_phrase_reference_is_one_criterion() {
 async fn a_short_reference_is_read_whole_and_negations_still_lose() {
     let e = engine().await;
     let grade = |q: &'static str, r: &'static str, a: &'static str| {
-        let req = GradeRequest {
-            question: QuestionRef::AdHoc {
-                question: q.into(),
-                reference_answer: r.into(),
-                alternatives: Vec::new(),
-            },
-            answer: a.into(),
-            judge: None,
-            samples: None,
-        };
+        let req = adhoc(q, r, a);
         let e = e.clone();
         async move { e.grade(&req).await.unwrap() }
     };
@@ -566,17 +551,13 @@ async fn an_ad_hoc_rubric_is_built_once_under_concurrency() {
         .await
         .expect("engine"),
     );
-    let request = |answer: String| {
-        GradeRequest {
-        question: QuestionRef::AdHoc {
-            question: question.into(),
-            reference_answer: "A B-tree keeps keys sorted in balanced pages. A range query descends once to the first key and then scans the leaves in order.".into(),
-            alternatives: Vec::new(),
-        },
-        answer,
+    let request = |answer: String| GradeRequest {
         judge: Some(JudgeKind::Coverage),
-        samples: None,
-    }
+        ..adhoc(
+            question,
+            "A B-tree keeps keys sorted in balanced pages. A range query descends once to the first key and then scans the leaves in order.",
+            answer,
+        )
     };
     let grades = futures::future::join_all((0..16).map(|i| {
         let engine = engine.clone();
@@ -605,16 +586,11 @@ async fn an_ad_hoc_rubric_is_built_once_under_concurrency() {
 async fn partial_credit_follows_how_close_the_evidence_came() {
     let e = engine().await;
     let grade = |a: &'static str| {
-        let req = GradeRequest {
-            question: QuestionRef::AdHoc {
-                question: "What is the difference between a process and a thread?".into(),
-                reference_answer: "Threads share the memory of their process, while processes each have their own separate memory.".into(),
-                alternatives: Vec::new(),
-            },
-            answer: a.into(),
-            judge: None,
-            samples: None,
-        };
+        let req = adhoc(
+            "What is the difference between a process and a thread?",
+            "Threads share the memory of their process, while processes each have their own separate memory.",
+            a,
+        );
         let e = e.clone();
         async move { e.grade(&req).await.unwrap() }
     };
