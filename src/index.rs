@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::embed::{EmbedError, Embedder};
@@ -216,6 +217,50 @@ pub async fn index_catalog(
     names: &Collections,
     progress: Progress<'_>,
 ) -> Result<IndexReport, IndexError> {
+    let plan = plan_index(catalog, store, embedder, names).await?;
+    run_index(plan, catalog, store, embedder, names, progress, &|_| {}).await
+}
+
+/// What indexing has left to do: the rubrics to embed, found by [`plan_index`], which has
+/// already deleted every stale point (so the rubrics not in the plan are indexed and final).
+#[derive(Debug)]
+pub struct IndexPlan {
+    /// Rubric id and the hash its points will carry.
+    todo: Vec<(String, String)>,
+    report: IndexReport,
+    /// Texts to embed.
+    total: usize,
+    started: Instant,
+}
+
+impl IndexPlan {
+    /// Texts to embed.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The rubrics to embed, by id.
+    pub fn pending(&self) -> impl Iterator<Item = &str> {
+        self.todo.iter().map(|(id, _)| id.as_str())
+    }
+}
+
+/// One rubric's points, once all of them are in the store: what the judges and matching need of
+/// it (its criteria-collection points and its question point).
+pub struct Indexed<'a> {
+    pub rubric_id: &'a str,
+    pub criteria: Vec<Point>,
+    pub question: Option<Vec<f32>>,
+}
+
+/// Compare the store with the catalog: create the collections, delete the points of rubrics
+/// changed, removed or half-written, and say what is left to embed. Embeds nothing.
+pub async fn plan_index(
+    catalog: &Catalog,
+    store: &dyn VectorStore,
+    embedder: &dyn Embedder,
+    names: &Collections,
+) -> Result<IndexPlan, IndexError> {
     let started = Instant::now();
     let dim = embedder.dim();
     for c in names.all() {
@@ -229,18 +274,18 @@ pub async fn index_catalog(
         .map(|p| (p.payload.rubric_id, p.payload.hash))
         .collect();
     let mut report = IndexReport::default();
-    let mut todo: Vec<(&Rubric, String)> = Vec::new();
+    let mut todo: Vec<(String, String)> = Vec::new();
     for rubric in catalog.iter() {
         let hash = rubric_hash(rubric, embedder.model_id());
         match existing.get(&rubric.id) {
             Some(h) if *h == hash => report.unchanged += 1,
             Some(_) => {
                 report.updated.push(rubric.id.clone());
-                todo.push((rubric, hash));
+                todo.push((rubric.id.clone(), hash));
             }
             None => {
                 report.added.push(rubric.id.clone());
-                todo.push((rubric, hash));
+                todo.push((rubric.id.clone(), hash));
             }
         }
     }
@@ -260,17 +305,56 @@ pub async fn index_catalog(
             store.delete(c, &Filter::rubric(id)).await?;
         }
     }
+    let total = todo
+        .iter()
+        .filter_map(|(id, h)| catalog.get(id).map(|r| points_for(r, h).len()))
+        .sum();
+    Ok(IndexPlan {
+        todo,
+        report,
+        total,
+        started,
+    })
+}
+
+/// Embed and write what `plan` found, calling `progress` with texts done and to do, and
+/// `indexed` for each rubric once all its points are in (so it can be graded at once).
+pub async fn run_index(
+    plan: IndexPlan,
+    catalog: &Catalog,
+    store: &dyn VectorStore,
+    embedder: &dyn Embedder,
+    names: &Collections,
+    progress: Progress<'_>,
+    indexed: &(dyn Fn(Indexed<'_>) + Send + Sync),
+) -> Result<IndexReport, IndexError> {
+    let IndexPlan {
+        todo,
+        mut report,
+        total,
+        started,
+    } = plan;
+    let todo: Vec<(&Rubric, &str)> = todo
+        .iter()
+        .filter_map(|(id, h)| catalog.get(id).map(|r| (r, h.as_str())))
+        .collect();
     // Embed a few rubrics per call: big batches keep the model busy, bounded memory, and
-    // progress moves every few seconds.
-    let total: usize = todo.iter().map(|(r, h)| points_for(r, h).len()).sum();
+    // progress moves every few seconds. Two calls in flight, so the workers never wait for the
+    // store or for the last piece of a call.
     let mut done = 0;
     if total > 0 {
         progress(0, total);
     }
-    for chunk in todo.chunks(4) {
-        let pending: Vec<Pending> = chunk.iter().flat_map(|(r, h)| points_for(r, h)).collect();
-        let texts: Vec<String> = pending.iter().map(Pending::embed_text).collect();
-        let vectors = embedder.embed(&texts).await?;
+    // (Futures collected first: a closure in the stream's type would not be `Send` for every
+    // lifetime, which a spawned server task needs.)
+    let calls: Vec<_> = todo
+        .chunks(4)
+        .map(|chunk| embed_chunk(chunk, embedder))
+        .collect();
+    let mut embedded = futures::stream::iter(calls).buffered(2);
+    while let Some(next) = embedded.next().await {
+        let (chunk, pending, vectors) = next?;
+        let count = pending.len();
         let mut per: [Vec<Point>; 3] = Default::default();
         for (p, v) in pending.into_iter().zip(vectors) {
             let id = point_id(&p.payload.rubric_id, &p.payload.kind, p.payload.index);
@@ -282,15 +366,47 @@ pub async fn index_catalog(
         }
         report.points_written += per.iter().map(Vec::len).sum::<usize>();
         let [q, r, c] = per;
+        let of = |points: &[Point], id: &str| -> Vec<Point> {
+            points
+                .iter()
+                .filter(|p| p.payload.rubric_id == id)
+                .cloned()
+                .collect()
+        };
+        let written: Vec<Indexed<'_>> = chunk
+            .iter()
+            .map(|(rubric, _)| Indexed {
+                rubric_id: &rubric.id,
+                criteria: of(&c, &rubric.id),
+                question: q
+                    .iter()
+                    .find(|p| p.payload.rubric_id == rubric.id && p.payload.kind == "question")
+                    .map(|p| p.vector.clone()),
+            })
+            .collect();
         store.upsert(&names.criteria, c).await?;
         store.upsert(&names.references, r).await?;
         store.upsert(&names.questions, q).await?;
-        done += texts.len();
+        for w in written {
+            indexed(w);
+        }
+        done += count;
         progress(done, total);
     }
     store.flush().await?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Embed a few rubrics' points.
+async fn embed_chunk<'a>(
+    chunk: &'a [(&'a Rubric, &'a str)],
+    embedder: &dyn Embedder,
+) -> Result<(&'a [(&'a Rubric, &'a str)], Vec<Pending>, Vec<Vec<f32>>), IndexError> {
+    let pending: Vec<Pending> = chunk.iter().flat_map(|(r, h)| points_for(r, h)).collect();
+    let texts: Vec<String> = pending.iter().map(Pending::embed_text).collect();
+    let vectors = embedder.embed(&texts).await?;
+    Ok((chunk, pending, vectors))
 }
 
 /// A phrasing with its vector.
@@ -329,16 +445,20 @@ impl Knowledge {
         names: &Collections,
     ) -> Result<Self, StoreError> {
         let points = store.scroll(&names.criteria, &Filter::default()).await?;
+        Ok(Self::from_points(catalog, points))
+    }
+
+    /// The vectors of the rubrics these criteria-collection points belong to.
+    pub fn from_points(catalog: &Catalog, mut points: Vec<Point>) -> Self {
         let mut rubrics: HashMap<String, RubricVectors> = HashMap::new();
-        let mut sorted = points;
-        sorted.sort_by(|a, b| {
+        points.sort_by(|a, b| {
             (&a.payload.rubric_id, &a.payload.kind, a.payload.index).cmp(&(
                 &b.payload.rubric_id,
                 &b.payload.kind,
                 b.payload.index,
             ))
         });
-        for p in sorted {
+        for p in points {
             let Some(rubric) = catalog.get(&p.payload.rubric_id) else {
                 continue;
             };
@@ -351,7 +471,7 @@ impl Knowledge {
                     references: Vec::new(),
                 });
             let phrase = Phrase {
-                text: p.payload.text.clone(),
+                text: p.payload.text,
                 vector: p.vector,
             };
             match p.payload.kind.as_str() {
@@ -371,6 +491,6 @@ impl Knowledge {
                 _ => {}
             }
         }
-        Ok(Knowledge { rubrics })
+        Knowledge { rubrics }
     }
 }

@@ -162,6 +162,16 @@ impl Problem {
                 p
             }
             GradeError::LimitExceeded(o) => Problem::over_limit(o, field_prefix),
+            GradeError::Indexing { .. } => {
+                let mut p = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "indexing",
+                    "Indexing the rubric set",
+                    e.to_string(),
+                );
+                p.retry_after = Some(INDEXING_RETRY_AFTER_SECS);
+                p
+            }
             GradeError::EmptyReference => {
                 Problem::validation(&f("reference_answer"), e.to_string())
             }
@@ -217,6 +227,10 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// How long a client should wait before retrying when the vector store is down: a store
 /// restart takes seconds, and readiness names the store error meanwhile.
 pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
+/// How long a client should wait while the rubric set is indexed after start (a cold index of
+/// the shipped set takes ~15 s on 2 cores; one changed rubric well under a second).
+pub const INDEXING_RETRY_AFTER_SECS: u64 = 5;
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {

@@ -216,7 +216,7 @@ async fn index(settings: Settings, args: IndexArgs) -> anyhow::Result<ExitCode> 
     let engine = open_engine(settings).await?;
     let r = engine.index_report();
     if out.json {
-        out!("{}", serde_json::to_string_pretty(r)?)?;
+        out!("{}", serde_json::to_string_pretty(&r)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     out!(

@@ -13,8 +13,10 @@
 //! - `limits.rs`: the `limits.*` checks made before any work starts.
 //! - `admission.rs`: the bounded queue of grades, and the fair embedding scheduler.
 //! - `resolve.rs`: id / matched text / ad hoc reference → `ResolvedRubric`.
+//! - `indexing.rs`: indexing after start, each rubric gradable as soon as its points are in.
 
 pub mod admission;
+mod indexing;
 mod limits;
 mod request;
 mod resolve;
@@ -32,7 +34,7 @@ use crate::grade::{
     verify_evidence,
 };
 use crate::guard::guard;
-use crate::index::{Collections, IndexReport, Knowledge, Progress, index_catalog};
+use crate::index::{Collections, IndexReport, Knowledge, Progress, plan_index};
 use crate::judge::llm::ExemplarSource;
 use crate::judge::{
     AnswerView, Calibration, CoverageJudge, Head, HybridJudge, Judge, JudgeContext, JudgeError,
@@ -44,6 +46,7 @@ use crate::rubric::{Catalog, Rubric};
 use crate::store::{EmbeddedStore, Filter, QdrantOptions, QdrantStore, StoreError, VectorStore};
 use crate::text::segments;
 
+pub use indexing::IndexProgress;
 pub use request::{
     Answer, GradeError, GradeOptions, GradeRequest, LimitError, OpenError, QuestionRef,
 };
@@ -61,12 +64,14 @@ pub struct Engine {
     embedder: Arc<dyn Embedder>,
     store: Arc<dyn VectorStore>,
     collections: Collections,
-    /// Every catalog rubric with its vectors, by id (built once at start).
-    resolved: HashMap<String, ResolvedRubric>,
+    /// Every catalog rubric indexed so far with its vectors, by id (all of them once
+    /// [`Engine::index`] has run).
+    resolved: std::sync::RwLock<HashMap<String, ResolvedRubric>>,
     calibration: Calibration,
     /// The coverage judge's correctness head.
     head: Arc<Head>,
-    index_report: IndexReport,
+    /// Indexing left to do after start, and how far it has got.
+    index: indexing::IndexState,
     judges: Judges,
     /// Ad hoc rubrics by the hash of (question, reference).
     adhoc: resolve::AdHocCache,
@@ -132,13 +137,21 @@ impl Parts {
 
     /// Index what changed (calling `progress` with points done and to do) and build the engine.
     pub async fn open(self, progress: Progress<'_>) -> Result<Engine, OpenError> {
-        Engine::with_parts(
+        let engine = self.start().await?;
+        engine.index(progress).await?;
+        Ok(engine)
+    }
+
+    /// Build the engine without embedding anything: the rubrics already indexed can be graded
+    /// at once, the others once [`Engine::index`] has written them (a server indexes while it
+    /// serves).
+    pub async fn start(self) -> Result<Engine, OpenError> {
+        Engine::start(
             self.settings,
             self.catalog,
             self.embedder,
             self.store,
             self.calibration,
-            progress,
         )
         .await
         .map(|e| e.with_head(self.head))
@@ -196,15 +209,22 @@ impl Engine {
         calibration: Calibration,
         progress: Progress<'_>,
     ) -> Result<Engine, OpenError> {
+        let engine = Engine::start(settings, catalog, embedder, store, calibration).await?;
+        engine.index(progress).await?;
+        Ok(engine)
+    }
+
+    /// Assemble without embedding: delete stale points, load the vectors of the rubrics already
+    /// indexed, and leave the rest to [`Engine::index`].
+    async fn start(
+        settings: Settings,
+        catalog: Catalog,
+        embedder: Arc<dyn Embedder>,
+        store: Arc<dyn VectorStore>,
+        calibration: Calibration,
+    ) -> Result<Engine, OpenError> {
         let collections = Collections::new(&settings.store.collection_prefix);
-        let index_report = index_catalog(
-            &catalog,
-            store.as_ref(),
-            embedder.as_ref(),
-            &collections,
-            progress,
-        )
-        .await?;
+        let plan = plan_index(&catalog, store.as_ref(), embedder.as_ref(), &collections).await?;
         // Reviewed answers live beside the catalog's index (`audit::learn` fills it).
         store
             .ensure_collection(&collections.exemplars, embedder.dim())
@@ -219,8 +239,10 @@ impl Engine {
             .into_iter()
             .map(|p| (p.payload.rubric_id, p.vector))
             .collect();
+        let pending: std::collections::HashSet<&str> = plan.pending().collect();
         let resolved = catalog
             .ids()
+            .filter(|id| !pending.contains(id))
             .filter_map(|id| catalog.get_shared(id))
             .map(|rubric| {
                 let r = ResolvedRubric {
@@ -232,6 +254,7 @@ impl Engine {
                 (r.rubric.id.clone(), r)
             })
             .collect();
+        let index = indexing::IndexState::new(plan);
         let admission = admission::Admission::new(
             settings.limits.max_queued_grades,
             settings.limits.retry_after_secs,
@@ -272,10 +295,10 @@ impl Engine {
             embedder,
             store,
             collections,
-            resolved,
+            resolved: std::sync::RwLock::new(resolved),
             calibration,
             head: Arc::new(Head::builtin()),
-            index_report,
+            index,
             adhoc: resolve::AdHocCache::default(),
             audit: None,
         })
@@ -327,9 +350,9 @@ impl Engine {
             .filter(move |r| topic.is_none_or(|t| r.topic == t))
     }
 
-    /// What opening the engine indexed.
-    pub fn index_report(&self) -> &IndexReport {
-        &self.index_report
+    /// What opening the engine indexed (empty until [`Engine::index`] has run).
+    pub fn index_report(&self) -> IndexReport {
+        self.index.report()
     }
 
     pub fn calibration(&self) -> &Calibration {
@@ -378,6 +401,7 @@ impl Engine {
 
     /// Match a free-text question to a rubric.
     pub async fn match_question(&self, question: &str) -> Result<MatchResult, GradeError> {
+        self.require_index("matching a question by its text")?;
         Ok(match_question(
             question,
             self.embedder.as_ref(),
@@ -395,6 +419,7 @@ impl Engine {
         questions: &[String],
         candidates: usize,
     ) -> Result<Vec<MatchResult>, GradeError> {
+        self.require_index("matching questions by their text")?;
         let vectors = self.embedder.embed(questions).await?;
         let mut out = Vec::with_capacity(vectors.len());
         for v in &vectors {

@@ -130,6 +130,13 @@ pub enum GradeError {
         "the answer is in {language}, and the {judge} judge grades English only: send an English answer, or grade it with judge = \"llm\""
     )]
     LanguageUnsupported { language: String, judge: String },
+    #[error(
+        "{what} waits for the rubric set to be indexed ({progress}, after start); retry shortly, or watch GET /readyz"
+    )]
+    Indexing {
+        what: String,
+        progress: super::indexing::IndexProgress,
+    },
     #[error(transparent)]
     LimitExceeded(#[from] LimitError),
     #[error("judge `{0}` is not available: {1}")]

@@ -42,19 +42,30 @@ impl Engine {
 
     /// A catalog rubric by id.
     pub fn resolve_id(&self, id: &str) -> Result<ResolvedRubric, GradeError> {
-        self.resolved
-            .get(id)
-            .cloned()
-            .ok_or_else(|| GradeError::UnknownQuestion {
-                id: id.to_string(),
-                closest: self.closest_ids(id),
-            })
+        if let Some(r) = self.resolved.read().expect("resolved rubrics").get(id) {
+            return Ok(r.clone());
+        }
+        if self.catalog.get(id).is_some() {
+            // A rubric of the catalog not indexed yet (a first start, or it changed).
+            self.require_index(&format!("question `{id}`"))?;
+        }
+        Err(GradeError::UnknownQuestion {
+            id: id.to_string(),
+            closest: self.closest_ids(id),
+        })
     }
 
     /// The rubric a match found, or why there is none.
     pub fn resolve_match(&self, m: &MatchResult) -> Result<ResolvedRubric, GradeError> {
-        match m.rubric_id.as_deref().and_then(|id| self.resolved.get(id)) {
-            Some(r) => Ok(r.clone()),
+        let found = m.rubric_id.as_deref().and_then(|id| {
+            self.resolved
+                .read()
+                .expect("resolved rubrics")
+                .get(id)
+                .cloned()
+        });
+        match found {
+            Some(r) => Ok(r),
             None => Err(GradeError::Unmatched {
                 similarity: m.similarity,
                 threshold: self.settings.matching.threshold,

@@ -255,7 +255,6 @@ impl Application {
     {
         let addr = self.listener.local_addr().map_err(ServeError::Serve)?;
         let ready: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
-        let warmup = Arc::new(startup::Warmup::default());
         let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<ServeError>();
         let limits = conn::ConnLimits::from_settings(match &self.startup {
             Startup::Ready(state) => &state.engine.settings().server,
@@ -274,33 +273,32 @@ impl Application {
             }
             Startup::Indexing(parts) => {
                 tracing::info!(%addr, "listening; /readyz answers 503 until the rubric set is indexed");
-                let (ready, warmup, audit) = (ready.clone(), warmup.clone(), audit.clone());
+                let (ready, audit) = (ready.clone(), audit.clone());
                 Some(tokio::spawn(async move {
-                    let log = crate::index::log_progress();
-                    let progress = move |done, total| {
-                        warmup.set(done, total);
-                        log(done, total);
-                    };
-                    let state = match parts.open(&progress).await {
-                        Ok(engine) => {
-                            let engine = Arc::new(match audit {
-                                Some(audit) => engine.with_audit(audit),
-                                None => engine,
-                            });
-                            crate::audit::learn::spawn_exemplar_sync(engine.clone());
-                            AppState::new(engine)
-                        }
-                        Err(e) => Err(ServeError::Open(e)),
-                    };
-                    match state {
-                        Ok(state) => {
-                            log_serving(addr, &state);
-                            let _ = ready.set(router(state));
-                        }
+                    // Loads what is indexed already and deletes stale points; embeds nothing.
+                    let started = parts.start().await.map_err(ServeError::Open).and_then(|e| {
+                        let engine = Arc::new(match audit {
+                            Some(audit) => e.with_audit(audit),
+                            None => e,
+                        });
+                        Ok((engine.clone(), AppState::new(engine)?))
+                    });
+                    let (engine, state) = match started {
+                        Ok(s) => s,
                         Err(e) => {
                             let _ = failed_tx.send(e);
+                            return;
                         }
+                    };
+                    // Serve now: rubrics already indexed grade at once, the others as soon as
+                    // their points are in.
+                    let _ = ready.set(router(state.clone()));
+                    if let Err(e) = engine.index(&crate::index::log_progress()).await {
+                        let _ = failed_tx.send(ServeError::Open(e));
+                        return;
                     }
+                    crate::audit::learn::spawn_exemplar_sync(engine);
+                    log_serving(addr, &state);
                 }))
             }
         };
@@ -318,7 +316,7 @@ impl Application {
         };
         let served = conn::serve(
             self.listener,
-            startup::switching_router(ready, warmup),
+            startup::switching_router(ready),
             limits,
             stop,
         )

@@ -21,6 +21,14 @@ pub async fn healthz() -> Json<serde_json::Value> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
     pub ready: bool,
+    /// "ready", "indexing 812/1824" (after start: rubrics already indexed grade by id, the
+    /// others as soon as their points are in), "saturated", or "store unavailable".
+    pub status: String,
+    /// While indexing after start: texts embedded so far, and to embed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_index: Option<usize>,
     pub rubrics: usize,
     pub embedding_model: String,
     pub store: String,
@@ -43,7 +51,7 @@ pub struct Readiness {
     pub saturated: bool,
 }
 
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready", body = Readiness), (status = 503, description = "Not ready: no index, the store cannot be reached (`store_error`), or saturated", body = Readiness)))]
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready", body = Readiness), (status = 503, description = "Not ready: indexing after start (`status`: \"indexing 812/1824\"), no index, the store cannot be reached (`store_error`), or saturated", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let e = &state.engine;
     let (points, store_error) = match e.indexed_questions().await {
@@ -55,9 +63,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     };
     let queue = e.load();
     let saturated = queue.saturated();
-    let ready = points > 0 && !e.catalog().is_empty() && store_error.is_none() && !saturated;
+    let indexing = e.indexing();
+    let ready = points > 0
+        && !e.catalog().is_empty()
+        && store_error.is_none()
+        && !saturated
+        && indexing.is_none();
+    let status = match (&indexing, &store_error) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(_)) => "store unavailable".into(),
+        (None, None) if saturated => "saturated".into(),
+        (None, None) if ready => "ready".into(),
+        (None, None) => "no rubrics indexed".into(),
+    };
     let r = Readiness {
         ready,
+        status,
+        indexed: indexing.map(|p| p.done),
+        to_index: indexing.map(|p| p.total),
         store_error,
         queue,
         saturated,

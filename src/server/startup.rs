@@ -1,13 +1,13 @@
-//! Serving while the engine starts: the port answers as soon as it is bound. Until the rubric
-//! set is indexed, `/healthz` is 200, `/readyz` is 503 with the progress ("indexing 812/1824"),
-//! and every other route is a 503 problem with `Retry-After`; then the full router takes over.
+//! Serving while the engine starts: the port answers as soon as it is bound. Until the engine
+//! has loaded what is indexed (a moment; nothing is embedded then), `/healthz` is 200, `/readyz`
+//! is 503 `{"status": "starting"}`, and every other route is a 503 problem with `Retry-After`;
+//! then the full router takes over, and `/readyz` reports indexing progress itself.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -15,78 +15,44 @@ use tower::ServiceExt;
 
 use crate::problem::Problem;
 
-/// How far start-up has got, shared by the indexing task and the warm-up routes.
-#[derive(Debug, Default)]
-pub struct Warmup {
-    done: AtomicUsize,
-    total: AtomicUsize,
-}
-
-impl Warmup {
-    pub fn set(&self, done: usize, total: usize) {
-        self.total.store(total, Ordering::Relaxed);
-        self.done.store(done, Ordering::Relaxed);
-    }
-
-    /// "starting", or "indexing 812/1824".
-    pub fn status(&self) -> String {
-        match (
-            self.done.load(Ordering::Relaxed),
-            self.total.load(Ordering::Relaxed),
-        ) {
-            (_, 0) => "starting".into(),
-            (done, total) => format!("indexing {done}/{total}"),
-        }
-    }
-}
-
 /// `/readyz` while starting.
 #[derive(Debug, Serialize)]
 struct Starting {
     ready: bool,
-    status: String,
-    indexed: usize,
-    to_index: usize,
+    status: &'static str,
 }
 
-/// The routes served until the engine is ready.
-fn warmup_router(warmup: Arc<Warmup>) -> Router {
-    let readyz = {
-        let warmup = warmup.clone();
-        move || async move {
-            let body = Starting {
-                ready: false,
-                status: warmup.status(),
-                indexed: warmup.done.load(Ordering::Relaxed),
-                to_index: warmup.total.load(Ordering::Relaxed),
-            };
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body))
-        }
-    };
+/// The routes served until the engine is built.
+fn warmup_router() -> Router {
     Router::new()
         .route("/healthz", get(super::ops::healthz))
-        .route("/readyz", get(readyz))
-        .fallback(move || async move {
-            let mut r: Response = Problem::new(
+        .route(
+            "/readyz",
+            get(|| async {
+                let body = Starting {
+                    ready: false,
+                    status: "starting",
+                };
+                (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body))
+            }),
+        )
+        .fallback(|| async {
+            let mut p = Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "starting",
                 "Starting",
-                format!(
-                    "grader is starting ({}); retry when GET /readyz answers 200",
-                    warmup.status()
-                ),
-            )
-            .into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                "grader is starting; retry when GET /readyz answers 200",
+            );
+            p.retry_after = Some(1);
+            let r: Response = p.into_response();
             r
         })
 }
 
 /// One router for the whole life of the server: the warm-up routes until `ready` is set, the
 /// full router after.
-pub fn switching_router(ready: Arc<OnceLock<Router>>, warmup: Arc<Warmup>) -> Router {
-    let warmup = warmup_router(warmup);
+pub fn switching_router(ready: Arc<OnceLock<Router>>) -> Router {
+    let warmup = warmup_router();
     let svc = tower::service_fn(move |req: Request| {
         let router = ready.get().cloned().unwrap_or_else(|| warmup.clone());
         router.oneshot(req)

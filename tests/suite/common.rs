@@ -206,6 +206,8 @@ pub struct Gated {
     inner: LocalEmbedder,
     open: tokio::sync::watch::Sender<bool>,
     arrivals: tokio::sync::Notify,
+    /// A closed gate holds only calls of more texts than this (0: every call).
+    hold_over: usize,
 }
 
 impl Gated {
@@ -214,6 +216,18 @@ impl Gated {
             inner: embedder(),
             open: tokio::sync::watch::channel(open).0,
             arrivals: tokio::sync::Notify::new(),
+            hold_over: 0,
+        })
+    }
+
+    /// A closed gate that holds only calls of more than `texts` texts (indexing's large calls,
+    /// not a short answer's).
+    pub fn holding_calls_over(texts: usize) -> Arc<Self> {
+        Arc::new(Gated {
+            inner: embedder(),
+            open: tokio::sync::watch::channel(false).0,
+            arrivals: tokio::sync::Notify::new(),
+            hold_over: texts,
         })
     }
 
@@ -246,7 +260,7 @@ impl grader::embed::Embedder for Gated {
     ) -> futures::future::BoxFuture<'a, Result<Vec<Vec<f32>>, grader::embed::EmbedError>> {
         Box::pin(async move {
             let mut open = self.open.subscribe();
-            if !*open.borrow_and_update() {
+            if !*open.borrow_and_update() && texts.len() > self.hold_over {
                 self.arrivals.notify_one();
                 let _ = open.wait_for(|o| *o).await;
             }

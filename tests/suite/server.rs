@@ -7,7 +7,7 @@ use axum::http::{Request, StatusCode};
 use grader::config::Settings;
 use grader::engine::{Engine, Parts};
 use grader::server::{AppState, Application, router};
-use grader::store::EmbeddedStore;
+use grader::store::{EmbeddedStore, VectorStore};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -837,6 +837,115 @@ async fn listens_at_once_and_answers_503_with_progress_until_indexed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+/// A start where one rubric changed: the others grade by id at once, the changed one and
+/// matching by text answer 503 with `Retry-After` until its points are in, then everything works.
+#[tokio::test]
+async fn grades_indexed_rubrics_by_id_while_the_rest_is_indexed() {
+    // The shipped set already indexed, but for core.copy (as after an edit to it).
+    let store =
+        EmbeddedStore::load_detached(&crate::common::index_snapshot().await.join("store")).unwrap();
+    let names = grader::index::Collections::new(&crate::common::settings().store.collection_prefix);
+    for c in [&names.questions, &names.references, &names.criteria] {
+        store
+            .delete(c, &grader::store::Filter::rubric("core.copy"))
+            .await
+            .unwrap();
+    }
+    // Indexing core.copy embeds dozens of texts in one call: the gate holds it; a short
+    // answer's few texts pass.
+    let gate = crate::common::Gated::holding_calls_over(8);
+    let mut settings = crate::common::settings();
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    let parts = Parts {
+        settings,
+        catalog: crate::common::catalog(Rubrics::Shipped),
+        embedder: gate.clone(),
+        store: Arc::new(store),
+        calibration: crate::common::calibration(),
+        head: grader::judge::Head::builtin(),
+    };
+    let app = Application::with_parts(parts).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let client = crate::common::http();
+    let grade = |body: Value| {
+        client
+            .post(format!("http://{addr}/v1/grade"))
+            .json(&body)
+            .send()
+    };
+    gate.arrived().await;
+    let r = client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    let total = body["to_index"].as_u64().unwrap();
+    assert!(total > 10, "{body}");
+    assert_eq!(body["status"], format!("indexing 0/{total}"), "{body}");
+    // Another rubric grades now.
+    let r = grade(json!({"question_id": "concurrency.gil", "answer": "The GIL lets only one thread run Python bytecode at a time, so threads do not speed up CPU-bound work."}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // The one being indexed, and matching by text (which needs every question), wait.
+    for body in [
+        json!({"question_id": "core.copy", "answer": ANSWER}),
+        json!({"question": "Difference between deepcopy and shallow copy? When to use each?", "answer": ANSWER}),
+    ] {
+        let r = grade(body.clone()).await.unwrap();
+        assert_eq!(r.status(), 503, "{body}");
+        assert_eq!(r.headers()["retry-after"], "5");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(
+            problem["type"].as_str().unwrap().rsplit('/').next(),
+            Some("indexing"),
+            "{problem}"
+        );
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(&format!("indexing 0/{total}")), "{detail}");
+    }
+    gate.open();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = grade(json!({"question_id": "core.copy", "answer": ANSWER}))
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 503);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "core.copy not graded after 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = grade(json!({"question": "Difference between deepcopy and shallow copy? When to use each?", "answer": ANSWER}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["rubric_id"], "core.copy", "{body}");
+    let r = client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
+    assert!(body.get("to_index").is_none(), "{body}");
     tx.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
