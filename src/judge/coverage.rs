@@ -524,12 +524,11 @@ impl<'a> Prepared<'a> {
                     continue;
                 }
                 usable += 1;
+                // In any sentence that is not a term list (`eligible`): a terse list of claims
+                // ("threading for I/O-bound calls, multiprocessing for CPU-bound math") says
+                // something; a bare list of the keywords does not.
                 let found = normalized.iter().enumerate().find(|(i, s)| {
-                    !list_like[*i]
-                        && !restates[*i]
-                        && eligible[ci][*i]
-                        && !false_claim[*i]
-                        && contains_term(s, &k)
+                    !restates[*i] && eligible[ci][*i] && !false_claim[*i] && contains_term(s, &k)
                 });
                 if let Some((i, _)) = found {
                     hits += 1;

@@ -104,6 +104,34 @@ async fn keyword_stuffing_does_not_beat_a_concise_correct_answer() {
     assert!(c > s, "concise {c} must beat stuffed {s}");
 }
 
+/// A terse list whose items each say something ("X for Y") is an answer: its keywords count.
+/// The same keywords listed bare are a term list and earn nothing.
+#[tokio::test]
+async fn keywords_count_in_a_list_of_claims_but_not_in_a_term_list() {
+    let claims = grade(
+        "concurrency.choosing-model",
+        "threading for I/O-bound calls, multiprocessing for CPU-bound math, asyncio for many sockets, pools for reuse.",
+    )
+    .await;
+    let met = |g: &Grade, id: &str| {
+        g.criteria
+            .iter()
+            .any(|c| c.id == id && c.verdict == Verdict::Met)
+    };
+    assert!(
+        met(&claims, "threading") && met(&claims, "multiprocessing"),
+        "{:?}",
+        claims.criteria
+    );
+    assert!(claims.score >= 4.0, "{}", claims.score);
+    let terms = grade(
+        "concurrency.choosing-model",
+        "threading, I/O-bound, multiprocessing, CPU-bound, asyncio, sockets, pools, reuse.",
+    )
+    .await;
+    assert_eq!(terms.score, 0.0, "{:?}", terms.criteria);
+}
+
 #[tokio::test]
 async fn grades_are_deterministic_and_evidence_is_quoted_from_the_answer() {
     let (id, strong, ..) = CASES[0];
