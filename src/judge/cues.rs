@@ -1020,7 +1020,8 @@ fn is_annotation(line: &str) -> bool {
 }
 
 /// A line of comma-separated terms ("copy.copy, shallow, nested, same objects"): at least
-/// three items, few words each.
+/// three items, few words each. Items that each give an operation its complexity ("append
+/// O(1), pop O(1), insert(0) O(n)") are claims in shorthand, not terms.
 pub fn is_term_list(text: &str) -> bool {
     let items: Vec<&str> = text
         .split([',', ';', '\n'])
@@ -1030,8 +1031,22 @@ pub fn is_term_list(text: &str) -> bool {
     if items.len() < 3 {
         return false;
     }
+    let rated = |item: &&&str| {
+        let words: Vec<&str> = item.split_whitespace().collect();
+        words.len() >= 2 && words.iter().skip(1).any(|w| is_big_o(w))
+    };
+    if items.iter().filter(rated).count() * 2 >= items.len() {
+        return false;
+    }
     let words: usize = items.iter().map(|s| s.split_whitespace().count()).sum();
     (words as f32 / items.len() as f32) < 2.5
+}
+
+/// A complexity in big-O notation: "O(1)", "O(n log n)" (its first word), "O(n)." at a
+/// sentence's end.
+fn is_big_o(word: &str) -> bool {
+    word.strip_prefix("O(")
+        .is_some_and(|rest| rest.chars().next().is_some_and(|c| c.is_alphanumeric()))
 }
 
 /// Whether a criterion is about code (so a code block may be its evidence): the rubric is a
@@ -1408,6 +1423,11 @@ mod tests {
             "[:], list(, .copy(), assignment\nmemo, __deepcopy__, cycles"
         ));
         assert!(is_term_list("deepcopy, recursively, independent"));
+        // Operations with their complexities are claims; bare complexities are terms.
+        assert!(!is_term_list(
+            "append O(1), pop O(1), insert(0) O(n), dict get O(1), update O(n), in O(1)."
+        ));
+        assert!(is_term_list("O(1), O(n), amortized, hash, deque"));
         assert!(!is_term_list(
             "It copies the outer list, not the inner ones."
         ));
