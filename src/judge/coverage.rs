@@ -654,20 +654,46 @@ impl<'a> Prepared<'a> {
         let mut evidence = Vec::with_capacity(n);
         let mut similarity = Vec::with_capacity(n);
         let mut combined_all = Vec::with_capacity(n);
+        // A segment closer to a misconception than to any criterion (by the margin) states it.
         let mut best_correct_per_segment = vec![f32::MIN; f.segments.len()];
+        for sims in &f.criterion_sims {
+            for (si, &raw) in sims.iter().enumerate() {
+                if !f.false_claim[si] {
+                    best_correct_per_segment[si] = best_correct_per_segment[si].max(raw);
+                }
+            }
+        }
+        let mut misconceptions = Vec::new();
+        for mi in 0..self.rubric.misconceptions.len() {
+            let hit = f.misconception_sims[mi]
+                .iter()
+                .enumerate()
+                .filter(|(si, sim)| {
+                    !f.denies_misconception[mi][*si]
+                        && !f.restates[*si]
+                        && **sim >= t.misconception
+                        && **sim >= best_correct_per_segment[*si] + t.misconception_margin
+                })
+                .max_by(|a, b| a.1.total_cmp(b.1));
+            if let Some((si, _)) = hit {
+                misconceptions.push((mi, si));
+            }
+        }
+        // Such a segment is evidence for nothing, as a false statement is not.
+        let mut misled = vec![false; f.segments.len()];
+        for &(_, si) in &misconceptions {
+            misled[si] = true;
+        }
         let mut relevant = false;
         for ci in 0..n {
             let sims = &f.criterion_sims[ci];
             let mut best: Option<(usize, f32)> = None;
             for (si, &raw) in sims.iter().enumerate() {
-                if !f.false_claim[si] {
-                    best_correct_per_segment[si] = best_correct_per_segment[si].max(raw);
-                }
                 // On topic, right or wrong: a false statement about the topic is content.
                 if !f.restates[si] && raw >= CONTENT_FLOOR {
                     relevant = true;
                 }
-                if f.restates[si] || !f.eligible[ci][si] || f.false_claim[si] {
+                if f.restates[si] || !f.eligible[ci][si] || f.false_claim[si] || misled[si] {
                     continue;
                 }
                 let raw = t.evidence(raw, f.entail[ci][si]);
@@ -686,7 +712,12 @@ impl<'a> Prepared<'a> {
             if sem >= CONTENT_FLOOR || f.keyword_share[ci] > 0.0 {
                 relevant = true;
             }
-            let combined = sem + t.keyword_weight * f.keyword_share[ci];
+            // Keywords found in a misconception's segment first do not count either.
+            let keyword_share = match f.keyword_segment[ci] {
+                Some(ki) if misled[ki] => 0.0,
+                _ => f.keyword_share[ci],
+            };
+            let combined = sem + t.keyword_weight * keyword_share;
             let verdict = t.verdict(combined, best.is_some_and(|(si, _)| f.hedged[si]));
             // Evidence: the best segment; when the similarity is weak but a keyword was found,
             // the sentence that holds the keyword says more.
@@ -761,22 +792,6 @@ impl<'a> Prepared<'a> {
             if let Some((si, _)) = hit {
                 *verdict = Verdict::Missed;
                 contradictions.push((ci, si));
-            }
-        }
-        let mut misconceptions = Vec::new();
-        for mi in 0..self.rubric.misconceptions.len() {
-            let hit = f.misconception_sims[mi]
-                .iter()
-                .enumerate()
-                .filter(|(si, sim)| {
-                    !f.denies_misconception[mi][*si]
-                        && !f.restates[*si]
-                        && **sim >= t.misconception
-                        && **sim >= best_correct_per_segment[*si] + t.misconception_margin
-                })
-                .max_by(|a, b| a.1.total_cmp(b.1));
-            if let Some((si, _)) = hit {
-                misconceptions.push((mi, si));
             }
         }
         if !relevant {

@@ -132,6 +132,33 @@ async fn keywords_count_in_a_list_of_claims_but_not_in_a_term_list() {
     assert_eq!(terms.score, 0.0, "{:?}", terms.criteria);
 }
 
+/// A sentence charged as a misconception is evidence for no criterion: "lst[:] gives a
+/// completely independent copy" does not also earn "slicing is a way to make a shallow copy".
+#[tokio::test]
+async fn a_misconception_is_evidence_for_nothing() {
+    let wrong = "Slicing a list with lst[:] gives you a completely independent copy, including the nested lists.";
+    let g = grade(
+        "core.copy",
+        &format!("A shallow copy shares the nested objects with the original. {wrong}"),
+    )
+    .await;
+    assert!(
+        g.misconceptions.iter().any(|m| m.id == "slice-is-deep"),
+        "{:?}",
+        g.misconceptions
+    );
+    for c in &g.criteria {
+        assert!(c.evidence != wrong, "{} quotes the misconception", c.id);
+    }
+    let shallow = g.criteria.iter().find(|c| c.id == "ways-to-shallow-copy");
+    assert_eq!(
+        shallow.map(|c| c.verdict),
+        Some(Verdict::Missed),
+        "{:?}",
+        g.criteria
+    );
+}
+
 #[tokio::test]
 async fn grades_are_deterministic_and_evidence_is_quoted_from_the_answer() {
     let (id, strong, ..) = CASES[0];
