@@ -527,12 +527,37 @@ pub fn overlap_features(
     ]
 }
 
+/// Spaced dashes in pairs as parentheses: " - aside - " → " (aside) ". An odd last dash stays.
+fn dashes_as_parentheses(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for dash in [" - ", " – "] {
+        let n = out.matches(dash).count();
+        if n < 2 {
+            continue;
+        }
+        let mut s = String::with_capacity(out.len());
+        let mut rest: &str = &out;
+        for i in 0..n - n % 2 {
+            let at = rest.find(dash).expect("counted");
+            s.push_str(&rest[..at]);
+            s.push_str(if i % 2 == 0 { " (" } else { ") " });
+            rest = &rest[at + dash.len()..];
+        }
+        s.push_str(rest);
+        out = std::borrow::Cow::Owned(s);
+    }
+    out
+}
+
 /// A text's clauses: split at punctuation and at the conjunctions that join two claims
 /// ("but", "while", "so", "because", "whereas", "although", "which", "and", "or"). Each is what one negation scopes
 /// over; the whole text is not among them unless it is one clause.
 pub fn clauses(text: &str) -> Vec<String> {
     // A parenthesis is an aside: its own clause, and the sentence reads on around it
     // ("taking from the first list on ties (<=) makes it stable").
+    // So are words between two dashes ("When the block ends - normally or with an exception -
+    // __exit__ is called"); a single dash breaks the clause.
+    let text = dashes_as_parentheses(text);
     let (mut main, mut asides) = (String::new(), vec![String::new()]);
     let mut depth = 0usize;
     for ch in text.chars() {
@@ -1319,6 +1344,11 @@ mod tests {
                 "If the user isn't found, raise HTTPException rather than returning None."
             ),
             None
+        );
+        // So are words between two dashes.
+        assert_eq!(
+            dashes_as_parentheses("When it ends - normally or not - it runs - always."),
+            "When it ends (normally or not) it runs - always."
         );
         // A parenthesis is an aside: the sentence reads on around it.
         let c = stance
