@@ -22,15 +22,15 @@ struct Record {
 /// kind may fall to, just past what the judge measures (README, "The adversarial corpus"), so
 /// losing ground fails here.
 const BARS: &[(&str, f32)] = &[
-    ("negated", 1.0),
+    ("negated", 0.6),
     ("keywords-plain", 0.5),
     ("keywords-fenced", 0.5),
     ("keywords-lines", 0.5),
-    ("restated", 0.4),
+    ("restated", 0.2),
     ("retraction", 0.5),
     ("fake-verdict", 0.5),
-    ("wrong-exemplar", 1.6),
-    ("exemplar-good", 8.9),
+    ("wrong-exemplar", 1.45),
+    ("exemplar-good", 9.0),
     ("model-answer", 9.5),
     ("terse", 9.0),
 ];
