@@ -4,12 +4,11 @@
 //! it (its id, or matching a question by text, which needs every question) gets
 //! [`GradeError::Indexing`]: a 503 with `Retry-After` that says how far indexing has got.
 
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::index::{IndexPlan, IndexReport, Indexed, Knowledge, Progress, run_index};
-use crate::judge::{ResolvedRubric, RubricSource};
+use crate::judge::ResolvedRubric;
 
 use super::{Engine, GradeError, OpenError};
 
@@ -115,15 +114,10 @@ impl Engine {
             return;
         };
         let mut knowledge = Knowledge::from_points(&self.catalog, w.criteria);
-        let r = ResolvedRubric {
-            vectors: Arc::new(knowledge.rubrics.remove(&rubric.id).unwrap_or_default()),
-            question: w.question.map(Into::into),
-            source: RubricSource::Catalog,
-            rubric,
-        };
-        self.resolved
-            .write()
-            .expect("resolved rubrics")
-            .insert(r.rubric.id.clone(), r);
+        let vectors = knowledge.rubrics.remove(&rubric.id);
+        self.resolved.write().expect("resolved rubrics").insert(
+            rubric.id.clone(),
+            ResolvedRubric::catalog(rubric, vectors, w.question),
+        );
     }
 }

@@ -38,7 +38,7 @@ use crate::index::{Collections, IndexReport, Knowledge, Progress, plan_index};
 use crate::judge::llm::ExemplarSource;
 use crate::judge::{
     AnswerView, Calibration, CoverageJudge, Head, HybridJudge, Judge, JudgeContext, JudgeError,
-    LlmJudge, ResolvedRubric, RubricSource,
+    LlmJudge, ResolvedRubric,
 };
 use crate::llm::LlmStats;
 use crate::matching::{MatchResult, match_question, match_vector};
@@ -245,13 +245,14 @@ impl Engine {
             .filter(|id| !pending.contains(id))
             .filter_map(|id| catalog.get_shared(id))
             .map(|rubric| {
-                let r = ResolvedRubric {
-                    vectors: Arc::new(knowledge.rubrics.remove(&rubric.id).unwrap_or_default()),
-                    question: questions.remove(&rubric.id).map(Into::into),
-                    source: RubricSource::Catalog,
-                    rubric,
-                };
-                (r.rubric.id.clone(), r)
+                let (vectors, question) = (
+                    knowledge.rubrics.remove(&rubric.id),
+                    questions.remove(&rubric.id),
+                );
+                (
+                    rubric.id.clone(),
+                    ResolvedRubric::catalog(rubric, vectors, question),
+                )
             })
             .collect();
         let index = indexing::IndexState::new(plan);

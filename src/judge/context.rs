@@ -31,6 +31,21 @@ pub struct ResolvedRubric {
 }
 
 impl ResolvedRubric {
+    /// A catalog rubric with what indexing stored of it (nothing yet: empty vectors, no
+    /// question vector).
+    pub fn catalog(
+        rubric: Arc<Rubric>,
+        vectors: Option<RubricVectors>,
+        question: Option<Vec<f32>>,
+    ) -> Self {
+        ResolvedRubric {
+            rubric,
+            vectors: Arc::new(vectors.unwrap_or_default()),
+            question: question.map(Into::into),
+            source: RubricSource::Catalog,
+        }
+    }
+
     pub fn rubric(&self) -> &Rubric {
         &self.rubric
     }

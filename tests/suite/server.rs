@@ -723,18 +723,23 @@ async fn bad_input_corpus_never_yields_5xx() {
 /// `open` or closed).
 fn gated_parts(open: bool) -> (Parts, Arc<Gated>) {
     let gate = Gated::new(open);
+    let parts = parts_over(Rubrics::Fixture, gate.clone(), EmbeddedStore::in_memory());
+    (parts, gate)
+}
+
+/// The parts of a server on a free loopback port: `which` rubrics over `embedder` and `store`.
+fn parts_over(which: Rubrics, embedder: Arc<Gated>, store: EmbeddedStore) -> Parts {
     let mut settings = crate::common::settings();
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
-    let parts = Parts {
+    Parts {
         settings,
-        catalog: crate::common::catalog(Rubrics::Fixture),
-        embedder: gate.clone(),
-        store: Arc::new(EmbeddedStore::in_memory()),
+        catalog: crate::common::catalog(which),
+        embedder,
+        store: Arc::new(store),
         calibration: crate::common::calibration(),
         head: grader::judge::Head::builtin(),
-    };
-    (parts, gate)
+    }
 }
 
 /// Wait (up to 10 s) until nothing accepts connections on `addr`.
@@ -858,17 +863,7 @@ async fn grades_indexed_rubrics_by_id_while_the_rest_is_indexed() {
     // Indexing core.copy embeds dozens of texts in one call: the gate holds it; a short
     // answer's few texts pass.
     let gate = crate::common::Gated::holding_calls_over(8);
-    let mut settings = crate::common::settings();
-    settings.server.host = "127.0.0.1".into();
-    settings.server.port = 0;
-    let parts = Parts {
-        settings,
-        catalog: crate::common::catalog(Rubrics::Shipped),
-        embedder: gate.clone(),
-        store: Arc::new(store),
-        calibration: crate::common::calibration(),
-        head: grader::judge::Head::builtin(),
-    };
+    let parts = parts_over(Rubrics::Shipped, gate.clone(), store);
     let app = Application::with_parts(parts).await.unwrap();
     let addr = app.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
