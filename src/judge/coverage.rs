@@ -685,6 +685,11 @@ impl<'a> Prepared<'a> {
             misled[si] = true;
         }
         let mut relevant = false;
+        // Each eligible segment's evidence for each criterion (criterion-major), for moving a
+        // point to another segment when its best one is full.
+        let segs = f.segments.len();
+        let mut scores = vec![f32::NEG_INFINITY; n * segs];
+        let mut shares = Vec::with_capacity(n);
         for ci in 0..n {
             let sims = &f.criterion_sims[ci];
             let mut best: Option<(usize, f32)> = None;
@@ -702,6 +707,7 @@ impl<'a> Prepared<'a> {
                 } else {
                     raw
                 };
+                scores[ci * segs + si] = s;
                 if best.is_none_or(|(_, b)| s > b) {
                     best = Some((si, s));
                 }
@@ -730,20 +736,57 @@ impl<'a> Prepared<'a> {
             evidence.push(idx);
             similarity.push(sem);
             combined_all.push(combined);
+            shares.push(keyword_share);
         }
         // One short sentence cannot state several distinct points: each segment credits at most
-        // its capacity, strongest criteria first; the rest are downgraded.
+        // its capacity, strongest criteria first. A point whose segment is full is taken from
+        // the segment with room that gives it the best verdict (a topical opening sentence is
+        // nearest to every point, but the sentence after it states the caveat); when none does
+        // better, it is downgraded where it is.
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| combined_all[b].total_cmp(&combined_all[a]));
-        let mut used = vec![0.0f32; f.segments.len()];
+        let mut used = vec![0.0f32; segs];
+        // The verdict `v` fits in segment `sj` as far as its room allows.
+        let fitted = |used: &[f32], sj: usize, mut v: Verdict| {
+            while v != Verdict::Missed && used[sj] + v.value() > f.capacity[sj] + 1e-6 {
+                v = v.downgrade();
+            }
+            v
+        };
         for ci in order {
             let Some(si) = evidence[ci] else { continue };
-            while verdicts[ci] != Verdict::Missed
-                && used[si] + verdicts[ci].value() > f.capacity[si] + 1e-6
-            {
-                verdicts[ci] = verdicts[ci].downgrade();
+            let wanted = verdicts[ci];
+            let here = fitted(&used, si, wanted);
+            let mut at = si;
+            verdicts[ci] = here;
+            if here != wanted {
+                let kw = t.keyword_weight * shares[ci];
+                let elsewhere = (0..segs)
+                    .filter(|&sj| sj != si && scores[ci * segs + sj] > f32::NEG_INFINITY)
+                    .map(|sj| {
+                        let s = scores[ci * segs + sj] + kw;
+                        let v = t.verdict(s, f.hedged[sj]);
+                        let v = if v.value() > wanted.value() {
+                            wanted
+                        } else {
+                            v
+                        };
+                        (sj, fitted(&used, sj, v), s)
+                    })
+                    .max_by(|a, b| {
+                        a.1.value()
+                            .total_cmp(&b.1.value())
+                            .then(a.2.total_cmp(&b.2))
+                    });
+                if let Some((sj, v, s)) = elsewhere.filter(|e| e.1.value() > here.value()) {
+                    at = sj;
+                    verdicts[ci] = v;
+                    evidence[ci] = Some(sj);
+                    similarity[ci] = scores[ci * segs + sj];
+                    combined_all[ci] = s;
+                }
             }
-            used[si] += verdicts[ci].value();
+            used[at] += verdicts[ci].value();
         }
         // A short reference read whole: an answer that states it as a whole states each of its
         // statements ("4 and 5. There is material on the bottom." states "Mixtures 4 and 5

@@ -132,6 +132,36 @@ async fn keywords_count_in_a_list_of_claims_but_not_in_a_term_list() {
     assert_eq!(terms.score, 0.0, "{:?}", terms.criteria);
 }
 
+/// A topical first sentence is the closest segment to every criterion, but it can state only
+/// as many points as it has words for: a point it has no room for is taken from the sentence
+/// that states it, not lost ("subclasses need their own __slots__" is the inheritance caveat
+/// even though the opening sentence about __dict__ is nearer to it).
+#[tokio::test]
+async fn a_point_a_full_sentence_cannot_hold_comes_from_another_sentence() {
+    let caveats = "The downside is you can't add new attributes, you need __weakref__ for weakrefs, and subclasses need their own __slots__ or they get a dict again.";
+    let g = grade(
+        "advanced.slots",
+        &format!(
+            "__slots__ lists the allowed attributes so instances don't get a __dict__. {caveats}"
+        ),
+    )
+    .await;
+    let verdict = |id: &str| g.criteria.iter().find(|c| c.id == id).expect(id);
+    assert_eq!(
+        verdict("restrictions").verdict,
+        Verdict::Met,
+        "{:?}",
+        g.criteria
+    );
+    // The opening sentence is nearer to the caveat (0.69 against 0.60) but is already the
+    // evidence for the mechanism and the restrictions.
+    let inheritance = verdict("inheritance-caveats");
+    assert_ne!(inheritance.verdict, Verdict::Missed, "{:?}", g.criteria);
+    assert_eq!(inheritance.evidence, caveats);
+    // Nothing in the answer says what slots save.
+    assert_eq!(verdict("memory-speed").verdict, Verdict::Missed);
+}
+
 /// A sentence charged as a misconception is evidence for no criterion: "lst[:] gives a
 /// completely independent copy" does not also earn "slicing is a way to make a shallow copy".
 #[tokio::test]
