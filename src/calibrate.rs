@@ -19,11 +19,12 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Engine, GradeError, QuestionRef};
 use crate::eval::{EvalItem, Metrics};
 use crate::judge::ResolvedRubric;
-use crate::judge::calibration::{Calibration, FitInfo, SHORT_REFERENCE, Thresholds};
+use crate::judge::calibration::{Calibration, FitInfo, MISCONCEPTION_RULES};
+use crate::judge::calibration::{SHORT_REFERENCE, Thresholds};
+use crate::judge::coverage::{CoverageFeatures, Prepared};
 
 /// Short-reference items needed for thresholds of their own.
 const MIN_SHORT: usize = 100;
-use crate::judge::coverage::{CoverageFeatures, Prepared};
 
 /// One labelled answer, measured.
 pub struct FitItem<'a> {
@@ -53,7 +54,7 @@ fn grid() -> Vec<Thresholds> {
             // criterion a false statement must be.
             .flat_map(|l| [0.0, 0.3, 0.45].map(|c| (l, c)))
         {
-            for (misconception, misconception_margin) in [(2.0, 0.0), (0.8, 0.03), (0.85, 0.03)] {
+            for &(misconception, misconception_margin) in MISCONCEPTION_RULES {
                 for met in steps(0.30, 1.05, 0.02) {
                     for partial in steps(met - 0.3, met - 0.02, 0.04) {
                         out.push(Thresholds {
@@ -292,9 +293,8 @@ pub async fn fit_thresholds(
             source: u8::from(rubric.is_adhoc()),
             rubric,
         };
-        // Items that are ad hoc themselves (a question and a reference) fit the ad hoc
-        // thresholds; catalog items fit the catalog's (and, against their model answer, the
-        // ad hoc ones too).
+        // Ad hoc items (a question and a reference) fit the ad hoc thresholds; catalog items
+        // fit the catalog's (and, against their model answer, the ad hoc ones too).
         if m.source == 1 {
             measured_adhoc.push(m);
         } else {

@@ -37,6 +37,16 @@ pub struct Thresholds {
     pub entail_weight: f32,
 }
 
+/// The (similarity, margin) pairs `grader calibrate` tries for charging a misconception: off, or closer to it
+/// than to any point by a margin that shrinks as the similarity grows.
+pub const MISCONCEPTION_RULES: &[(f32, f32)] = &[
+    (2.0, 0.0),
+    (0.7, 0.1),
+    (0.75, 0.05),
+    (0.8, 0.03),
+    (0.85, 0.03),
+];
+
 impl Thresholds {
     /// A piece of evidence's strength: its similarity, mixed with the correctness head's
     /// probability by `entail_weight`.

@@ -369,7 +369,7 @@ impl<'a> Prepared<'a> {
             .map(|stance| {
                 segments
                     .iter()
-                    .map(|s| !s.is_code && stance.contradicts(&s.text))
+                    .map(|s| !s.is_code && stance.denies(&s.text))
                     .collect()
             })
             .collect();
@@ -1075,12 +1075,38 @@ fn restates_words(segment: &str, question: &std::collections::HashSet<String>) -
 }
 
 /// Whether `term` occurs in `text` on word boundaries (both already normalised). A term
-/// ending in `*` is a prefix: `maintain*` matches "maintained".
+/// ending in `*` is a prefix: `maintain*` matches "maintained". A word term also matches its
+/// inflections ("batch" matches "batched", "profil" "profiling", "cache" "caching"): a
+/// candidate writes "I batched the inserts", not "batch".
 fn contains_term(text: &str, term: &str) -> bool {
     let (term, prefix) = match term.strip_suffix('*') {
         Some(t) => (t, true),
         None => (term, false),
     };
+    if prefix {
+        return find_term(text, term, |_| true);
+    }
+    let long = term.chars().count() >= 4;
+    find_term(text, term, |rest| {
+        rest.is_empty() || INFLECTIONS.contains(&rest) && (long || matches!(rest, "s" | "es"))
+    }) || (long
+        && term.ends_with('e')
+        && find_term(text, &term[..term.len() - 1], |rest| {
+            matches!(rest, "ing" | "ings" | "ion" | "ions" | "ation" | "ations")
+        }))
+}
+
+/// Endings a keyword may take in the answer (see [`contains_term`]).
+const INFLECTIONS: &[&str] = &[
+    "s", "es", "e", "d", "ed", "ing", "ings", "er", "ers", "ly", "ise", "ize", "ised", "ized",
+    "ises", "izes", "ising", "izing", "isation", "ization", "ation", "ations", "ion", "ions",
+    "ment", "ments", "able",
+];
+
+/// Whether `term` occurs in `text`, starting on a word boundary, with the word characters that
+/// follow it (up to the next boundary) accepted by `rest`. Terms that start or end in a
+/// symbol ("[:]", "list(") need no boundary on that side.
+fn find_term(text: &str, term: &str, rest: impl Fn(&str) -> bool) -> bool {
     if term.is_empty() {
         return false;
     }
@@ -1093,10 +1119,9 @@ fn contains_term(text: &str, term: &str) -> bool {
             .chars()
             .next_back()
             .is_none_or(|c| !is_word(c) || !term.starts_with(is_word));
-        let after_ok = text[end..]
-            .chars()
-            .next()
-            .is_none_or(|c| prefix || !is_word(c) || !term.ends_with(is_word));
+        let tail = &text[end..];
+        let word_end = tail.find(|c: char| !is_word(c)).unwrap_or(tail.len());
+        let after_ok = !term.ends_with(is_word) || rest(&tail[..word_end]);
         if before_ok && after_ok {
             return true;
         }
@@ -1118,4 +1143,29 @@ pub fn is_list_like(text: &str) -> bool {
     let separators = text.matches([',', ';', '/']).count() + text.matches(" and ").count();
     let items = separators + 1;
     items >= 4 && (words as f32 / items as f32) < 3.5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_term;
+
+    #[test]
+    fn keywords_match_their_inflections_on_word_boundaries() {
+        let text = "i profiled it, batched the inserts, parallelised parsing and added caching.";
+        for term in ["profil", "batch", "parallel", "cache", "insert", "pars*"] {
+            assert!(contains_term(text, term), "{term}");
+        }
+        // Not inside another word, not with an ending that makes another word.
+        for term in ["arse", "atch", "profiles", "add", "caches", "parser"] {
+            assert!(!contains_term(text, term), "{term}");
+        }
+        // Short terms take only a plural.
+        assert!(contains_term("two slas were missed", "sla"));
+        assert!(contains_term("the sets", "set"));
+        assert!(!contains_term("it was settled", "set"));
+        // Symbols need no boundary on their side.
+        assert!(contains_term("b = a[:] copies", "[:]"));
+        assert!(contains_term("call list(a)", "list("));
+        assert!(contains_term("use copy.copy(x)", "copy.copy"));
+    }
 }

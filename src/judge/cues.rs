@@ -253,6 +253,29 @@ fn negation_count(tokens: &[String]) -> usize {
     tokens.iter().filter(|w| is_negation(w)).count()
 }
 
+/// How many words after a negation it scopes over ([`negated_roots`]).
+const NEGATION_SCOPE: usize = 3;
+
+/// The content words (roots) a negation scopes over in a clause's tokens: the words of the
+/// next [`NEGATION_SCOPE`] tokens after each negation, up to another negation.
+fn negated_roots(tokens: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if !is_negation(t) {
+            continue;
+        }
+        for w in tokens[i + 1..].iter().take(NEGATION_SCOPE) {
+            if is_negation(w) {
+                break;
+            }
+            if !is_stopword(w) && w.chars().count() >= 2 {
+                out.push(root(w).to_string());
+            }
+        }
+    }
+    out
+}
+
 /// The content words of a token list, stemmed: what a claim is about.
 fn content(tokens: &[String]) -> Vec<String> {
     tokens
@@ -741,6 +764,25 @@ impl Stance {
         self.contradiction(sentence).is_some()
     }
 
+    /// The sentence denies a claim: it contradicts one ([`Stance::contradicts`]), or a clause
+    /// of it negates a word of a claim that the claim does not negate ("Slots do not make
+    /// objects immutable" against "__slots__ makes instances immutable", whose other words
+    /// differ too much to be compared). For misconceptions: a sentence that denies one is not
+    /// charged with it, however similar its words.
+    pub fn denies(&self, sentence: &str) -> bool {
+        self.contradicts(sentence)
+            || clauses(sentence).iter().any(|c| {
+                let negated = negated_roots(Words::of(c).tokens());
+                !negated.is_empty()
+                    && self.claims.iter().any(|claim| {
+                        let in_claim = negated_roots(claim.words.tokens());
+                        negated
+                            .iter()
+                            .any(|w| claim.words.all.contains(w) && !in_claim.contains(w))
+                    })
+            })
+    }
+
     /// [`Stance::contradicts`], saying which: the sentence's clause and the claim it flips.
     /// A clause that only sets a condition ("if items aren't hashable") asserts nothing.
     pub fn contradiction(&self, sentence: &str) -> Option<Contradiction> {
@@ -1191,6 +1233,32 @@ mod tests {
         assert_eq!(own[5], 1.0, "a negation on one side");
         assert!(own[1] > 0.0 && own[3] > 0.0, "{own:?}");
         assert!((same[6] - (1.0f32 + 3.0).ln()).abs() < 1e-6, "{same:?}");
+    }
+
+    #[test]
+    fn a_sentence_that_negates_a_misconceptions_words_denies_it() {
+        let slots = Stance::new(
+            "What are slots (__slots__) in Python classes? Benefits?",
+            ["__slots__ makes instances immutable."],
+        );
+        // "objects" against "instances": too different to compare whole, but the negation
+        // is over "make ... immutable".
+        assert!(
+            slots.denies("Slots do not make objects immutable - values can still be reassigned.")
+        );
+        assert!(!slots.denies("Slots make your objects immutable."));
+        let gil = Stance::new(
+            "How do you make a counter thread-safe?",
+            ["The GIL already makes count += 1 atomic, so no lock is needed."],
+        );
+        // The misconception negates the same words ("no lock is needed"): saying it again
+        // with "don't" denies nothing.
+        assert!(
+            !gil.denies("You don't need a lock in Python because the GIL makes increments atomic.")
+        );
+        assert!(gil.denies("The GIL does not make count += 1 atomic, so you still need a lock."));
+        // A negation over other words does not deny it.
+        assert!(!gil.denies("The GIL makes increments atomic, not just reads."));
     }
 
     #[test]

@@ -29,8 +29,8 @@ const BARS: &[(&str, f32)] = &[
     ("restated", 0.2),
     ("retraction", 0.5),
     ("fake-verdict", 0.5),
-    ("wrong-exemplar", 1.45),
-    ("exemplar-good", 9.0),
+    ("wrong-exemplar", 1.05),
+    ("exemplar-good", 9.3),
     ("model-answer", 9.5),
     ("terse", 9.0),
 ];

@@ -147,19 +147,54 @@ async fn a_point_a_full_sentence_cannot_hold_comes_from_another_sentence() {
     )
     .await;
     let verdict = |id: &str| g.criteria.iter().find(|c| c.id == id).expect(id);
-    assert_eq!(
-        verdict("restrictions").verdict,
-        Verdict::Met,
+    // The opening sentence is the nearest to all four points but has words for two; the
+    // caveats come from the sentence that states them.
+    for id in ["mechanism", "restrictions", "inheritance-caveats"] {
+        assert_ne!(
+            verdict(id).verdict,
+            Verdict::Missed,
+            "{id}: {:?}",
+            g.criteria
+        );
+    }
+    assert!(
+        ["restrictions", "inheritance-caveats"]
+            .iter()
+            .any(|id| verdict(id).evidence == caveats),
         "{:?}",
         g.criteria
     );
-    // The opening sentence is nearer to the caveat (0.69 against 0.60) but is already the
-    // evidence for the mechanism and the restrictions.
-    let inheritance = verdict("inheritance-caveats");
-    assert_ne!(inheritance.verdict, Verdict::Missed, "{:?}", g.criteria);
-    assert_eq!(inheritance.evidence, caveats);
     // Nothing in the answer says what slots save.
     assert_eq!(verdict("memory-speed").verdict, Verdict::Missed);
+}
+
+/// A sentence much closer to a misconception than to any point states it even in other words
+/// ("You don't need a lock … the GIL makes increments atomic" for "The GIL already makes
+/// count += 1 atomic, so no lock is needed"); a sentence that negates the misconception's
+/// words ("Slots do not make objects immutable") is not charged with it, however close.
+#[tokio::test]
+async fn a_misconception_in_other_words_is_charged_and_its_denial_is_not() {
+    let wrong = grade(
+        "practice.thread-safe-counter",
+        "You don't need a lock in Python because the GIL makes increments atomic; just use count += 1.",
+    )
+    .await;
+    assert!(
+        wrong.misconceptions.iter().any(|m| m.id == "gil-enough"),
+        "{:?}",
+        wrong.misconceptions
+    );
+    assert!(wrong.score <= 2.0, "{}: {:?}", wrong.score, wrong.criteria);
+    let denial = grade(
+        "advanced.slots",
+        "__slots__ replaces the per-instance __dict__ with fixed slots, which saves memory. Slots do not make objects immutable - values can still be reassigned.",
+    )
+    .await;
+    assert!(
+        denial.misconceptions.is_empty(),
+        "{:?}",
+        denial.misconceptions
+    );
 }
 
 /// A sentence charged as a misconception is evidence for no criterion: "lst[:] gives a
