@@ -1075,9 +1075,11 @@ fn restates_words(segment: &str, question: &std::collections::HashSet<String>) -
 }
 
 /// Whether `term` occurs in `text` on word boundaries (both already normalised). A term
-/// ending in `*` is a prefix: `maintain*` matches "maintained". A word term also matches its
-/// inflections ("batch" matches "batched", "profil" "profiling", "cache" "caching"): a
-/// candidate writes "I batched the inserts", not "batch".
+/// ending in `*` is a prefix: `maintain*` matches "maintained". A term in plain words also
+/// matches their inflections ("batch" matches "batched", "profil" "profiling", "logging"
+/// "logged", "cache" "caching"): a candidate writes "I batched the inserts", not "batch". A
+/// term with code in it ("json.loads", "__del__") matches only as written, and no ending
+/// turns one word into another ("except" never matches "exception", "final" "finally").
 fn contains_term(text: &str, term: &str) -> bool {
     let (term, prefix) = match term.strip_suffix('*') {
         Some(t) => (t, true),
@@ -1086,21 +1088,43 @@ fn contains_term(text: &str, term: &str) -> bool {
     if prefix {
         return find_term(text, term, |_| true);
     }
+    let words = term
+        .chars()
+        .all(|c| c.is_alphabetic() || c == ' ' || c == '-');
+    if !words {
+        return find_term(text, term, str::is_empty);
+    }
     let long = term.chars().count() >= 4;
-    find_term(text, term, |rest| {
-        rest.is_empty() || INFLECTIONS.contains(&rest) && (long || matches!(rest, "s" | "es"))
-    }) || (long
-        && term.ends_with('e')
-        && find_term(text, &term[..term.len() - 1], |rest| {
-            matches!(rest, "ing" | "ings" | "ion" | "ions" | "ation" | "ations")
-        }))
+    let inflected = |rest: &str| rest.is_empty() || INFLECTIONS.contains(&rest);
+    // "intermittent" → "intermittently", but not "final" → "finally".
+    let adverb = term.chars().count() >= 6;
+    if find_term(text, term, |rest| {
+        inflected(rest) && (long || matches!(rest, "" | "s" | "es")) || adverb && rest == "ly"
+    }) {
+        return true;
+    }
+    // A term written inflected matches the word's other forms ("logging" matches "logged"),
+    // and one ending in "e" its forms that drop it ("cache" matches "caching").
+    let base = ["ing", "ed", "es", "s"].iter().find_map(|end| {
+        term.strip_suffix(end).filter(|b| {
+            b.rsplit([' ', '-'])
+                .next()
+                .is_some_and(|w| w.chars().count() >= 4)
+        })
+    });
+    base.is_some_and(|b| find_term(text, b, inflected))
+        || (long
+            && term.ends_with('e')
+            && find_term(text, &term[..term.len() - 1], |rest| {
+                matches!(rest, "ing" | "ings")
+            }))
 }
 
-/// Endings a keyword may take in the answer (see [`contains_term`]).
+/// Endings a keyword in plain words may take in the answer (see [`contains_term`]): a verb's
+/// or a noun's forms, not suffixes that make another word.
 const INFLECTIONS: &[&str] = &[
-    "s", "es", "e", "d", "ed", "ing", "ings", "er", "ers", "ly", "ise", "ize", "ised", "ized",
-    "ises", "izes", "ising", "izing", "isation", "ization", "ation", "ations", "ion", "ions",
-    "ment", "ments", "able",
+    "s", "es", "e", "d", "ed", "ing", "ings", "ise", "ize", "ised", "ized", "ises", "izes",
+    "ising", "izing", "isation", "ization",
 ];
 
 /// Whether `term` occurs in `text`, starting on a word boundary, with the word characters that
@@ -1152,17 +1176,32 @@ mod tests {
     #[test]
     fn keywords_match_their_inflections_on_word_boundaries() {
         let text = "i profiled it, batched the inserts, parallelised parsing and added caching.";
-        for term in ["profil", "batch", "parallel", "cache", "insert", "pars*"] {
+        for term in [
+            "profil",
+            "batch",
+            "parallel",
+            "cache",
+            "insert",
+            "pars*",
+            "profiling",
+            "batches",
+        ] {
             assert!(contains_term(text, term), "{term}");
         }
         // Not inside another word, not with an ending that makes another word.
-        for term in ["arse", "atch", "profiles", "add", "caches", "parser"] {
+        for term in ["arse", "atch", "profiler", "add", "parser"] {
             assert!(!contains_term(text, term), "{term}");
         }
         // Short terms take only a plural.
         assert!(contains_term("two slas were missed", "sla"));
         assert!(contains_term("the sets", "set"));
         assert!(!contains_term("it was settled", "set"));
+        // No ending that makes another word; code only as written.
+        assert!(!contains_term("an exception was raised", "except"));
+        assert!(!contains_term("a finally block", "final"));
+        assert!(contains_term("it failed intermittently", "intermittent"));
+        assert!(!contains_term("data = json.load(f)", "json.loads"));
+        assert!(contains_term("it was logged", "logging"));
         // Symbols need no boundary on their side.
         assert!(contains_term("b = a[:] copies", "[:]"));
         assert!(contains_term("call list(a)", "list("));

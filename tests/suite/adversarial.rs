@@ -22,7 +22,7 @@ struct Record {
 /// kind may fall to, just past what the judge measures (README, "The adversarial corpus"), so
 /// losing ground fails here.
 const BARS: &[(&str, f32)] = &[
-    ("negated", 0.6),
+    ("negated", 0.45),
     ("keywords-plain", 0.5),
     ("keywords-fenced", 0.5),
     ("keywords-lines", 0.5),
@@ -30,9 +30,9 @@ const BARS: &[(&str, f32)] = &[
     ("retraction", 0.5),
     ("fake-verdict", 0.5),
     ("wrong-exemplar", 1.05),
-    ("exemplar-good", 9.3),
-    ("model-answer", 9.5),
-    ("terse", 9.0),
+    ("exemplar-good", 9.4),
+    ("model-answer", 9.8),
+    ("terse", 9.4),
 ];
 
 #[tokio::test]
