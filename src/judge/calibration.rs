@@ -37,8 +37,8 @@ pub struct Thresholds {
     pub entail_weight: f32,
 }
 
-/// The (similarity, margin) pairs `grader calibrate` tries for charging a misconception: off, or closer to it
-/// than to any point by a margin that shrinks as the similarity grows.
+/// The (similarity, margin) pairs `grader calibrate` tries for charging a misconception: off,
+/// or closer to it than to any point by a margin that shrinks as the similarity grows.
 pub const MISCONCEPTION_RULES: &[(f32, f32)] = &[
     (2.0, 0.0),
     (0.7, 0.1),

@@ -765,20 +765,11 @@ impl<'a> Prepared<'a> {
                     .filter(|&sj| sj != si && scores[ci * segs + sj] > f32::NEG_INFINITY)
                     .map(|sj| {
                         let s = scores[ci * segs + sj] + kw;
-                        let v = t.verdict(s, f.hedged[sj]);
-                        let v = if v.value() > wanted.value() {
-                            wanted
-                        } else {
-                            v
-                        };
+                        let v = t.verdict(s, f.hedged[sj]).min(wanted);
                         (sj, fitted(&used, sj, v), s)
                     })
-                    .max_by(|a, b| {
-                        a.1.value()
-                            .total_cmp(&b.1.value())
-                            .then(a.2.total_cmp(&b.2))
-                    });
-                if let Some((sj, v, s)) = elsewhere.filter(|e| e.1.value() > here.value()) {
+                    .max_by(|a, b| a.1.cmp(&b.1).then(a.2.total_cmp(&b.2)));
+                if let Some((sj, v, s)) = elsewhere.filter(|e| e.1 > here) {
                     at = sj;
                     verdicts[ci] = v;
                     evidence[ci] = Some(sj);
