@@ -395,6 +395,17 @@ impl Engine {
         self.judges.llm.as_ref().map(|(l, _)| l.model())
     }
 
+    /// Build the token encodings answers are counted in (cl100k, and the LLM's own). tiktoken
+    /// builds one on first use — ~22 MB of tables — which would otherwise land on the first
+    /// answer too long for the byte shortcut of [`Answer::parse`], and show as growth of a
+    /// serving process that is only a table loaded late. Blocking: call it off the runtime.
+    pub fn load_token_encodings(&self) {
+        let _ = crate::tokens::bpe_for_model("cl100k");
+        if let Some(model) = self.llm_model() {
+            let _ = crate::tokens::bpe_for_model(model);
+        }
+    }
+
     /// The LLM transport's counters, when an endpoint is configured.
     pub fn llm_stats(&self) -> Option<&LlmStats> {
         self.judges.llm.as_ref().map(|(l, _)| l.stats())

@@ -267,6 +267,7 @@ impl Application {
         };
         let indexing = match self.startup {
             Startup::Ready(state) => {
+                load_token_encodings(state.engine.clone());
                 log_serving(addr, &state);
                 let _ = ready.set(router(state));
                 None
@@ -290,6 +291,7 @@ impl Application {
                             return;
                         }
                     };
+                    load_token_encodings(engine.clone());
                     // Serve now: rubrics already indexed grade at once, the others as soon as
                     // their points are in.
                     let _ = ready.set(router(state.clone()));
@@ -354,6 +356,12 @@ async fn bind(settings: &Settings) -> Result<(tokio::net::TcpListener, u16), Ser
         })?;
     let port = listener.local_addr().map_err(ServeError::Serve)?.port();
     Ok((listener, port))
+}
+
+/// Build the token encodings in the background, so a serving process has its tables from the
+/// start rather than growing by them on the first long answer.
+fn load_token_encodings(engine: Arc<Engine>) {
+    tokio::task::spawn_blocking(move || engine.load_token_encodings());
 }
 
 fn log_serving(addr: SocketAddr, state: &AppState) {
