@@ -11,6 +11,7 @@ mod connections;
 mod embed;
 mod eval;
 mod fake_openai;
+mod fake_qdrant;
 mod grading;
 mod guard;
 mod learn;

@@ -1,10 +1,19 @@
-//! One conformance suite for every vector store backend: the embedded store always, Qdrant
-//! when `GRADER_TEST_QDRANT_URL` points at a server (an ignored test, run by `.ci/run` then).
+//! One conformance suite for every vector store backend: the embedded store, the Qdrant backend
+//! over gRPC against the protocol fake (`fake_qdrant`), and a real Qdrant when
+//! `GRADER_TEST_QDRANT_URL` points at one (an ignored test, run by `.ci/run` then).
+
+use std::sync::Arc;
 
 use grader::embed::normalize;
+use grader::engine::Engine;
+use grader::server::Application;
 use grader::store::{
     EmbeddedStore, Filter, Payload, Point, QdrantOptions, QdrantStore, VectorStore, point_id,
 };
+use serde_json::{Value, json};
+
+use crate::common::Rubrics;
+use crate::fake_qdrant::FakeQdrant;
 
 fn payload(rubric: &str, kind: &str, index: u32) -> Payload {
     Payload {
@@ -191,17 +200,19 @@ async fn dimension_mismatch_is_an_error() {
     assert!(err.contains("dimension 8"), "{err}");
 }
 
-#[tokio::test]
-#[ignore = "needs a Qdrant server: GRADER_TEST_QDRANT_URL=http://localhost:6334; .ci/run runs it when set"]
-async fn qdrant_store_conforms() {
-    let url = crate::common::required_env("GRADER_TEST_QDRANT_URL");
-    let store = QdrantStore::connect(QdrantOptions {
-        url,
+fn qdrant(url: &str) -> QdrantStore {
+    QdrantStore::connect(QdrantOptions {
+        url: url.to_string(),
         api_key: None,
         shard_number: 1,
         replication_factor: 1,
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// What the Qdrant backend must do on a server at `url`, beyond the conformance suite.
+async fn qdrant_checks(url: &str) {
+    let store = qdrant(url);
     conformance(&store, "grader_conformance").await;
 
     // A collection made for another model is refused with what to do, until recreated.
@@ -216,27 +227,187 @@ async fn qdrant_store_conforms() {
         err.contains("16-dimensional") && err.contains("grader index --recreate"),
         "{err}"
     );
+    // The server's own refusal of a point of the wrong size comes through as an error.
+    let err = store
+        .upsert(col, vec![point("a.b", "exemplar", 1)])
+        .await
+        .unwrap_err();
+    assert!(!err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("dim"), "{err}");
     store.recreate_collection(col, 8).await.unwrap();
     store.ensure_collection(col, 8).await.unwrap();
 
     // Replicas starting together on a new prefix: every one of them creates or finds it.
     let col = format!("grader_conformance_race_{}", std::process::id());
-    let stores: Vec<QdrantStore> = (0..4)
-        .map(|_| {
-            QdrantStore::connect(QdrantOptions {
-                url: std::env::var("GRADER_TEST_QDRANT_URL").unwrap(),
-                api_key: None,
-                shard_number: 1,
-                replication_factor: 1,
-            })
-            .unwrap()
-        })
-        .collect();
+    let stores: Vec<QdrantStore> = (0..4).map(|_| qdrant(url)).collect();
     let results =
         futures::future::join_all(stores.iter().map(|s| s.ensure_collection(&col, 8))).await;
     for r in results {
         r.unwrap();
     }
+}
+
+#[tokio::test]
+#[ignore = "needs a Qdrant server: GRADER_TEST_QDRANT_URL=http://localhost:6334; .ci/run runs it when set"]
+async fn qdrant_store_conforms() {
+    qdrant_checks(&crate::common::required_env("GRADER_TEST_QDRANT_URL")).await;
+}
+
+/// The same checks over Qdrant's gRPC protocol against the local fake, which refuses what a
+/// real server refuses (a second create of one collection, a point of the wrong size).
+#[tokio::test]
+async fn qdrant_store_conforms_over_the_protocol() {
+    let fake = FakeQdrant::new();
+    let running = fake.serve(None).await;
+    qdrant_checks(&running.url()).await;
+    // The fake refuses a second create, so the race above was won by handling it.
+    let raw = qdrant_client::Qdrant::from_url(&running.url())
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    let again = raw
+        .create_collection(
+            qdrant_client::qdrant::CreateCollectionBuilder::new("grader_conformance_dims")
+                .vectors_config(qdrant_client::qdrant::VectorParamsBuilder::new(
+                    8,
+                    qdrant_client::qdrant::Distance::Cosine,
+                )),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("already exists"), "{again}");
+    running.stop().await;
+}
+
+/// `grader serve` on Qdrant (the fake, over gRPC): it indexes into it, grades and matches as on
+/// the embedded store, answers 503 with Retry-After for what needs the store while Qdrant is
+/// down (grading by question_id goes on from memory), and recovers by itself when Qdrant is
+/// back on the same address with its data.
+#[tokio::test]
+async fn the_service_on_qdrant_grades_as_embedded_and_rides_out_a_restart() {
+    let fake = FakeQdrant::new();
+    let running = fake.serve(None).await;
+    let qdrant_url = running.url();
+    let serve = |store: Arc<dyn VectorStore>| async move {
+        let mut settings = crate::common::settings();
+        settings.server.port = 0;
+        let engine = Engine::with_parts(
+            settings,
+            crate::common::catalog(Rubrics::Fixture),
+            Arc::new(crate::common::embedder()),
+            store,
+            crate::common::calibration(),
+            &|_, _| {},
+        )
+        .await
+        .unwrap();
+        let app = Application::with_engine(Arc::new(engine)).await.unwrap();
+        let addr = app.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        (format!("http://{addr}"), tx)
+    };
+    let (on_qdrant, stop_q) = serve(Arc::new(qdrant(&qdrant_url))).await;
+    let (on_embedded, stop_e) = serve(Arc::new(EmbeddedStore::in_memory())).await;
+    let names = fake.collections();
+    for c in ["grader_questions", "grader_criteria", "grader_exemplars"] {
+        assert!(names.iter().any(|n| n == c), "{c} not in {names:?}");
+    }
+
+    let client = crate::common::http();
+    let question = "What is the difference between a deep copy and a shallow copy in Python?";
+    let answers = [
+        "A shallow copy makes a new list but the inner lists are the same objects. A deep copy copies everything recursively.",
+        "copy.copy copies only the outer object; copy.deepcopy also copies what it refers to, using a memo for cycles.",
+        "They are the same thing.",
+    ];
+    let grade = |base: String, body: Value| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{base}/v1/grade"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let retry = r.headers().get("retry-after").is_some();
+            (status, retry, r.json::<Value>().await.unwrap())
+        }
+    };
+    for a in answers {
+        for body in [
+            json!({"question": question, "answer": a}),
+            json!({"question_id": "core.copy", "answer": a}),
+        ] {
+            let (sq, _, q) = grade(on_qdrant.clone(), body.clone()).await;
+            let (se, _, e) = grade(on_embedded.clone(), body.clone()).await;
+            assert_eq!((sq, se), (200, 200), "{q} {e}");
+            assert_eq!(q["question_id"], e["question_id"], "{body}");
+            assert_eq!(q["score"], e["score"], "{body}: qdrant {q} embedded {e}");
+            assert_eq!(q["criteria"], e["criteria"], "{body}");
+        }
+    }
+    let search = client
+        .get(format!("{on_qdrant}/v1/questions?q=deep%20copy"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(search.status(), 200);
+
+    // Qdrant goes away.
+    let addr = running.addr;
+    running.stop().await;
+    let (status, retry, body) = grade(
+        on_qdrant.clone(),
+        json!({"question": question, "answer": answers[0]}),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(retry, "503 without Retry-After");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
+        "{body}"
+    );
+    let ready = client
+        .get(format!("{on_qdrant}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert!(ready["store_error"].as_str().is_some(), "{ready}");
+    let (status, _, body) = grade(
+        on_qdrant.clone(),
+        json!({"question_id": "core.copy", "answer": answers[0]}),
+    )
+    .await;
+    assert_eq!(status, 200, "by id, from memory: {body}");
+
+    // Qdrant is back on the same address with its data: the service recovers by itself.
+    let running = fake.serve(Some(addr)).await;
+    let (status, _, body) = grade(
+        on_qdrant.clone(),
+        json!({"question": question, "answer": answers[0]}),
+    )
+    .await;
+    assert_eq!(status, 200, "after the restart: {body}");
+    let ready = client
+        .get(format!("{on_qdrant}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let _ = stop_q.send(());
+    let _ = stop_e.send(());
+    running.stop().await;
 }
 
 /// A Qdrant server that cannot be reached is `Unavailable` (the service's 503), from the real
