@@ -40,22 +40,28 @@ pub(super) async fn train(settings: Settings, args: TrainArgs) -> anyhow::Result
     }
     let base = std::env::current_dir()?;
     let parts = Parts::load(settings, &base)?;
+    let epochs = args
+        .epochs
+        .unwrap_or(if args.hidden > 0 { 40 } else { 300 });
     let command = format!(
-        "grader train {} --epochs {} --vector-scale {}",
+        "grader train {} --hidden {} --epochs {epochs} --vector-scale {}",
         args.files
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(" "),
-        args.epochs,
+        args.hidden,
         args.vector_scale
     );
     if !(args.vector_scale > 0.0 && args.vector_scale <= 1.0) {
         anyhow::bail!("--vector-scale {}: it must be in (0, 1]", args.vector_scale);
     }
     let opts = TrainOptions {
-        epochs: args.epochs,
+        epochs,
         vector_scale: args.vector_scale,
+        hidden: args.hidden,
+        // Minibatch steps are many and noisy: smaller than the full-batch ones.
+        learning_rate: if args.hidden > 0 { 1e-3 } else { 0.01 },
         ..TrainOptions::default()
     };
     let bar = std::sync::OnceLock::new();

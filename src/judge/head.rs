@@ -2,14 +2,14 @@
 //! a (claim, sentence) pair and gives the probability that the sentence *correctly states* the
 //! claim, not merely that it is about the same thing.
 //!
-//! It is logistic regression over standardised pair features: `u ⊙ v` and `|u − v|` of the two
-//! MiniLM vectors (the classic sentence-pair features), their cosine, and the lexical cues of
-//! [`super::cues`] (word overlap both ways, flipped polarity, a negation in the sentence, a
-//! hedge). It is trained by `grader train` on human-labelled answer/reference pairs (SemEval
+//! It reads standardised pair features: `u ⊙ v` and `|u − v|` of the two MiniLM vectors (the
+//! classic sentence-pair features), their cosine, and the lexical cues of [`super::cues`] (word
+//! overlap both ways, flipped polarity, a negation in the sentence, a hedge) — through one small
+//! hidden layer (ReLU), or, with none, as logistic regression. It is trained by `grader train` on human-labelled answer/reference pairs (SemEval
 //! 2013's `train` split: `correct` = 1, `incorrect` and `contradictory` = 0) and shipped as
 //! `config/entail-head.toml`, whose header records the command, the data's sha256 and the
 //! held-out metrics. Plain Rust: a dot product per pair at grade time; training is a few
-//! seconds of full-batch gradient descent (Adam) after the pairs are embedded.
+//! seconds of gradient descent (Adam) after the pairs are embedded.
 
 use serde::{Deserialize, Serialize};
 
@@ -109,8 +109,24 @@ pub struct Head {
     pub mean: Vec<f32>,
     #[serde(serialize_with = "short_f32s")]
     pub scale: Vec<f32>,
+    /// The output layer: one weight per hidden unit (per feature when there is no hidden layer).
     #[serde(serialize_with = "short_f32s")]
     pub weights: Vec<f32>,
+    /// The hidden layer, one row of a weight per feature for each unit, row after row; empty
+    /// for a logistic head.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "short_f32s"
+    )]
+    pub hidden: Vec<f32>,
+    /// The hidden units' biases (one per unit).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "short_f32s"
+    )]
+    pub hidden_bias: Vec<f32>,
     /// Last: TOML writes tables after values.
     pub info: HeadInfo,
 }
@@ -131,12 +147,17 @@ impl Head {
             message,
         };
         let head: Head = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        let n = head.weights.len();
-        if head.mean.len() != n || head.scale.len() != n {
+        let n = head.mean.len();
+        let units = head.hidden_bias.len();
+        let out = if units == 0 { n } else { units };
+        if head.scale.len() != n || head.weights.len() != out || head.hidden.len() != units * n {
             return Err(err(format!(
-                "weights, mean and scale must have one value per feature ({n}, {}, {})",
-                head.mean.len(),
-                head.scale.len()
+                "mean and scale must have one value per feature ({n}, {}), hidden one row of as \
+                 many per unit ({} for {units} units), and weights one per hidden unit or, \
+                 without a hidden layer, per feature ({})",
+                head.scale.len(),
+                head.hidden.len(),
+                head.weights.len()
             )));
         }
         if head
@@ -144,6 +165,8 @@ impl Head {
             .iter()
             .chain(&head.mean)
             .chain(&head.scale)
+            .chain(&head.hidden)
+            .chain(&head.hidden_bias)
             .any(|x| !x.is_finite())
         {
             return Err(err("a weight is not a finite number".into()));
@@ -163,24 +186,41 @@ impl Head {
         !self.weights.is_empty()
     }
 
-    /// The number of features it reads: `2 × dim + 8`.
+    /// The number of features it reads ([`pair_features`]: `2 × dim` and the scalars).
     pub fn inputs(&self) -> usize {
-        self.weights.len()
+        self.mean.len()
     }
 
     /// P(the sentence correctly states the claim) for raw features from [`pair_features`];
     /// `None` for an untrained head or features of another embedding size.
     pub fn predict(&self, x: &[f32]) -> Option<f32> {
-        if !self.is_trained() || x.len() != self.weights.len() {
+        if !self.is_trained() || x.len() != self.inputs() {
             return None;
         }
-        let z = self.bias
-            + x.iter()
-                .zip(&self.weights)
-                .zip(self.mean.iter().zip(&self.scale))
-                .map(|((x, w), (m, s))| w * (x - m) * s)
-                .sum::<f32>();
-        Some(sigmoid(z))
+        let z: Vec<f32> = x
+            .iter()
+            .zip(self.mean.iter().zip(&self.scale))
+            .map(|(x, (m, s))| (x - m) * s)
+            .collect();
+        Some(sigmoid(self.logit(&z)))
+    }
+
+    /// The output before the sigmoid, for standardised features.
+    fn logit(&self, z: &[f32]) -> f32 {
+        if self.hidden_bias.is_empty() {
+            return self.bias + dot(&self.weights, z);
+        }
+        let n = z.len();
+        self.bias
+            + self
+                .hidden_bias
+                .iter()
+                .enumerate()
+                .map(|(j, b)| {
+                    let a = b + dot(&self.hidden[j * n..(j + 1) * n], z);
+                    self.weights[j] * a.max(0.0)
+                })
+                .sum::<f32>()
     }
 
     /// The file's text: a header saying how it was made, then the TOML.
@@ -227,6 +267,9 @@ pub struct TrainOptions {
     /// size, so they can learn less than the scalar features: the vectors carry the training
     /// questions' topics, which do not carry over to new questions and domains.
     pub vector_scale: f32,
+    /// Units of the hidden layer; 0 makes the head logistic regression (full-batch steps).
+    /// With units, `epochs` are passes over the data in shuffled minibatches of [`BATCH`].
+    pub hidden: usize,
 }
 
 impl Default for TrainOptions {
@@ -236,9 +279,13 @@ impl Default for TrainOptions {
             learning_rate: 0.01,
             l2: 1e-3,
             vector_scale: 1.0,
+            hidden: 0,
         }
     }
 }
+
+/// Pairs per step when the head has a hidden layer.
+pub const BATCH: usize = 256;
 
 /// Fit the head on raw features and 0/1 labels (full-batch gradient descent with Adam; the
 /// features are standardised first, their mean and scale kept in the head). Deterministic.
@@ -300,6 +347,22 @@ pub fn train(xs: &[Vec<f32>], ys: &[f32], opts: TrainOptions) -> Head {
             n as f32 / (2.0 * neg)
         }
     };
+    if opts.hidden > 0 {
+        let (hidden, hidden_bias, weights, bias) = train_hidden(&z, ys, &class_weight, opts);
+        return Head {
+            info: HeadInfo {
+                epochs: opts.epochs,
+                pairs: n,
+                ..HeadInfo::default()
+            },
+            bias,
+            mean,
+            scale,
+            weights,
+            hidden,
+            hidden_bias,
+        };
+    }
     let mut w = vec![0.0f32; d];
     let mut b = 0.0f32;
     let (mut mw, mut vw) = (vec![0.0f32; d], vec![0.0f32; d]);
@@ -340,7 +403,130 @@ pub fn train(xs: &[Vec<f32>], ys: &[f32], opts: TrainOptions) -> Head {
         mean,
         scale,
         weights: w,
+        hidden: Vec::new(),
+        hidden_bias: Vec::new(),
     }
+}
+
+/// Adam's state for one block of parameters.
+struct Adam {
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl Adam {
+    fn new(n: usize) -> Self {
+        Adam {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+        }
+    }
+
+    /// One step of `params` down `grads` at step `t` (from 1).
+    fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f32, t: i32) {
+        let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+        let lr = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
+        for (((p, g), m), v) in params
+            .iter_mut()
+            .zip(grads)
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * g * g;
+            *p -= lr * *m / (v.sqrt() + eps);
+        }
+    }
+}
+
+/// A small deterministic generator (splitmix64) for the initial weights and the shuffles, so
+/// one command trains one head.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1).
+    fn unit(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+
+    /// Standard normal (Box–Muller).
+    fn normal(&mut self) -> f32 {
+        let (a, b) = (self.unit(), self.unit());
+        (-2.0 * a.ln()).sqrt() * (std::f32::consts::TAU * b).cos()
+    }
+}
+
+/// Fit one hidden layer (ReLU) and the output on standardised features: minibatch Adam on the
+/// class-weighted log loss with an L2 penalty on the weights. Returns (hidden, hidden biases,
+/// output weights, output bias).
+fn train_hidden(
+    z: &[Vec<f32>],
+    ys: &[f32],
+    class_weight: &dyn Fn(f32) -> f32,
+    opts: TrainOptions,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, f32) {
+    let (n, d, h) = (z.len(), z[0].len(), opts.hidden);
+    let mut rng = Rng(0x5eed);
+    let he = (2.0 / d as f32).sqrt();
+    let mut w1: Vec<f32> = (0..h * d).map(|_| rng.normal() * he).collect();
+    let mut b1 = vec![0.0f32; h];
+    let mut w2: Vec<f32> = (0..h)
+        .map(|_| rng.normal() * (1.0 / h as f32).sqrt())
+        .collect();
+    let mut b2 = [0.0f32];
+    let (mut a1, mut ab1, mut a2, mut ab2) =
+        (Adam::new(h * d), Adam::new(h), Adam::new(h), Adam::new(1));
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut t = 0;
+    let mut act = vec![0.0f32; h];
+    for _ in 0..opts.epochs {
+        for i in (1..n).rev() {
+            order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        for batch in order.chunks(BATCH) {
+            let (mut g1, mut gb1) = (vec![0.0f32; h * d], vec![0.0f32; h]);
+            let (mut g2, mut gb2) = (vec![0.0f32; h], [0.0f32]);
+            for &i in batch {
+                let x = &z[i];
+                for j in 0..h {
+                    act[j] = (b1[j] + dot(&w1[j * d..(j + 1) * d], x)).max(0.0);
+                }
+                let p = sigmoid(b2[0] + dot(&w2, &act));
+                let g = (p - ys[i]) * class_weight(ys[i]) / batch.len() as f32;
+                gb2[0] += g;
+                for j in 0..h {
+                    g2[j] += g * act[j];
+                    if act[j] > 0.0 {
+                        let gj = g * w2[j];
+                        gb1[j] += gj;
+                        for (gk, xk) in g1[j * d..(j + 1) * d].iter_mut().zip(x) {
+                            *gk += gj * xk;
+                        }
+                    }
+                }
+            }
+            for (g, w) in g1.iter_mut().zip(&w1) {
+                *g += opts.l2 * w;
+            }
+            for (g, w) in g2.iter_mut().zip(&w2) {
+                *g += opts.l2 * w;
+            }
+            t += 1;
+            a1.step(&mut w1, &g1, opts.learning_rate, t);
+            ab1.step(&mut b1, &gb1, opts.learning_rate, t);
+            a2.step(&mut w2, &g2, opts.learning_rate, t);
+            ab2.step(&mut b2, &gb2, opts.learning_rate, t);
+        }
+    }
+    (w1, b1, w2, b2[0])
 }
 
 /// Accuracy at 0.5 and the area under the ROC curve of predictions against 0/1 labels.
@@ -404,6 +590,55 @@ mod tests {
         assert_eq!(back.predict(&xs[3]), head.predict(&xs[3]));
         assert_eq!(Head::default().predict(&[1.0]), None);
         assert!(Head::parse("weights = [1.0]\nbias = 0.0\nmean = []\nscale = []\n[info]\ncommand=''\ndata=[]\npairs=0\nepochs=0\nholdout_accuracy=0.0\nholdout_auc=0.0\nlicense=''", "x").is_err());
+    }
+
+    #[test]
+    fn a_hidden_layer_learns_what_a_line_cannot_and_round_trips_through_its_file() {
+        // Label = the two features have opposite signs (XOR): no line separates it.
+        let xs: Vec<Vec<f32>> = (0..400)
+            .map(|i| {
+                let a = ((i * 37) % 200) as f32 / 100.0 - 0.995;
+                let b = ((i * 91 + 13) % 200) as f32 / 100.0 - 0.995;
+                vec![a, b]
+            })
+            .collect();
+        let ys: Vec<f32> = xs
+            .iter()
+            .map(|x| f32::from(u8::from((x[0] > 0.0) != (x[1] > 0.0))))
+            .collect();
+        let auc = |head: &Head| {
+            let p: Vec<f32> = xs.iter().map(|x| head.predict(x).unwrap()).collect();
+            accuracy_auc(&p, &ys).1
+        };
+        let logistic = train(&xs, &ys, TrainOptions::default());
+        let hidden = train(
+            &xs,
+            &ys,
+            TrainOptions {
+                hidden: 16,
+                epochs: 300,
+                ..TrainOptions::default()
+            },
+        );
+        assert!(auc(&logistic) < 0.7, "a line: {}", auc(&logistic));
+        assert!(auc(&hidden) > 0.95, "a hidden layer: {}", auc(&hidden));
+        assert_eq!(hidden.inputs(), 2);
+        let back = Head::parse(&hidden.file_text().unwrap(), "test").unwrap();
+        for x in &xs[..20] {
+            assert_eq!(back.predict(x), hidden.predict(x));
+        }
+        // A hidden layer whose rows do not fit the features is refused.
+        let mut bad = hidden.clone();
+        bad.hidden.pop();
+        let err = Head::parse(&bad.file_text().unwrap(), "bad.toml").unwrap_err();
+        assert!(err.to_string().contains("bad.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_head_reads_the_pair_features() {
+        let head = Head::builtin();
+        assert!(head.is_trained());
+        assert_eq!(head.inputs(), 2 * 384 + SCALARS);
     }
 
     #[test]

@@ -398,6 +398,31 @@ fn train_writes_a_head_that_learned_something() {
         text.starts_with("# The correctness head"),
         "the header says how to retrain"
     );
+    assert!(head.hidden_bias.is_empty(), "logistic unless --hidden");
+    // With a hidden layer: its units are in the file, and so is the command that made it.
+    let o = grader(&[
+        "train",
+        data_file.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let head = grader::judge::Head::parse(&std::fs::read_to_string(&out).unwrap(), "test").unwrap();
+    assert_eq!(head.hidden_bias.len(), 8);
+    assert!(
+        head.info.command.contains("--hidden 8 --epochs 20"),
+        "{}",
+        head.info.command
+    );
+    assert!(
+        head.info.holdout_auc > 0.6,
+        "held-out AUC with a hidden layer {}",
+        head.info.holdout_auc
+    );
     let o = grader(&[
         "train",
         data("labelled.jsonl").to_str().unwrap(),
