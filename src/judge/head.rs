@@ -10,6 +10,9 @@
 //! `config/entail-head.toml`, whose header records the command, the data's sha256 and the
 //! held-out metrics. Plain Rust: a dot product per pair at grade time; training is a few
 //! seconds of gradient descent (Adam) after the pairs are embedded.
+//!
+//! The file is long because the head's two forms (logistic, and one hidden layer) share one
+//! file format, one prediction and one training entry point, and their tests sit beside them.
 
 use serde::{Deserialize, Serialize};
 
