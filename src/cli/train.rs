@@ -40,9 +40,8 @@ pub(super) async fn train(settings: Settings, args: TrainArgs) -> anyhow::Result
     }
     let base = std::env::current_dir()?;
     let parts = Parts::load(settings, &base)?;
-    let epochs = args
-        .epochs
-        .unwrap_or(if args.hidden > 0 { 40 } else { 300 });
+    let defaults = TrainOptions::for_hidden(args.hidden);
+    let epochs = args.epochs.unwrap_or(defaults.epochs);
     let command = format!(
         "grader train {} --hidden {} --epochs {epochs} --vector-scale {}",
         args.files
@@ -59,10 +58,7 @@ pub(super) async fn train(settings: Settings, args: TrainArgs) -> anyhow::Result
     let opts = TrainOptions {
         epochs,
         vector_scale: args.vector_scale,
-        hidden: args.hidden,
-        // Minibatch steps are many and noisy: smaller than the full-batch ones.
-        learning_rate: if args.hidden > 0 { 1e-3 } else { 0.01 },
-        ..TrainOptions::default()
+        ..defaults
     };
     let bar = std::sync::OnceLock::new();
     let trained = train_head(

@@ -51,6 +51,10 @@ pub use request::{
     Answer, GradeError, GradeOptions, GradeRequest, LimitError, OpenError, QuestionRef,
 };
 
+/// The tiktoken encoding answers are counted in when no LLM judges them (the coverage judge,
+/// or an LLM judge without a model name).
+const COVERAGE_TOKENS: &str = "cl100k";
+
 /// The judges one engine can run, built once at start.
 struct Judges {
     coverage: Arc<CoverageJudge>,
@@ -400,7 +404,7 @@ impl Engine {
     /// answer too long for the byte shortcut of [`Answer::parse`], and show as growth of a
     /// serving process that is only a table loaded late. Blocking: call it off the runtime.
     pub fn load_token_encodings(&self) {
-        let _ = crate::tokens::bpe_for_model("cl100k");
+        let _ = crate::tokens::bpe_for_model(COVERAGE_TOKENS);
         if let Some(model) = self.llm_model() {
             let _ = crate::tokens::bpe_for_model(model);
         }
@@ -526,8 +530,8 @@ impl Engine {
     /// (cl100k for the coverage judge).
     fn parse_answer(&self, text: &str, kind: JudgeKind) -> Result<Answer, GradeError> {
         let model = match kind {
-            JudgeKind::Llm | JudgeKind::Hybrid => self.llm_model().unwrap_or("cl100k"),
-            _ => "cl100k",
+            JudgeKind::Llm | JudgeKind::Hybrid => self.llm_model().unwrap_or(COVERAGE_TOKENS),
+            _ => COVERAGE_TOKENS,
         };
         let answer = Answer::parse(
             text,

@@ -287,11 +287,29 @@ impl Default for TrainOptions {
     }
 }
 
+impl TrainOptions {
+    /// The defaults for a head of `hidden` units: a logistic head takes [`Default`]'s
+    /// full-batch steps; minibatch steps are many and noisy, so a hidden layer takes fewer
+    /// passes at a smaller rate.
+    pub fn for_hidden(hidden: usize) -> Self {
+        if hidden == 0 {
+            return TrainOptions::default();
+        }
+        TrainOptions {
+            epochs: 40,
+            learning_rate: 1e-3,
+            hidden,
+            ..TrainOptions::default()
+        }
+    }
+}
+
 /// Pairs per step when the head has a hidden layer.
 pub const BATCH: usize = 256;
 
-/// Fit the head on raw features and 0/1 labels (full-batch gradient descent with Adam; the
-/// features are standardised first, their mean and scale kept in the head). Deterministic.
+/// Fit the head on raw features and 0/1 labels (Adam: full-batch for a logistic head,
+/// minibatches for a hidden layer; the features are standardised first, their mean and scale
+/// kept in the head). Deterministic.
 pub fn train(xs: &[Vec<f32>], ys: &[f32], opts: TrainOptions) -> Head {
     let n = xs.len();
     let d = xs.first().map_or(0, Vec::len);
@@ -350,34 +368,46 @@ pub fn train(xs: &[Vec<f32>], ys: &[f32], opts: TrainOptions) -> Head {
             n as f32 / (2.0 * neg)
         }
     };
-    if opts.hidden > 0 {
-        let (hidden, hidden_bias, weights, bias) = train_hidden(&z, ys, &class_weight, opts);
-        return Head {
-            info: HeadInfo {
-                epochs: opts.epochs,
-                pairs: n,
-                ..HeadInfo::default()
-            },
-            bias,
-            mean,
-            scale,
-            weights,
-            hidden,
-            hidden_bias,
-        };
+    let (hidden, hidden_bias, weights, bias) = if opts.hidden > 0 {
+        train_hidden(&z, ys, &class_weight, opts)
+    } else {
+        let (weights, bias) = train_logistic(&z, ys, &class_weight, opts);
+        (Vec::new(), Vec::new(), weights, bias)
+    };
+    Head {
+        info: HeadInfo {
+            epochs: opts.epochs,
+            pairs: n,
+            ..HeadInfo::default()
+        },
+        bias,
+        mean,
+        scale,
+        weights,
+        hidden,
+        hidden_bias,
     }
+}
+
+/// Fit a weight per feature and a bias on standardised features: full-batch Adam on the
+/// class-weighted log loss with an L2 penalty on the weights. Returns (weights, bias).
+fn train_logistic(
+    z: &[Vec<f32>],
+    ys: &[f32],
+    class_weight: &dyn Fn(f32) -> f32,
+    opts: TrainOptions,
+) -> (Vec<f32>, f32) {
+    let (n, d) = (z.len(), z[0].len());
     let mut w = vec![0.0f32; d];
-    let mut b = 0.0f32;
-    let (mut mw, mut vw) = (vec![0.0f32; d], vec![0.0f32; d]);
-    let (mut mb, mut vb) = (0.0f32, 0.0f32);
-    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let mut b = [0.0f32];
+    let (mut aw, mut ab) = (Adam::new(d), Adam::new(1));
     for epoch in 1..=opts.epochs {
         let mut gw = vec![0.0f32; d];
-        let mut gb = 0.0f32;
+        let mut gb = [0.0f32];
         for (x, &y) in z.iter().zip(ys) {
-            let p = sigmoid(b + dot(&w, x));
+            let p = sigmoid(b[0] + dot(&w, x));
             let g = (p - y) * class_weight(y) / n as f32;
-            gb += g;
+            gb[0] += g;
             for (gi, xi) in gw.iter_mut().zip(x) {
                 *gi += g * xi;
             }
@@ -386,29 +416,10 @@ pub fn train(xs: &[Vec<f32>], ys: &[f32], opts: TrainOptions) -> Head {
             *gi += opts.l2 * wi;
         }
         let t = epoch as i32;
-        let lr = opts.learning_rate * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
-        for i in 0..d {
-            mw[i] = beta1 * mw[i] + (1.0 - beta1) * gw[i];
-            vw[i] = beta2 * vw[i] + (1.0 - beta2) * gw[i] * gw[i];
-            w[i] -= lr * mw[i] / (vw[i].sqrt() + eps);
-        }
-        mb = beta1 * mb + (1.0 - beta1) * gb;
-        vb = beta2 * vb + (1.0 - beta2) * gb * gb;
-        b -= lr * mb / (vb.sqrt() + eps);
+        aw.step(&mut w, &gw, opts.learning_rate, t);
+        ab.step(&mut b, &gb, opts.learning_rate, t);
     }
-    Head {
-        info: HeadInfo {
-            epochs: opts.epochs,
-            pairs: n,
-            ..HeadInfo::default()
-        },
-        bias: b,
-        mean,
-        scale,
-        weights: w,
-        hidden: Vec::new(),
-        hidden_bias: Vec::new(),
-    }
+    (w, b[0])
 }
 
 /// Adam's state for one block of parameters.

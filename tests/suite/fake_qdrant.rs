@@ -253,6 +253,22 @@ fn matches(
     Ok(false)
 }
 
+/// Qdrant's refusal of a vector of the wrong size.
+fn wrong_size(expected: u64, got: usize) -> Status {
+    Status::invalid_argument(format!(
+        "Wrong input: Vector dimension error: expected dim: {expected}, got {got}"
+    ))
+}
+
+/// A point's payload as a reply carries it: whole when asked for, else none.
+fn payload_if(with: bool, payload: &HashMap<String, q::Value>) -> HashMap<String, q::Value> {
+    if with {
+        payload.clone()
+    } else {
+        HashMap::new()
+    }
+}
+
 fn normalised(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if n > 0.0 {
@@ -407,11 +423,7 @@ impl Points for FakeQdrant {
                 let id = id_of(p.id.as_ref())?;
                 let v = dense(p.vectors)?;
                 if v.len() as u64 != c.size {
-                    return Err(Status::invalid_argument(format!(
-                        "Wrong input: Vector dimension error: expected dim: {}, got {}",
-                        c.size,
-                        v.len()
-                    )));
+                    return Err(wrong_size(c.size, v.len()));
                 }
                 let v = if c.distance == q::Distance::Cosine as i32 {
                     normalised(v)
@@ -465,11 +477,7 @@ impl Points for FakeQdrant {
         let with_payload = req.with_payload.is_some();
         self.with(&req.collection_name, |c| {
             if req.vector.len() as u64 != c.size {
-                return Err(Status::invalid_argument(format!(
-                    "Wrong input: Vector dimension error: expected dim: {}, got {}",
-                    c.size,
-                    req.vector.len()
-                )));
+                return Err(wrong_size(c.size, req.vector.len()));
             }
             let query = if c.distance == q::Distance::Cosine as i32 {
                 normalised(req.vector.clone())
@@ -482,11 +490,7 @@ impl Points for FakeQdrant {
                     let score: f32 = v.iter().zip(&query).map(|(a, b)| a * b).sum();
                     hits.push(q::ScoredPoint {
                         id: Some(num(*id)),
-                        payload: if with_payload {
-                            payload.clone()
-                        } else {
-                            HashMap::new()
-                        },
+                        payload: payload_if(with_payload, payload),
                         score,
                         ..Default::default()
                     });
@@ -526,11 +530,7 @@ impl Points for FakeQdrant {
                 }
                 result.push(q::RetrievedPoint {
                     id: Some(num(*id)),
-                    payload: if with_payload {
-                        payload.clone()
-                    } else {
-                        HashMap::new()
-                    },
+                    payload: payload_if(with_payload, payload),
                     vectors: with_vectors.then(|| output(v)),
                     ..Default::default()
                 });

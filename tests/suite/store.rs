@@ -417,13 +417,7 @@ async fn unreachable_qdrant_is_unavailable() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let store = QdrantStore::connect(QdrantOptions {
-        url,
-        api_key: None,
-        shard_number: 1,
-        replication_factor: 1,
-    })
-    .unwrap();
+    let store = qdrant(&url);
     for err in [
         store.count("grader_questions").await.unwrap_err(),
         store
