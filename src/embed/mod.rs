@@ -4,6 +4,7 @@
 //! everywhere else in the crate. The OpenAI-compatible embedder lives in `llm/` (the only
 //! module that talks to such endpoints).
 
+mod bert;
 mod local;
 
 use futures::future::BoxFuture;
