@@ -346,6 +346,14 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar::<f32>())
+            .unwrap()
+    }
+
     #[test]
     fn erf_is_within_5e7_of_candles() {
         let mut worst = 0f32;
@@ -365,14 +373,7 @@ mod tests {
         let t = Tensor::randn(0f32, 3.0, (7, 33), &Device::Cpu).unwrap();
         let want = t.gelu_erf().unwrap();
         gelu_in_place(&t).unwrap();
-        let d = (t - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&t, &want);
         assert!(d < 2e-6, "max difference {d:e}");
     }
 
@@ -388,14 +389,7 @@ mod tests {
         let few = dense.forward(&x.narrow(0, 0, 5).unwrap()).unwrap();
         assert_eq!(few.dims(), &[5, 48]);
         assert!(few.is_contiguous());
-        let d = (few - all.narrow(0, 0, 5).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&few, &all.narrow(0, 0, 5).unwrap());
         assert!(d < 1e-4, "the two orders differ by {d:e}");
     }
 
@@ -462,14 +456,7 @@ mod tests {
         let packed = bert.forward(&many).unwrap(); // 2 + 5 + 30 + 5 rows: the usual order
         assert_eq!(packed.dims(), &[42, 8]);
         for start in [2, 37] {
-            let d = (packed.narrow(0, start, 5).unwrap() - &alone)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_abs_diff(&packed.narrow(0, start, 5).unwrap(), &alone);
             assert!(d < 1e-4, "rows {start}..: differs by {d:e}");
         }
         assert!(bert.forward(&[&text, &[]]).is_err());
