@@ -30,7 +30,8 @@ use candle_core::{CpuStorage, Layout, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-/// The token rows (texts × padded length) up to which a pass multiplies `(W · xᵀ)ᵀ`.
+/// The token rows (the pass's tokens, packed: Σ lengths) up to which a dense layer multiplies
+/// `(W · xᵀ)ᵀ`.
 pub const SWAPPED_ROWS_MAX: usize = 32;
 
 /// The fields of the model's `config.json` that the forward pass uses.
@@ -168,13 +169,21 @@ impl Bert {
             .map(|i| {
                 let l = vb.pp(format!("encoder.layer.{i}"));
                 let a = l.pp("attention.self");
-                let parts = ["query", "key", "value"].map(|p| Dense::load(a.pp(p), h, h));
-                let [q, k, v] = parts;
-                let (q, k, v) = (q?, k?, v?);
+                let [q, k, v] = ["query", "key", "value"].map(|p| a.pp(p));
                 Ok(Layer {
                     qkv: Dense::new(
-                        Tensor::cat(&[&q.weight, &k.weight, &v.weight], 0)?,
-                        Tensor::cat(&[&q.bias, &k.bias, &v.bias], 0)?,
+                        Tensor::cat(
+                            &[
+                                q.get((h, h), "weight")?,
+                                k.get((h, h), "weight")?,
+                                v.get((h, h), "weight")?,
+                            ],
+                            0,
+                        )?,
+                        Tensor::cat(
+                            &[q.get(h, "bias")?, k.get(h, "bias")?, v.get(h, "bias")?],
+                            0,
+                        )?,
                     )?,
                     attention_out: Dense::load(l.pp("attention.output.dense"), h, h)?,
                     attention_norm: candle_nn::layer_norm(

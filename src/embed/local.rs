@@ -1,5 +1,5 @@
-//! all-MiniLM-L6-v2 in pure Rust: the BERT encoder of `bert.rs` on candle, mean pooling over the
-//! attention mask, L2 norm.
+//! all-MiniLM-L6-v2 in pure Rust: the BERT encoder of `bert.rs` on candle, each text's mean over
+//! its tokens, L2 norm.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
