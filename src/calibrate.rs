@@ -9,6 +9,9 @@
 //! hoc rubrics (the same answers graded against each rubric's model answer) get separate
 //! thresholds.
 //!
+//! The file is long because the catalog's, the ad hoc and the short-reference fits share one
+//! measuring pass (the pair reader's readings included) and one grid search.
+//!
 //! Matching: the threshold on a grid that best separates paraphrases of rubric questions from
 //! off-topic questions, taken from the middle of the best plateau.
 
@@ -265,7 +268,7 @@ pub async fn fit_thresholds(
             source,
         };
         let rubric = engine.resolve(&item.question_ref()).await.map_err(at)?;
-        let view = engine.answer_view(&item.answer).await.map_err(at)?;
+        let mut view = engine.answer_view(&item.answer).await.map_err(at)?;
         let human = item.score / item.scale_max * 10.0;
         if !rubric.is_adhoc()
             && let Some(model) = rubric.rubric.model_answers.first()
@@ -276,7 +279,14 @@ pub async fn fit_thresholds(
                 alternatives: Vec::new(),
             };
             let ra = engine.resolve(&adhoc).await.map_err(at)?;
-            let features = Prepared::of(&ra).features(&view.segments, &view.vectors, engine.head());
+            let mut view = view.clone();
+            engine.read_pairs(&mut view, &ra).await.map_err(at)?;
+            let features = Prepared::of(&ra).features(
+                &view.segments,
+                &view.vectors,
+                &view.pairs,
+                engine.head(),
+            );
             measured_adhoc.push(Measured {
                 group: item.group(),
                 human,
@@ -285,7 +295,13 @@ pub async fn fit_thresholds(
                 source: 0,
             });
         }
-        let features = Prepared::of(&rubric).features(&view.segments, &view.vectors, engine.head());
+        engine.read_pairs(&mut view, &rubric).await.map_err(at)?;
+        let features = Prepared::of(&rubric).features(
+            &view.segments,
+            &view.vectors,
+            &view.pairs,
+            engine.head(),
+        );
         let m = Measured {
             group: item.group(),
             human,
@@ -317,8 +333,12 @@ pub async fn fit_thresholds(
                 .map_err(at)?;
             for e in &rubric.exemplars {
                 let view = engine.answer_view(&e.answer).await.map_err(at)?;
-                let features =
-                    Prepared::of(&resolved).features(&view.segments, &view.vectors, engine.head());
+                let features = Prepared::of(&resolved).features(
+                    &view.segments,
+                    &view.vectors,
+                    &view.pairs,
+                    engine.head(),
+                );
                 measured.push(Measured {
                     group: rubric.id.clone(),
                     human: f64::from(e.score / rubric.max_score * 10.0),

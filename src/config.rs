@@ -123,8 +123,16 @@ pub struct EmbeddingSettings {
     pub batch_size: usize,
     /// Forward passes of the local model that run at once; 0 means one per core.
     pub workers: usize,
+    /// Load the local model's pair reader (a short reference and the answer read together;
+    /// `src/embed/pair.rs`). Off: short references are read by the correctness head alone.
+    #[serde(default = "yes")]
+    pub pair_reader: bool,
     pub openai_model: String,
     pub openai_dimensions: u32,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl EmbeddingSettings {
@@ -134,6 +142,7 @@ impl EmbeddingSettings {
             max_tokens: self.max_tokens,
             batch_size: self.batch_size,
             workers: self.workers,
+            pair_reader: self.pair_reader,
         }
     }
 }

@@ -23,12 +23,18 @@
 //!   candle-transformers' `BertModel`, all three changes together). Query, key and value are
 //!   one product.
 //!
-//! Dropout is absent (inference only); position ids are 0..n and token types all 0, as the
-//! embedder's inputs are single sentences.
+//! The file is long because the pair reader's adapted pass shares the packed forward pass
+//! rather than copying it, and the pass's unit tests sit beside it.
+//!
+//! Dropout is absent (inference only); position ids are 0..n. Token types are all 0 for the
+//! embedder's single texts; a pair read by the pair reader ([`super::pair`]) has its second
+//! text's tokens of type 1, and the reader's adapter adds its low-rank updates and norms.
 
 use candle_core::{CpuStorage, Layout, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
+
+use super::pair::Adapter;
 
 /// The token rows (the pass's tokens, packed: Σ lengths) up to which a dense layer multiplies
 /// `(W · xᵀ)ᵀ`.
@@ -141,6 +147,8 @@ pub struct Bert {
     word: Embedding,
     /// Position embeddings plus token type 0's, rows 0..max_position_embeddings.
     position: Tensor,
+    /// Token type 1's embedding minus type 0's (hidden,): added to a pair's second text.
+    second_type: Tensor,
     norm: LayerNorm,
     layers: Vec<Layer>,
     heads: usize,
@@ -156,14 +164,18 @@ impl Bert {
         let h = c.hidden_size;
         let e = vb.pp("embeddings");
         let word = candle_nn::embedding(c.vocab_size, h, e.pp("word_embeddings"))?;
+        let types = e
+            .pp("token_type_embeddings")
+            .get((c.type_vocab_size, h), "weight")?;
         let position = e
             .pp("position_embeddings")
             .get((c.max_position_embeddings, h), "weight")?
-            .broadcast_add(
-                &e.pp("token_type_embeddings")
-                    .get((c.type_vocab_size, h), "weight")?
-                    .narrow(0, 0, 1)?,
-            )?;
+            .broadcast_add(&types.narrow(0, 0, 1)?)?;
+        let second_type = if c.type_vocab_size > 1 {
+            (types.get(1)? - types.get(0)?)?
+        } else {
+            Tensor::zeros(h, types.dtype(), types.device())?
+        };
         let norm = candle_nn::layer_norm(h, c.layer_norm_eps, e.pp("LayerNorm"))?;
         let layers = (0..c.num_hidden_layers)
             .map(|i| {
@@ -200,6 +212,7 @@ impl Bert {
         Ok(Bert {
             word,
             position,
+            second_type,
             norm,
             layers,
             heads: c.num_attention_heads,
@@ -214,6 +227,35 @@ impl Bert {
     /// computed for padding. Only attention, which must see each text alone, works on a padded
     /// copy (texts × longest × hidden) with padded keys masked out.
     pub fn forward(&self, texts: &[&[u32]]) -> candle_core::Result<Tensor> {
+        self.forward_with(texts, None)
+    }
+
+    /// [`Self::forward`] for pairs through the pair reader's adapter: `types` gives each
+    /// text's token types (1 for the pair's second text), `adapter` the updates and norms.
+    pub fn forward_pairs(
+        &self,
+        texts: &[&[u32]],
+        types: &[&[u32]],
+        adapter: &Adapter,
+    ) -> candle_core::Result<Tensor> {
+        if types.len() != texts.len() || texts.iter().zip(types).any(|(t, y)| t.len() != y.len()) {
+            candle_core::bail!("every token needs its type");
+        }
+        if adapter.layers.len() != self.layers.len() {
+            candle_core::bail!(
+                "the adapter has {} layers, the model {}",
+                adapter.layers.len(),
+                self.layers.len()
+            );
+        }
+        self.forward_with(texts, Some((types, adapter)))
+    }
+
+    fn forward_with(
+        &self,
+        texts: &[&[u32]],
+        pairs: Option<(&[&[u32]], &Adapter)>,
+    ) -> candle_core::Result<Tensor> {
         let dev = self.position.device();
         let (h, heads) = (self.hidden, self.heads);
         let head_dim = h / heads;
@@ -236,6 +278,17 @@ impl Bert {
                 .position
                 .index_select(&Tensor::from_vec(positions, rows, dev)?, 0)?,
         )?;
+        let x = match pairs {
+            Some((types, _)) => {
+                let second: Vec<f32> = types
+                    .iter()
+                    .flat_map(|t| t.iter().map(|&y| y as f32))
+                    .collect();
+                let second = Tensor::from_vec(second, (rows, 1), dev)?;
+                x.add(&second.broadcast_mul(&self.second_type)?)?
+            }
+            None => x,
+        };
         let mut x = self.norm.forward(&x)?;
         // Padding for attention: each padded slot's packed row (a pad slot takes row 0, masked
         // out below), each packed row's padded slot, and f32::MIN added to every score that
@@ -263,8 +316,13 @@ impl Bert {
             ))
         };
         let scale = 1.0 / (head_dim as f64).sqrt();
-        for l in &self.layers {
-            let qkv = l.qkv.forward(&x)?; // (rows, 3h)
+        for (li, l) in self.layers.iter().enumerate() {
+            let adapted = pairs.map(|(_, a)| &a.layers[li]);
+            let dense = |d: &Dense, lora: Option<&super::pair::Lora>, x: &Tensor| match lora {
+                Some(lora) => d.forward(x)? + lora.delta(x)?,
+                None => d.forward(x),
+            };
+            let qkv = dense(&l.qkv, adapted.map(|a| &a.qkv), &x)?; // (rows, 3h)
             let qkv = match &padding {
                 Some((slot_row, _, _)) => qkv.index_select(slot_row, 0)?,
                 None => qkv,
@@ -291,12 +349,18 @@ impl Bert {
                 Some((_, row_slot, _)) => context.index_select(row_slot, 0)?,
                 None => context,
             };
-            let a = l.attention_out.forward(&context)?;
-            x = l.attention_norm.forward(&(a + &x)?)?;
-            let i = l.intermediate.forward(&x)?;
+            let a = dense(
+                &l.attention_out,
+                adapted.map(|a| &a.attention_out),
+                &context,
+            )?;
+            let norm = adapted.map_or(&l.attention_norm, |a| &a.attention_norm);
+            x = norm.forward(&(a + &x)?)?;
+            let i = dense(&l.intermediate, adapted.map(|a| &a.intermediate), &x)?;
             gelu_in_place(&i)?;
-            let o = l.out.forward(&i)?;
-            x = l.out_norm.forward(&(o + &x)?)?;
+            let o = dense(&l.out, adapted.map(|a| &a.out), &i)?;
+            let norm = adapted.map_or(&l.out_norm, |a| &a.out_norm);
+            x = norm.forward(&(o + &x)?)?;
         }
         Ok(x)
     }

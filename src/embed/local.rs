@@ -1,5 +1,8 @@
 //! all-MiniLM-L6-v2 in pure Rust: the BERT encoder of `bert.rs` on candle, each text's mean over
-//! its tokens, L2 norm.
+//! its tokens, L2 norm; and the pair reader's passes (`pair.rs`) on the same workers.
+//!
+//! The file is long because embedding and pair reading share the worker pool, its queue and
+//! the batch plan.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,7 @@ use futures::future::BoxFuture;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use super::bert::{Bert, Config};
+use super::pair::Adapter;
 use super::{EmbedError, Embedder, normalize};
 
 /// The local sentence embedder. Cheap to clone (the model and its workers are shared).
@@ -35,7 +39,23 @@ pub struct LocalEmbedder {
 
 type Reply = tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>;
 
-type Job = (Vec<String>, Reply);
+/// What a caller asks of the workers: texts to embed, or (reference, answer) pairs for the
+/// pair reader (three probabilities per pair).
+enum Work {
+    Texts(Vec<String>),
+    Pairs(Vec<(String, String)>),
+}
+
+impl Work {
+    fn len(&self) -> usize {
+        match self {
+            Work::Texts(t) => t.len(),
+            Work::Pairs(p) => p.len(),
+        }
+    }
+}
+
+type Job = (Work, Reply);
 
 /// The workers' inbox.
 #[derive(Default)]
@@ -79,7 +99,7 @@ impl Queue {
         if st.closed {
             return None;
         }
-        let waiting: usize = st.jobs.iter().map(|(texts, _)| texts.len()).sum();
+        let waiting: usize = st.jobs.iter().map(|(work, _)| work.len()).sum();
         let share = waiting.div_ceil(idle).clamp(1, MAX_TEXTS_PER_ROUND);
         let mut jobs = Vec::new();
         let mut taken = 0;
@@ -123,6 +143,8 @@ pub struct LocalOptions {
     pub batch_size: usize,
     /// Forward passes that run at once (worker threads); 0 means one per core.
     pub workers: usize,
+    /// Load the pair reader ([`super::pair`]): (reference, answer) pairs read together.
+    pub pair_reader: bool,
 }
 
 impl Default for LocalOptions {
@@ -131,12 +153,15 @@ impl Default for LocalOptions {
             max_tokens: 256,
             batch_size: 32,
             workers: 0,
+            pair_reader: true,
         }
     }
 }
 
 struct Inner {
     model: Bert,
+    /// The pair reader's adapter, when loaded.
+    adapter: Option<Adapter>,
     tokenizer: Tokenizer,
     dim: usize,
     batch_size: usize,
@@ -153,6 +178,7 @@ impl LocalEmbedder {
             max_tokens,
             batch_size,
             workers,
+            pair_reader,
         } = options;
         let shown = dir.display().to_string();
         for f in FILES {
@@ -190,6 +216,14 @@ impl LocalEmbedder {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
             .map_err(|e| load_err(format!("model.safetensors: {e}")))?;
         let model = Bert::load(vb, &config).map_err(|e| load_err(format!("BERT: {e}")))?;
+        let adapter = if pair_reader {
+            Some(
+                Adapter::from_bytes(super::pair::BUILTIN, &config)
+                    .map_err(|e| load_err(format!("the pair reader's adapter: {e}")))?,
+            )
+        } else {
+            None
+        };
         let workers = if workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -198,6 +232,7 @@ impl LocalEmbedder {
         let inner = Arc::new(Inner {
             workers,
             model,
+            adapter,
             tokenizer,
             dim: config.hidden_size,
             batch_size: batch_size.max(1),
@@ -223,6 +258,23 @@ impl LocalEmbedder {
     pub fn embed_sync(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.inner.embed(texts, &|| false)
     }
+
+    /// [`Embedder::read_pairs`] synchronously on the calling thread.
+    pub fn read_pairs_sync(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<Option<Vec<[f32; 3]>>, EmbedError> {
+        if self.inner.adapter.is_none() {
+            return Ok(None);
+        }
+        let out = self.inner.read_pairs(pairs, &|| false)?;
+        Ok(Some(out.iter().map(|p| levels(p)).collect()))
+    }
+}
+
+/// A pair's probabilities as the fixed-size array callers get.
+fn levels(p: &[f32]) -> [f32; 3] {
+    [p[0], p[1], p[2]]
 }
 
 /// An embedding worker: one round per wake-up, every waiting request at once.
@@ -235,24 +287,47 @@ fn worker(inner: &Inner, queue: &Queue) {
         if jobs.is_empty() {
             continue;
         }
-        let texts: Vec<String> = jobs.iter().flat_map(|(t, _)| t.iter().cloned()).collect();
-        let abandoned = || jobs.iter().all(|(_, reply)| reply.is_closed());
-        // A panic inside the model must not take the worker (and every later request) down.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            inner.embed(&texts, &abandoned)
-        }))
-        .unwrap_or_else(|_| Err(EmbedError::Inference("the embedding model panicked".into())));
-        match result {
-            Ok(mut vectors) => {
-                for (texts, reply) in jobs.into_iter().rev() {
-                    let mine = vectors.split_off(vectors.len() - texts.len());
-                    let _ = reply.send(Ok(mine));
-                }
+        let (texts, pairs): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|(work, _)| matches!(work, Work::Texts(_)));
+        for jobs in [texts, pairs] {
+            if !jobs.is_empty() {
+                run_round(inner, jobs);
             }
-            Err(e) => {
-                for (_, reply) in jobs {
-                    let _ = reply.send(Err(e.clone()));
-                }
+        }
+    }
+}
+
+/// One round of jobs of one kind, all in one call, each caller answered with its share.
+fn run_round(inner: &Inner, jobs: Vec<Job>) {
+    let mut texts = Vec::new();
+    let mut pairs = Vec::new();
+    for (work, _) in &jobs {
+        match work {
+            Work::Texts(t) => texts.extend(t.iter().cloned()),
+            Work::Pairs(p) => pairs.extend(p.iter().cloned()),
+        }
+    }
+    let abandoned = || jobs.iter().all(|(_, reply)| reply.is_closed());
+    // A panic inside the model must not take the worker (and every later request) down.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if pairs.is_empty() {
+            inner.embed(&texts, &abandoned)
+        } else {
+            inner.read_pairs(&pairs, &abandoned)
+        }
+    }))
+    .unwrap_or_else(|_| Err(EmbedError::Inference("the embedding model panicked".into())));
+    match result {
+        Ok(mut vectors) => {
+            for (work, reply) in jobs.into_iter().rev() {
+                let mine = vectors.split_off(vectors.len() - work.len());
+                let _ = reply.send(Ok(mine));
+            }
+        }
+        Err(e) => {
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }
@@ -298,6 +373,60 @@ impl Inner {
         Ok(out)
     }
 
+    /// Read (reference, answer) pairs through the pair reader: per pair, the probabilities of
+    /// its three levels. Grouped into passes by length like [`Self::embed`].
+    fn read_pairs(
+        &self,
+        pairs: &[(String, String)],
+        abandoned: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let Some(adapter) = &self.adapter else {
+            return Err(EmbedError::Inference("no pair reader is loaded".into()));
+        };
+        let infer = |e: candle_core::Error| EmbedError::Inference(e.to_string());
+        let encodings = self
+            .tokenizer
+            .encode_batch(
+                pairs
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect::<Vec<_>>(),
+                true,
+            )
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let mut order: Vec<usize> = (0..pairs.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let lengths: Vec<usize> = order
+            .iter()
+            .map(|&i| encodings[i].get_ids().len())
+            .collect();
+        let mut out = vec![Vec::new(); pairs.len()];
+        for range in plan_batches(&lengths, self.batch_size) {
+            if abandoned() {
+                return Err(EmbedError::Inference(
+                    "abandoned: every caller went away".into(),
+                ));
+            }
+            let batch: Vec<&Encoding> = order[range.clone()]
+                .iter()
+                .map(|&i| &encodings[i])
+                .collect();
+            let ids: Vec<&[u32]> = batch.iter().map(|e| e.get_ids()).collect();
+            let types: Vec<&[u32]> = batch.iter().map(|e| e.get_type_ids()).collect();
+            let hidden: Vec<f32> = self
+                .model
+                .forward_pairs(&ids, &types, adapter)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1())
+                .map_err(infer)?;
+            let means = mean_rows(&hidden, &ids, self.dim);
+            for (&i, mean) in order[range].iter().zip(means) {
+                out[i] = adapter.classify(&mean).map_err(infer)?.to_vec();
+            }
+        }
+        Ok(out)
+    }
+
     /// One forward pass over encodings, then each text's mean over its tokens, L2-normalised.
     fn embed_encodings(&self, encodings: &[&Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let infer = |e: candle_core::Error| EmbedError::Inference(e.to_string());
@@ -309,21 +438,26 @@ impl Inner {
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1())
             .map_err(infer)?; // (Σ lengths × dim), the texts' rows in turn
-        let dim = self.dim;
-        let mut rows = hidden.chunks_exact(dim);
-        let mut out = Vec::with_capacity(texts.len());
-        for t in &texts {
-            let mut mean = vec![0f32; dim];
-            for row in rows.by_ref().take(t.len()) {
-                mean.iter_mut().zip(row).for_each(|(m, x)| *m += x);
-            }
-            let n = t.len() as f32;
-            mean.iter_mut().for_each(|m| *m /= n);
-            normalize(&mut mean);
-            out.push(mean);
-        }
+        let mut out = mean_rows(&hidden, &texts, self.dim);
+        out.iter_mut().for_each(|v| normalize(v));
         Ok(out)
     }
+}
+
+/// Each text's mean over its rows of packed hidden states (Σ lengths × dim).
+fn mean_rows(hidden: &[f32], texts: &[&[u32]], dim: usize) -> Vec<Vec<f32>> {
+    let mut rows = hidden.chunks_exact(dim);
+    let mut out = Vec::with_capacity(texts.len());
+    for t in texts {
+        let mut mean = vec![0f32; dim];
+        for row in rows.by_ref().take(t.len()) {
+            mean.iter_mut().zip(row).for_each(|(m, x)| *m += x);
+        }
+        let n = t.len() as f32;
+        mean.iter_mut().for_each(|m| *m /= n);
+        out.push(mean);
+    }
+    out
 }
 
 /// A forward pass has a fixed cost (a few dozen small kernels per layer) on top of the work per
@@ -387,7 +521,7 @@ impl Embedder for LocalEmbedder {
         let mut replies = Vec::with_capacity(texts.len().div_ceil(PIECE));
         for piece in texts.chunks(PIECE) {
             let (reply, result) = tokio::sync::oneshot::channel();
-            self.queue.0.push((piece.to_vec(), reply));
+            self.queue.0.push((Work::Texts(piece.to_vec()), reply));
             replies.push(result);
         }
         Box::pin(async move {
@@ -396,6 +530,36 @@ impl Embedder for LocalEmbedder {
                 out.extend(result.await.map_err(|_| stopped())??);
             }
             Ok(out)
+        })
+    }
+
+    fn read_pairs<'a>(
+        &'a self,
+        pairs: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Option<Vec<[f32; 3]>>, EmbedError>> {
+        if self.inner.adapter.is_none() || pairs.is_empty() {
+            let none = self.inner.adapter.as_ref().map(|_| Vec::new());
+            return Box::pin(async move { Ok(none) });
+        }
+        let stopped = || EmbedError::Inference("the embedding workers have stopped".into());
+        let mut replies = Vec::with_capacity(pairs.len().div_ceil(PIECE));
+        for piece in pairs.chunks(PIECE) {
+            let (reply, result) = tokio::sync::oneshot::channel();
+            self.queue.0.push((Work::Pairs(piece.to_vec()), reply));
+            replies.push(result);
+        }
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(pairs.len());
+            for result in replies {
+                out.extend(
+                    result
+                        .await
+                        .map_err(|_| stopped())??
+                        .iter()
+                        .map(|p| levels(p)),
+                );
+            }
+            Ok(Some(out))
         })
     }
 }

@@ -6,6 +6,7 @@
 
 mod bert;
 mod local;
+pub mod pair;
 
 use futures::future::BoxFuture;
 
@@ -41,6 +42,16 @@ pub trait Embedder: Send + Sync {
     /// model's workers); a remote endpoint counts as one.
     fn parallelism(&self) -> usize {
         1
+    }
+    /// Read (reference, answer) pairs together ([`pair`]): per pair, the probabilities that
+    /// the answer contradicts the reference, is incorrect, is correct. `None` when this
+    /// embedder has no pair reader (a remote endpoint, or the reader turned off).
+    fn read_pairs<'a>(
+        &'a self,
+        pairs: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Option<Vec<[f32; 3]>>, EmbedError>> {
+        let _ = pairs;
+        Box::pin(async { Ok(None) })
     }
 }
 

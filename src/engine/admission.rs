@@ -552,6 +552,22 @@ impl Embedder for Fair {
             Ok(out)
         })
     }
+
+    /// Pairs take their turn like texts (one pass each, few per grade: a rubric's references).
+    fn read_pairs<'a>(
+        &'a self,
+        pairs: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Option<Vec<[f32; 3]>>, EmbedError>> {
+        let Some(ticket) = current_ticket() else {
+            return self.inner.read_pairs(pairs);
+        };
+        Box::pin(async move {
+            let slot = self.turn(&ticket, pairs.len()).await;
+            let levels = self.inner.read_pairs(pairs).await;
+            drop(slot);
+            levels
+        })
+    }
 }
 
 #[cfg(test)]

@@ -492,6 +492,27 @@ impl Engine {
         self.view(text.to_string(), true).await
     }
 
+    /// The pair reader's levels for the answer against each of a short-reference rubric's
+    /// references (`view.pairs`); nothing for other rubrics, or without a pair reader.
+    pub async fn read_pairs(
+        &self,
+        view: &mut AnswerView,
+        resolved: &ResolvedRubric,
+    ) -> Result<(), GradeError> {
+        let references = &resolved.vectors.references;
+        if references.is_empty() || view.text.trim().is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<(String, String)> = references
+            .iter()
+            .map(|r| (r.text.clone(), view.text.clone()))
+            .collect();
+        if let Some(levels) = self.embedder.read_pairs(&pairs).await? {
+            view.pairs = levels;
+        }
+        Ok(())
+    }
+
     /// Grade one answer: resolve its rubric, then [`Engine::grade_resolved`].
     pub async fn grade(&self, req: &GradeRequest) -> Result<Grade, GradeError> {
         let started = Instant::now();
@@ -573,7 +594,10 @@ impl Engine {
         }
         // One embedding pass serves every judge of this grade (and the LLM judge's hints and
         // exemplar retrieval); skipped when the judge reads no vectors.
-        let view = self.view(guarded.text, judge.needs_vectors()).await?;
+        let mut view = self.view(guarded.text, judge.needs_vectors()).await?;
+        if judge.needs_vectors() {
+            self.read_pairs(&mut view, resolved).await?;
+        }
         let thresholds = self.calibration.for_resolved(resolved);
         let cx = JudgeContext {
             rubric: resolved,
@@ -611,7 +635,8 @@ impl Engine {
         if cx.answer.is_embedded() {
             return Ok(self.judges.coverage.judge(cx).await?);
         }
-        let view = self.view(cx.answer.text.clone(), true).await?;
+        let mut view = self.view(cx.answer.text.clone(), true).await?;
+        self.read_pairs(&mut view, cx.rubric).await?;
         let cx = JudgeContext {
             answer: &view,
             ..*cx

@@ -72,6 +72,10 @@ pub struct AnswerView {
     /// The whole answer's vector: the length-weighted mean of the segment vectors, unit
     /// length (no second pass over the answer); empty when there are no vectors.
     pub vector: Vec<f32>,
+    /// The pair reader's levels (contradictory, incorrect, correct) for the answer against
+    /// each of a short-reference rubric's references ([`crate::index::RubricVectors::references`]),
+    /// in order; empty for other rubrics or without a pair reader.
+    pub pairs: Vec<[f32; 3]>,
 }
 
 impl AnswerView {
@@ -83,6 +87,7 @@ impl AnswerView {
             segments,
             vectors,
             vector,
+            pairs: Vec::new(),
         }
     }
 

@@ -128,3 +128,57 @@ async fn large_and_concurrent_requests_keep_their_order() {
         );
     }
 }
+
+/// The pair reader (the model with its trained adapter, pairs read together) gives the levels
+/// PyTorch gives with the same adapter merged into the weights (`scripts/pair-reference.py`),
+/// whether a pair is read alone or in a pass with others.
+#[tokio::test]
+async fn the_pair_reader_matches_pytorch() {
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("pair-reader-reference.json")).unwrap())
+            .unwrap();
+    let adapter_sha = reference["adapter_sha256"].as_str().unwrap();
+    let shipped = grader::embed::pair::BUILTIN;
+    assert_eq!(
+        sha256_hex(shipped),
+        adapter_sha,
+        "tests/data/pair-reader-reference.json was made for another adapter: rerun scripts/pair-reference.py"
+    );
+    let e = embedder();
+    let items = reference["pairs"].as_array().unwrap();
+    let pairs: Vec<(String, String)> = items
+        .iter()
+        .map(|p| {
+            (
+                p["reference"].as_str().unwrap().to_string(),
+                p["answer"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let together = e.read_pairs(&pairs).await.unwrap().expect("a pair reader");
+    for (i, (pair, item)) in pairs.iter().zip(items).enumerate() {
+        let alone = e
+            .read_pairs(std::slice::from_ref(pair))
+            .await
+            .unwrap()
+            .unwrap();
+        for (k, want) in item["levels"].as_array().unwrap().iter().enumerate() {
+            let want = want.as_f64().unwrap() as f32;
+            for (how, got) in [("alone", alone[0][k]), ("together", together[i][k])] {
+                assert!(
+                    (got - want).abs() < 1e-4,
+                    "pair {i} level {k} read {how}: {got}, PyTorch says {want}"
+                );
+            }
+        }
+    }
+    assert_eq!(e.read_pairs(&[]).await.unwrap(), Some(Vec::new()));
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
