@@ -500,7 +500,10 @@ impl Engine {
         resolved: &ResolvedRubric,
     ) -> Result<(), GradeError> {
         let references = &resolved.vectors.references;
-        if references.is_empty() || view.text.trim().is_empty() {
+        if !self.settings.embedding.pair_reader
+            || references.is_empty()
+            || view.text.trim().is_empty()
+        {
             return Ok(());
         }
         let pairs: Vec<(String, String)> = references
