@@ -41,6 +41,17 @@ pub struct FitItem<'a> {
     pub source: u8,
 }
 
+/// The coverage judge's features of an embedded answer against a rubric, with the pair
+/// reader's levels when the rubric has short references (as a grade measures them).
+async fn measure(
+    engine: &Engine,
+    view: &crate::judge::AnswerView,
+    rubric: &ResolvedRubric,
+) -> Result<CoverageFeatures, GradeError> {
+    let pairs = engine.read_pairs(&view.text, rubric).await?;
+    Ok(Prepared::of(rubric).features(&view.segments, &view.vectors, &pairs, engine.head()))
+}
+
 fn grid() -> Vec<Thresholds> {
     let mut out = Vec::new();
     let steps = |from: f32, to: f32, step: f32| {
@@ -268,7 +279,7 @@ pub async fn fit_thresholds(
             source,
         };
         let rubric = engine.resolve(&item.question_ref()).await.map_err(at)?;
-        let mut view = engine.answer_view(&item.answer).await.map_err(at)?;
+        let view = engine.answer_view(&item.answer).await.map_err(at)?;
         let human = item.score / item.scale_max * 10.0;
         if !rubric.is_adhoc()
             && let Some(model) = rubric.rubric.model_answers.first()
@@ -279,14 +290,7 @@ pub async fn fit_thresholds(
                 alternatives: Vec::new(),
             };
             let ra = engine.resolve(&adhoc).await.map_err(at)?;
-            let mut view = view.clone();
-            engine.read_pairs(&mut view, &ra).await.map_err(at)?;
-            let features = Prepared::of(&ra).features(
-                &view.segments,
-                &view.vectors,
-                &view.pairs,
-                engine.head(),
-            );
+            let features = measure(engine, &view, &ra).await.map_err(at)?;
             measured_adhoc.push(Measured {
                 group: item.group(),
                 human,
@@ -295,13 +299,7 @@ pub async fn fit_thresholds(
                 source: 0,
             });
         }
-        engine.read_pairs(&mut view, &rubric).await.map_err(at)?;
-        let features = Prepared::of(&rubric).features(
-            &view.segments,
-            &view.vectors,
-            &view.pairs,
-            engine.head(),
-        );
+        let features = measure(engine, &view, &rubric).await.map_err(at)?;
         let m = Measured {
             group: item.group(),
             human,
@@ -333,12 +331,7 @@ pub async fn fit_thresholds(
                 .map_err(at)?;
             for e in &rubric.exemplars {
                 let view = engine.answer_view(&e.answer).await.map_err(at)?;
-                let features = Prepared::of(&resolved).features(
-                    &view.segments,
-                    &view.vectors,
-                    &view.pairs,
-                    engine.head(),
-                );
+                let features = measure(engine, &view, &resolved).await.map_err(at)?;
                 measured.push(Measured {
                     group: rubric.id.clone(),
                     human: f64::from(e.score / rubric.max_score * 10.0),

@@ -341,36 +341,11 @@ impl Inner {
         texts: &[String],
         abandoned: &dyn Fn() -> bool,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let inner = self;
-        let encodings = inner
+        let encodings = self
             .tokenizer
             .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        // Shortest first, then groups that each pad to their own longest: one answer's
-        // sentences and its code block no longer all pad to the code block's length.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
-        let lengths: Vec<usize> = order
-            .iter()
-            .map(|&i| encodings[i].get_ids().len())
-            .collect();
-        let mut out = vec![Vec::new(); texts.len()];
-        for range in plan_batches(&lengths, inner.batch_size) {
-            if abandoned() {
-                return Err(EmbedError::Inference(
-                    "abandoned: every caller went away".into(),
-                ));
-            }
-            let batch: Vec<&Encoding> = order[range.clone()]
-                .iter()
-                .map(|&i| &encodings[i])
-                .collect();
-            let vectors = self.embed_encodings(&batch)?;
-            for (&i, v) in order[range].iter().zip(vectors) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        self.in_passes(&encodings, abandoned, |batch| self.embed_encodings(batch))
     }
 
     /// Read (reference, answer) pairs through the pair reader: per pair, the probabilities of
@@ -394,13 +369,39 @@ impl Inner {
                 true,
             )
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let mut order: Vec<usize> = (0..pairs.len()).collect();
+        self.in_passes(&encodings, abandoned, |batch| {
+            let ids: Vec<&[u32]> = batch.iter().map(|e| e.get_ids()).collect();
+            let types: Vec<&[u32]> = batch.iter().map(|e| e.get_type_ids()).collect();
+            let hidden: Vec<f32> = self
+                .model
+                .forward_pairs(&ids, &types, adapter)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1())
+                .map_err(infer)?;
+            mean_rows(&hidden, &ids, self.dim)
+                .iter()
+                .map(|mean| Ok(adapter.classify(mean).map_err(infer)?.to_vec()))
+                .collect()
+        })
+    }
+
+    /// Run `pass` over the encodings grouped into forward passes by token length (shortest
+    /// first, then groups that each pad to their own longest: one answer's sentences and its
+    /// code block do not all pad to the code block's length), one output per encoding, in
+    /// order; `abandoned` is asked before each pass whether anyone still wants the result.
+    fn in_passes(
+        &self,
+        encodings: &[Encoding],
+        abandoned: &dyn Fn() -> bool,
+        pass: impl Fn(&[&Encoding]) -> Result<Vec<Vec<f32>>, EmbedError>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
         let lengths: Vec<usize> = order
             .iter()
             .map(|&i| encodings[i].get_ids().len())
             .collect();
-        let mut out = vec![Vec::new(); pairs.len()];
+        let mut out = vec![Vec::new(); encodings.len()];
         for range in plan_batches(&lengths, self.batch_size) {
             if abandoned() {
                 return Err(EmbedError::Inference(
@@ -411,17 +412,8 @@ impl Inner {
                 .iter()
                 .map(|&i| &encodings[i])
                 .collect();
-            let ids: Vec<&[u32]> = batch.iter().map(|e| e.get_ids()).collect();
-            let types: Vec<&[u32]> = batch.iter().map(|e| e.get_type_ids()).collect();
-            let hidden: Vec<f32> = self
-                .model
-                .forward_pairs(&ids, &types, adapter)
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1())
-                .map_err(infer)?;
-            let means = mean_rows(&hidden, &ids, self.dim);
-            for (&i, mean) in order[range].iter().zip(means) {
-                out[i] = adapter.classify(&mean).map_err(infer)?.to_vec();
+            for (&i, v) in order[range].iter().zip(pass(&batch)?) {
+                out[i] = v;
             }
         }
         Ok(out)

@@ -493,27 +493,23 @@ impl Engine {
     }
 
     /// The pair reader's levels for the answer against each of a short-reference rubric's
-    /// references (`view.pairs`); nothing for other rubrics, or without a pair reader.
+    /// references (what `AnswerView::pairs` holds); empty for other rubrics, or without a
+    /// pair reader.
     pub async fn read_pairs(
         &self,
-        view: &mut AnswerView,
+        answer: &str,
         resolved: &ResolvedRubric,
-    ) -> Result<(), GradeError> {
+    ) -> Result<Vec<[f32; 3]>, GradeError> {
         let references = &resolved.vectors.references;
-        if !self.settings.embedding.pair_reader
-            || references.is_empty()
-            || view.text.trim().is_empty()
+        if !self.settings.embedding.pair_reader || references.is_empty() || answer.trim().is_empty()
         {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let pairs: Vec<(String, String)> = references
             .iter()
-            .map(|r| (r.text.clone(), view.text.clone()))
+            .map(|r| (r.text.clone(), answer.to_string()))
             .collect();
-        if let Some(levels) = self.embedder.read_pairs(&pairs).await? {
-            view.pairs = levels;
-        }
-        Ok(())
+        Ok(self.embedder.read_pairs(&pairs).await?.unwrap_or_default())
     }
 
     /// Grade one answer: resolve its rubric, then [`Engine::grade_resolved`].
@@ -599,7 +595,7 @@ impl Engine {
         // exemplar retrieval); skipped when the judge reads no vectors.
         let mut view = self.view(guarded.text, judge.needs_vectors()).await?;
         if judge.needs_vectors() {
-            self.read_pairs(&mut view, resolved).await?;
+            view.pairs = self.read_pairs(&view.text, resolved).await?;
         }
         let thresholds = self.calibration.for_resolved(resolved);
         let cx = JudgeContext {
@@ -639,7 +635,7 @@ impl Engine {
             return Ok(self.judges.coverage.judge(cx).await?);
         }
         let mut view = self.view(cx.answer.text.clone(), true).await?;
-        self.read_pairs(&mut view, cx.rubric).await?;
+        view.pairs = self.read_pairs(&view.text, cx.rubric).await?;
         let cx = JudgeContext {
             answer: &view,
             ..*cx
