@@ -48,7 +48,7 @@ async fn measure(
     view: &crate::judge::AnswerView,
     rubric: &ResolvedRubric,
 ) -> Result<CoverageFeatures, GradeError> {
-    let pairs = engine.read_pairs(&view.text, rubric).await?;
+    let pairs = engine.read_pairs(view, rubric).await?;
     Ok(Prepared::of(rubric).features(&view.segments, &view.vectors, &pairs, engine.head()))
 }
 

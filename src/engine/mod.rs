@@ -54,6 +54,11 @@ pub use request::{
 /// The tiktoken encoding answers are counted in when no LLM judges them (the coverage judge,
 /// or an LLM judge without a model name).
 const COVERAGE_TOKENS: &str = "cl100k";
+/// How many of a short-reference rubric's references the pair reader reads an answer against:
+/// the nearest ones by the answer's vector. Each is a forward pass over reference and answer
+/// together; SemEval's Beetle questions have up to five references, and past the nearest two
+/// the best reading rarely changes (README, "The pair reader").
+pub const PAIR_READS: usize = 2;
 
 /// The judges one engine can run, built once at start.
 struct Judges {
@@ -492,24 +497,41 @@ impl Engine {
         self.view(text.to_string(), true).await
     }
 
-    /// The pair reader's levels for the answer against each of a short-reference rubric's
-    /// references (what `AnswerView::pairs` holds); empty for other rubrics, or without a
-    /// pair reader.
+    /// The pair reader's levels for the embedded answer against a short-reference rubric's
+    /// references (what `AnswerView::pairs` holds, one per reference, in order): only the
+    /// [`PAIR_READS`] references nearest the answer are read, the others are `None`. Empty for
+    /// other rubrics, an answer without vectors, or without a pair reader.
     pub async fn read_pairs(
         &self,
-        answer: &str,
+        answer: &AnswerView,
         resolved: &ResolvedRubric,
-    ) -> Result<Vec<[f32; 3]>, GradeError> {
+    ) -> Result<Vec<Option<[f32; 3]>>, GradeError> {
         let references = &resolved.vectors.references;
-        if !self.settings.embedding.pair_reader || references.is_empty() || answer.trim().is_empty()
+        if !self.settings.embedding.pair_reader
+            || references.is_empty()
+            || answer.vector.is_empty()
+            || answer.text.trim().is_empty()
         {
             return Ok(Vec::new());
         }
-        let pairs: Vec<(String, String)> = references
+        let mut nearest: Vec<usize> = (0..references.len()).collect();
+        nearest.sort_by(|&a, &b| {
+            let sim = |i: usize| crate::embed::dot(&references[i].vector, &answer.vector);
+            sim(b).total_cmp(&sim(a))
+        });
+        nearest.truncate(PAIR_READS);
+        let pairs: Vec<(String, String)> = nearest
             .iter()
-            .map(|r| (r.text.clone(), answer.to_string()))
+            .map(|&i| (references[i].text.clone(), answer.text.clone()))
             .collect();
-        Ok(self.embedder.read_pairs(&pairs).await?.unwrap_or_default())
+        let Some(levels) = self.embedder.read_pairs(&pairs).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = vec![None; references.len()];
+        for (&i, l) in nearest.iter().zip(levels) {
+            out[i] = Some(l);
+        }
+        Ok(out)
     }
 
     /// Grade one answer: resolve its rubric, then [`Engine::grade_resolved`].
@@ -595,7 +617,7 @@ impl Engine {
         // exemplar retrieval); skipped when the judge reads no vectors.
         let mut view = self.view(guarded.text, judge.needs_vectors()).await?;
         if judge.needs_vectors() {
-            view.pairs = self.read_pairs(&view.text, resolved).await?;
+            view.pairs = self.read_pairs(&view, resolved).await?;
         }
         let thresholds = self.calibration.for_resolved(resolved);
         let cx = JudgeContext {
@@ -635,7 +657,7 @@ impl Engine {
             return Ok(self.judges.coverage.judge(cx).await?);
         }
         let mut view = self.view(cx.answer.text.clone(), true).await?;
-        view.pairs = self.read_pairs(&view.text, cx.rubric).await?;
+        view.pairs = self.read_pairs(&view, cx.rubric).await?;
         let cx = JudgeContext {
             answer: &view,
             ..*cx

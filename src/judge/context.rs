@@ -74,8 +74,9 @@ pub struct AnswerView {
     pub vector: Vec<f32>,
     /// The pair reader's levels (contradictory, incorrect, correct) for the answer against
     /// each of a short-reference rubric's references ([`crate::index::RubricVectors::references`]),
-    /// in order; empty for other rubrics or without a pair reader.
-    pub pairs: Vec<[f32; 3]>,
+    /// in order, `None` for a reference it did not read (it reads the nearest few); empty for
+    /// other rubrics or without a pair reader.
+    pub pairs: Vec<Option<[f32; 3]>>,
 }
 
 impl AnswerView {

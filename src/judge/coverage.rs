@@ -324,7 +324,7 @@ impl<'a> Prepared<'a> {
         &self,
         segments: &[Segment],
         vectors: &[Vec<f32>],
-        pairs: &[[f32; 3]],
+        pairs: &[Option<[f32; 3]>],
         head: &Head,
     ) -> CoverageFeatures {
         let segments = segments.to_vec();
@@ -635,7 +635,7 @@ impl<'a> Prepared<'a> {
         read: impl Fn(usize) -> bool,
         hedged: &[bool],
         (head, cx): (&Head, &PairContext<'_>),
-        pairs: &[[f32; 3]],
+        pairs: &[Option<[f32; 3]>],
     ) -> Option<WholeReading> {
         if self.references.is_empty() {
             return None;
@@ -654,10 +654,11 @@ impl<'a> Prepared<'a> {
             .max_by(|a, b| dot(&a.0.vector, &v).total_cmp(&dot(&b.0.vector, &v)))?;
         // The pair reader, when it read the answer against the references, says best whether
         // it states one of them: the expected level of its best reading, 0..=1.
-        let together = (!pairs.is_empty() && pairs.len() == self.references.len())
+        let together = (pairs.len() == self.references.len())
             .then(|| {
                 pairs
                     .iter()
+                    .flatten()
                     .copied()
                     .max_by(|a, b| expected_level(a).total_cmp(&expected_level(b)))
             })
@@ -964,19 +965,24 @@ impl<'a> Prepared<'a> {
                     } else {
                         d.evidence[ci].is_some_and(|si| f.hedged[si])
                     };
-                let whole = match (&f.whole, d.by_whole[ci], verdict) {
-                    (Some(w @ WholeReading { together: Some(l), .. }), true, _) => format!(
-                        "read together with the reference: correct {:.2}, incorrect {:.2}, contradictory {:.2} (similarity {:.2})",
-                        l[2], l[1], l[0], w.similarity
-                    ),
-                    (Some(w), true, Verdict::Met) => format!(
-                        "the answer states the reference as a whole (read whole: similarity {:.2}, correctness {:.2})",
-                        w.similarity, w.entail
-                    ),
-                    (Some(w), true, _) => format!(
-                        "the answer touches the reference as a whole without stating it fully (read whole: similarity {:.2}, correctness {:.2})",
-                        w.similarity, w.entail
-                    ),
+                let whole = match (&f.whole, d.by_whole[ci]) {
+                    (Some(w), true) => {
+                        let how = if verdict == Verdict::Met {
+                            "the answer states the reference as a whole"
+                        } else {
+                            "the answer touches the reference as a whole without stating it fully"
+                        };
+                        match w.together {
+                            Some(l) => format!(
+                                "{how} (read together with the reference: correct {:.2}, incorrect {:.2}, contradictory {:.2}; similarity {:.2})",
+                                l[2], l[1], l[0], w.similarity
+                            ),
+                            None => format!(
+                                "{how} (read whole: similarity {:.2}, correctness {:.2})",
+                                w.similarity, w.entail
+                            ),
+                        }
+                    }
                     _ => String::new(),
                 };
                 let opposite = match &contradicted {

@@ -728,7 +728,7 @@ async fn partial_credit_follows_how_close_the_evidence_came() {
     assert_eq!(full.score, 10.0);
     let mut partial = Vec::new();
     for a in [
-        "A process is a running program with its own memory; threads live inside a process.",
+        "Processes have their own memory.",
         "Threads are lighter than processes.",
     ] {
         let g = grade(a).await;
