@@ -497,6 +497,52 @@ async fn a_short_reference_is_read_whole_and_negations_still_lose() {
     );
 }
 
+/// The pair reader (SemEval's science questions) reads an on-topic wrong answer to a Python
+/// question as half correct; it may lift a whole reading only a little above what the vectors
+/// see, so such answers stay near zero while a paraphrase of the reference is met.
+#[tokio::test]
+async fn the_pair_reader_cannot_lift_an_on_topic_wrong_answer() {
+    let e = engine().await;
+    let grade = |q: &'static str, r: &'static str, a: &'static str| {
+        let req = adhoc(q, r, a);
+        let e = e.clone();
+        async move { e.grade(&req).await.unwrap() }
+    };
+    let q = "Why does a shallow copy of a nested list share the inner lists?";
+    let r =
+        "A shallow copy creates a new outer list but copies only references to the inner lists.";
+    let right = grade(
+        q,
+        r,
+        "copy.copy makes a new outer list whose elements are the same inner list objects, so both lists point at the same inner lists.",
+    )
+    .await;
+    assert_eq!(right.score, 10.0, "{:?}", right.criteria);
+    let wrong = grade(q, r, "Because Python deep copies everything by default.").await;
+    assert!(wrong.score <= 2.0, "{} {:?}", wrong.score, wrong.criteria);
+    let q = "Why should you not use a mutable default argument?";
+    let r = "The default is evaluated once when the function is defined, so the same list is shared across calls.";
+    let right = grade(
+        q,
+        r,
+        "The default list is created only once at def time, so every call mutates the same shared list.",
+    )
+    .await;
+    assert_eq!(right.score, 10.0, "{:?}", right.criteria);
+    for a in [
+        "Because Python does not allow lists as default values.",
+        "It is slower, since the list is rebuilt on every call.",
+    ] {
+        let wrong = grade(q, r, a).await;
+        assert!(
+            wrong.score <= 2.0,
+            "{a}: {} {:?}",
+            wrong.score,
+            wrong.criteria
+        );
+    }
+}
+
 /// An answer in another language is not graded by the local judge: a clear error, never a
 /// score of 0 or 9 by accident. English with code, or a short foreign phrase, is graded.
 #[tokio::test]
