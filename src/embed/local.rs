@@ -172,6 +172,31 @@ struct Inner {
 const FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 impl LocalEmbedder {
+    /// Queues the pieces at once, so idle workers share them (each has its own reply), and
+    /// returns their outputs in order: the text vectors, or the pair reader's probabilities.
+    fn submit<I: Iterator<Item = Work>>(
+        &self,
+        pieces: I,
+        n: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<Vec<f32>>, EmbedError>> + use<I> {
+        let replies: Vec<_> = pieces
+            .map(|work| {
+                let (reply, result) = tokio::sync::oneshot::channel();
+                self.queue.0.push((work, reply));
+                result
+            })
+            .collect();
+        async move {
+            let mut out = Vec::with_capacity(n);
+            for result in replies {
+                out.extend(result.await.map_err(|_| {
+                    EmbedError::Inference("the embedding workers have stopped".into())
+                })??);
+            }
+            Ok(out)
+        }
+    }
+
     /// Load the model from `dir` (as written by `scripts/fetch-models.sh`) and start its workers.
     pub fn load(dir: &Path, options: LocalOptions) -> Result<Self, EmbedError> {
         let LocalOptions {
@@ -508,21 +533,8 @@ impl Embedder for LocalEmbedder {
         &'a self,
         texts: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
-        let stopped = || EmbedError::Inference("the embedding workers have stopped".into());
-        // Pieces are sent at once so idle workers share them; each has its own reply.
-        let mut replies = Vec::with_capacity(texts.len().div_ceil(PIECE));
-        for piece in texts.chunks(PIECE) {
-            let (reply, result) = tokio::sync::oneshot::channel();
-            self.queue.0.push((Work::Texts(piece.to_vec()), reply));
-            replies.push(result);
-        }
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(texts.len());
-            for result in replies {
-                out.extend(result.await.map_err(|_| stopped())??);
-            }
-            Ok(out)
-        })
+        let pieces = texts.chunks(PIECE).map(|p| Work::Texts(p.to_vec()));
+        Box::pin(self.submit(pieces, texts.len()))
     }
 
     fn read_pairs<'a>(
@@ -533,26 +545,11 @@ impl Embedder for LocalEmbedder {
             let none = self.inner.adapter.as_ref().map(|_| Vec::new());
             return Box::pin(async move { Ok(none) });
         }
-        let stopped = || EmbedError::Inference("the embedding workers have stopped".into());
-        let mut replies = Vec::with_capacity(pairs.len().div_ceil(PIECE));
-        for piece in pairs.chunks(PIECE) {
-            let (reply, result) = tokio::sync::oneshot::channel();
-            self.queue.0.push((Work::Pairs(piece.to_vec()), reply));
-            replies.push(result);
-        }
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(pairs.len());
-            for result in replies {
-                out.extend(
-                    result
-                        .await
-                        .map_err(|_| stopped())??
-                        .iter()
-                        .map(|p| levels(p)),
-                );
-            }
-            Ok(Some(out))
-        })
+        let outputs = self.submit(
+            pairs.chunks(PIECE).map(|p| Work::Pairs(p.to_vec())),
+            pairs.len(),
+        );
+        Box::pin(async move { Ok(Some(outputs.await?.iter().map(|p| levels(p)).collect())) })
     }
 }
 

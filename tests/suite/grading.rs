@@ -2,10 +2,15 @@
 //! answer quality, anti-gaming, determinism, evidence, ad hoc rubrics.
 
 use grader::config::JudgeKind;
-use grader::engine::{GradeError, GradeRequest, QuestionRef};
+use grader::engine::{Engine, GradeError, GradeRequest, QuestionRef};
 use grader::grade::{Flag, Grade, Verdict};
 
 use crate::common::engine;
+
+/// `answer` graded against a rubric derived from `reference` (see [`adhoc`]); it must grade.
+async fn grade_adhoc(e: &Engine, question: &str, reference: &str, answer: &str) -> Grade {
+    e.grade(&adhoc(question, reference, answer)).await.unwrap()
+}
 
 /// A request to grade `answer` against a rubric derived from `reference` (no alternatives, the
 /// default judge).
@@ -443,11 +448,7 @@ async fn a_one_phrase_reference_is_one_criterion() {
 #[tokio::test]
 async fn a_short_reference_is_read_whole_and_negations_still_lose() {
     let e = engine().await;
-    let grade = |q: &'static str, r: &'static str, a: &'static str| {
-        let req = adhoc(q, r, a);
-        let e = e.clone();
-        async move { e.grade(&req).await.unwrap() }
-    };
+    let grade = |q, r, a| grade_adhoc(&e, q, r, a);
     let q = "What happens to the volume of the sound if you pluck a rubber band harder?";
     let r = "The volume increases. The sound is louder.";
     let right = grade(q, r, "It makes a louder noise.").await;
@@ -503,11 +504,7 @@ async fn a_short_reference_is_read_whole_and_negations_still_lose() {
 #[tokio::test]
 async fn the_pair_reader_cannot_lift_an_on_topic_wrong_answer() {
     let e = engine().await;
-    let grade = |q: &'static str, r: &'static str, a: &'static str| {
-        let req = adhoc(q, r, a);
-        let e = e.clone();
-        async move { e.grade(&req).await.unwrap() }
-    };
+    let grade = |q, r, a| grade_adhoc(&e, q, r, a);
     let q = "Why does a shallow copy of a nested list share the inner lists?";
     let r =
         "A shallow copy creates a new outer list but copies only references to the inner lists.";
