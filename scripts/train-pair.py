@@ -22,8 +22,8 @@ through the encoder is several times slower than PyTorch's and the training runs
     /tmp/venv/bin/python scripts/train-pair.py /tmp/se
 
 About 20 minutes on an idle 2-core machine (three epochs). The number of epochs was chosen on
-questions held out of the training split, whole (`--dev 0.15`: 15% of each corpus's training
-questions, read every 150 steps, the best step kept): the held-out questions read best at step
+questions held out of the training split, whole (`--dev 0.15 --eval-every 150`: 15% of each
+corpus's training questions, read every 150 steps, the best step kept): the held-out questions read best at step
 1,200 of 1,296 (2.8 epochs; it was still rising after 2), so the shipped adapter trains three
 epochs on every training question. `--dev` also gives a question-held-out early stop by itself.
 """
@@ -116,7 +116,7 @@ def split(rows, corpus):
 sb_train, sb_dev = split(load("sciEntsBank-train", True), "sciEntsBank")
 bt_train, bt_dev = split(load("beetle-train", True), "beetle")
 train = sb_train + bt_train
-devs = {"sciEntsBank-dev": sb_dev, "beetle-dev": bt_dev} if a.dev > 0 else {}
+devs = {n: d for n, d in (("sciEntsBank-dev", sb_dev), ("beetle-dev", bt_dev)) if d}
 tests = {n: load(n) for n in ["sciEntsBank-test-unseen-answers", "sciEntsBank-test-unseen-questions", "sciEntsBank-test-unseen-domains", "beetle-test-unseen-answers", "beetle-test-unseen-questions"]}
 print(f"{len(train)} training pairs ({len(held)} held out for calibration; dev {', '.join(f'{n} {len(d)}' for n, d in devs.items()) or 'none'})", flush=True)
 
