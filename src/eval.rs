@@ -86,6 +86,41 @@ pub async fn run(
     on_graded: &(dyn Fn() + Send + Sync),
     on_failed: &(dyn Fn(&BadLine) + Send + Sync),
 ) -> EvalReport {
+    grade_items(engine, items, skipped, opts, on_graded, on_failed)
+        .await
+        .report
+}
+
+/// An evaluation run: the report, and each graded item's grade beside the human score (in
+/// file order), for `grader eval --predictions`.
+pub struct Graded {
+    pub report: EvalReport,
+    pub predictions: Vec<Prediction>,
+}
+
+/// One graded item as `grader eval --predictions` writes it: a JSON line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Prediction {
+    /// The item's line in the file (1-based).
+    pub line: usize,
+    /// The human score, on the item's scale.
+    pub human: f64,
+    /// The judge's score, on the item's scale.
+    pub predicted: f64,
+    pub scale_max: f64,
+    /// The grade itself (its score is on the rubric's own scale, `max_score`).
+    pub grade: crate::grade::Grade,
+}
+
+/// [`run`], keeping every item's grade.
+pub async fn grade_items(
+    engine: Arc<Engine>,
+    items: Vec<(usize, EvalItem)>,
+    skipped: Vec<BadLine>,
+    opts: RunOptions,
+    on_graded: &(dyn Fn() + Send + Sync),
+    on_failed: &(dyn Fn(&BadLine) + Send + Sync),
+) -> Graded {
     let judge = engine.effective_judge(opts.judge);
     let started = Instant::now();
     let mut results: Vec<(usize, EvalItem, Result<crate::grade::Grade, String>)> =
@@ -108,17 +143,28 @@ pub async fn run(
     // the same order on every run, so the report is reproducible to the last digit.
     results.sort_by_key(|(line, _, _)| *line);
     let mut scored = Vec::new();
+    let mut predictions = Vec::new();
     let mut failed = Vec::new();
     for (line, item, r) in results {
         match r {
-            Ok(g) => scored.push(Scored {
-                line,
-                group: item.group(),
-                predicted: g.score as f64 / g.max_score as f64 * item.scale_max,
-                human: item.score,
-                scale_max: item.scale_max,
-                answer: item.answer,
-            }),
+            Ok(g) => {
+                let predicted = g.score as f64 / g.max_score as f64 * item.scale_max;
+                predictions.push(Prediction {
+                    line,
+                    human: item.score,
+                    predicted,
+                    scale_max: item.scale_max,
+                    grade: g,
+                });
+                scored.push(Scored {
+                    line,
+                    group: item.group(),
+                    predicted,
+                    human: item.score,
+                    scale_max: item.scale_max,
+                    answer: item.answer,
+                });
+            }
             Err(e) => {
                 let bad = BadLine { line, error: e };
                 on_failed(&bad);
@@ -126,7 +172,10 @@ pub async fn run(
             }
         }
     }
-    report(&scored, elapsed, judge, skipped, failed)
+    Graded {
+        report: report(&scored, elapsed, judge, skipped, failed),
+        predictions,
+    }
 }
 
 /// How [`run`] grades.

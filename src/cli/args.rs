@@ -261,6 +261,11 @@ pub(super) struct EvalArgs {
     /// Only the first N items.
     #[arg(long)]
     pub(super) limit: Option<usize>,
+    /// Also write every graded item to FILE, one JSON line each: its line number, the human
+    /// and predicted scores on the item's scale, and the whole grade (verdicts, evidence,
+    /// reasons), for reading where the judge and the humans disagree.
+    #[arg(long, value_name = "FILE")]
+    pub(super) predictions: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

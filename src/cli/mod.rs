@@ -342,11 +342,36 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
     let engine = Arc::new(open_engine(settings).await?);
     let pb = progress(items.len());
     let file = args.file.display().to_string();
-    let report = eval::run(engine, items, skipped, opts, &|| pb.inc(1), &|bad| {
+    // Checked before grading, so a path that cannot be written costs no run.
+    let mut predictions_out = match &args.predictions {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| {
+                format!(
+                    "cannot write --predictions {}: choose a writable path",
+                    path.display()
+                )
+            })?,
+        )),
+        None => None,
+    };
+    let graded = eval::grade_items(engine, items, skipped, opts, &|| pb.inc(1), &|bad| {
         eprintln!("{file}:{}: not graded: {}", bad.line, bad.error)
     })
     .await;
     pb.finish_and_clear();
+    if let (Some(w), Some(path)) = (predictions_out.as_mut(), &args.predictions) {
+        use std::io::Write;
+        let written = graded
+            .predictions
+            .iter()
+            .try_for_each(|p| {
+                serde_json::to_writer(&mut *w, p)?;
+                w.write_all(b"\n").map_err(serde_json::Error::io)
+            })
+            .and_then(|()| w.flush().map_err(serde_json::Error::io));
+        written.with_context(|| format!("writing --predictions {}", path.display()))?;
+    }
+    let report = graded.report;
     if args.json {
         out!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(ExitCode::SUCCESS);

@@ -607,10 +607,16 @@ impl<'a> Prepared<'a> {
                 &segments,
                 vectors,
                 |si| {
+                    // A fragment too: read whole against the reference, a terse answer is an
+                    // answer ("Celsius." to "What unit is he using?", whose reference is "Bill
+                    // must have been using degrees Celsius if 28 is a warm temperature."). Not a
+                    // term list, and not one that only repeats the question (`restates`).
+                    let fragment_answer =
+                        fragment[si] && !term_list[si] && retraction.is_none_or(|r| si > r);
                     !segments[si].is_code
                         && !restates[si]
                         && !false_claim[si]
-                        && eligible.iter().any(|e| e[si])
+                        && (fragment_answer || eligible.iter().any(|e| e[si]))
                 },
                 &hedged,
                 (head, &pair_cx),

@@ -226,14 +226,51 @@ fn eval_reports_metrics_and_skips_bad_lines() {
     assert!(v["worst"][0]["answer"].as_str().unwrap().chars().count() <= 120);
     assert_eq!(v["skipped_lines"][0]["line"], 13);
     assert!(String::from_utf8_lossy(&out.stderr).contains(":13: skipped"));
+    let predictions = dir.path().join("predictions.jsonl");
     let v = json(&grader(&[
         "eval",
         f.to_str().unwrap(),
         "--json",
         "--limit",
         "5",
+        "--predictions",
+        predictions.to_str().unwrap(),
     ]));
     assert_eq!(v["n"], 5);
+    // One line per graded item, in file order, with the human score from the file and the
+    // grade's own score on the item's scale.
+    let rows: Vec<Value> = std::fs::read_to_string(&predictions)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 5);
+    for (i, (row, line)) in rows.iter().zip(&lines).enumerate() {
+        let item: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["line"], i + 1, "{row}");
+        assert_eq!(row["human"].as_f64(), item["score"].as_f64(), "{row}");
+        let grade = &row["grade"];
+        let expected = grade["score"].as_f64().unwrap() / grade["max_score"].as_f64().unwrap()
+            * item["scale_max"].as_f64().unwrap();
+        assert!(
+            (row["predicted"].as_f64().unwrap() - expected).abs() < 1e-6,
+            "{row}"
+        );
+        assert!(
+            grade["criteria"].as_array().is_some_and(|c| !c.is_empty()),
+            "{row}"
+        );
+    }
+    // A path that cannot be written is refused before any grading, naming the flag.
+    let out = grader(&[
+        "eval",
+        f.to_str().unwrap(),
+        "--predictions",
+        dir.path().join("no/such/dir/p.jsonl").to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--predictions"), "{err}");
 }
 
 #[test]

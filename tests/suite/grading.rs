@@ -540,6 +540,51 @@ async fn the_pair_reader_cannot_lift_an_on_topic_wrong_answer() {
     }
 }
 
+/// A short reference reads a terse answer whole: a one-word answer that is the reference's
+/// point earns it, a wrong one, a list of candidates or a repeat of the question earns nothing.
+#[tokio::test]
+async fn a_terse_answer_is_read_whole_against_a_short_reference() {
+    let e = engine().await;
+    let grade = |a| {
+        grade_adhoc(
+            &e,
+            "Jen was talking on the phone with her Uncle Bill who lives in Canada. When she asked him how the weather was, he said it was nice and warm, about 28 degrees. What unit is Uncle Bill using to report the temperature?",
+            "Bill must have been using degrees Celsius if 28 is a warm temperature.",
+            a,
+        )
+    };
+    let right = grade("Celsius.").await;
+    assert!(right.score >= 7.0, "{} {:?}", right.score, right.criteria);
+    assert!(
+        right.criteria[0].evidence.contains("Celsius"),
+        "{:?}",
+        right.criteria
+    );
+    for wrong in [
+        "Fahrenheit.",
+        "Kelvin.",
+        "Celsius, Fahrenheit, Kelvin.",
+        "Canada.",
+    ] {
+        let g = grade(wrong).await;
+        assert!(g.score <= 2.0, "{wrong}: {} {:?}", g.score, g.criteria);
+    }
+    let e = engine().await;
+    let restated = grade_adhoc(
+        &e,
+        "What is the difference between a shallow copy and a deep copy in Python?",
+        "A deep copy also copies nested objects; a shallow copy shares them.",
+        "Deep copy.",
+    )
+    .await;
+    assert!(
+        restated.score <= 2.0,
+        "{} {:?}",
+        restated.score,
+        restated.criteria
+    );
+}
+
 /// An answer in another language is not graded by the local judge: a clear error, never a
 /// score of 0 or 9 by accident. English with code, or a short foreign phrase, is graded.
 #[tokio::test]
