@@ -75,22 +75,6 @@ impl EvalItem {
     }
 }
 
-/// Grade every item (`concurrency` at a time) and report agreement. `skipped` are the lines
-/// [`parse_items`] could not use; an item that fails to grade is reported in `failed` and
-/// through `on_failed`. `on_graded` hears each finished item (progress).
-pub async fn run(
-    engine: Arc<Engine>,
-    items: Vec<(usize, EvalItem)>,
-    skipped: Vec<BadLine>,
-    opts: RunOptions,
-    on_graded: &(dyn Fn() + Send + Sync),
-    on_failed: &(dyn Fn(&BadLine) + Send + Sync),
-) -> EvalReport {
-    grade_items(engine, items, skipped, opts, on_graded, on_failed)
-        .await
-        .report
-}
-
 /// An evaluation run: the report, and each graded item's grade beside the human score (in
 /// file order), for `grader eval --predictions`.
 pub struct Graded {
@@ -112,8 +96,10 @@ pub struct Prediction {
     pub grade: crate::grade::Grade,
 }
 
-/// [`run`], keeping every item's grade.
-pub async fn grade_items(
+/// Grade every item (`concurrency` at a time) and report agreement, keeping each item's grade.
+/// `skipped` are the lines [`parse_items`] could not use; an item that fails to grade is
+/// reported in `failed` and through `on_failed`. `on_graded` hears each finished item (progress).
+pub async fn run(
     engine: Arc<Engine>,
     items: Vec<(usize, EvalItem)>,
     skipped: Vec<BadLine>,

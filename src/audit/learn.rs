@@ -208,7 +208,9 @@ pub async fn calibrate_from_reviews(
                 judge: opts.judge,
                 concurrency: engine.settings().limits.concurrency,
             };
-            let r = eval::run(engine.clone(), held, Vec::new(), run, &|| {}, &|_| {}).await;
+            let r = eval::run(engine.clone(), held, Vec::new(), run, &|| {}, &|_| {})
+                .await
+                .report;
             let engine = Arc::into_inner(engine).expect("eval::run keeps no engine");
             (engine, r)
         }

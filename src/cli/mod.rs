@@ -342,24 +342,27 @@ async fn eval_cmd(settings: Settings, args: EvalArgs) -> anyhow::Result<ExitCode
     let engine = Arc::new(open_engine(settings).await?);
     let pb = progress(items.len());
     let file = args.file.display().to_string();
-    // Checked before grading, so a path that cannot be written costs no run.
-    let mut predictions_out = match &args.predictions {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| {
-                format!(
-                    "cannot write --predictions {}: choose a writable path",
-                    path.display()
-                )
-            })?,
-        )),
-        None => None,
-    };
-    let graded = eval::grade_items(engine, items, skipped, opts, &|| pb.inc(1), &|bad| {
+    // Opened before grading, so a path that cannot be written costs no run.
+    let mut predictions = args
+        .predictions
+        .as_ref()
+        .map(|path| {
+            std::fs::File::create(path)
+                .map(|f| (path, std::io::BufWriter::new(f)))
+                .with_context(|| {
+                    format!(
+                        "cannot write --predictions {}: choose a writable path",
+                        path.display()
+                    )
+                })
+        })
+        .transpose()?;
+    let graded = eval::run(engine, items, skipped, opts, &|| pb.inc(1), &|bad| {
         eprintln!("{file}:{}: not graded: {}", bad.line, bad.error)
     })
     .await;
     pb.finish_and_clear();
-    if let (Some(w), Some(path)) = (predictions_out.as_mut(), &args.predictions) {
+    if let Some((path, w)) = predictions.as_mut() {
         use std::io::Write;
         let written = graded
             .predictions

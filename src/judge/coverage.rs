@@ -365,13 +365,16 @@ impl<'a> Prepared<'a> {
             .iter()
             .map(|s| !s.is_code && s.text.split_whitespace().count() < 4)
             .collect();
+        // Said and not taken back, and not a bare list of terms.
+        let stands: Vec<bool> = (0..segments.len())
+            .map(|si| retraction.is_none_or(|r| si > r) && !term_list[si])
+            .collect();
         let eligible: Vec<Vec<bool>> = (0..self.rubric.criteria.len())
             .map(|ci| {
                 (0..segments.len())
                     .map(|si| {
                         // A code segment that is not a term list is real code.
-                        retraction.is_none_or(|r| si > r)
-                            && !term_list[si]
+                        stands[si]
                             && (!segments[si].is_code || self.about_code[ci])
                             && (!fragment[si] || self.short_claim[ci])
                     })
@@ -611,12 +614,10 @@ impl<'a> Prepared<'a> {
                     // answer ("Celsius." to "What unit is he using?", whose reference is "Bill
                     // must have been using degrees Celsius if 28 is a warm temperature."). Not a
                     // term list, and not one that only repeats the question (`restates`).
-                    let fragment_answer =
-                        fragment[si] && !term_list[si] && retraction.is_none_or(|r| si > r);
                     !segments[si].is_code
                         && !restates[si]
                         && !false_claim[si]
-                        && (fragment_answer || eligible.iter().any(|e| e[si]))
+                        && ((fragment[si] && stands[si]) || eligible.iter().any(|e| e[si]))
                 },
                 &hedged,
                 (head, &pair_cx),

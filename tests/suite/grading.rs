@@ -569,7 +569,6 @@ async fn a_terse_answer_is_read_whole_against_a_short_reference() {
         let g = grade(wrong).await;
         assert!(g.score <= 2.0, "{wrong}: {} {:?}", g.score, g.criteria);
     }
-    let e = engine().await;
     let restated = grade_adhoc(
         &e,
         "What is the difference between a shallow copy and a deep copy in Python?",

@@ -22,7 +22,8 @@ async fn measure(name: &str) -> eval::EvalReport {
         &|| {},
         &|bad| panic!("{name}: line {} failed: {}", bad.line, bad.error),
     )
-    .await;
+    .await
+    .report;
     let c = report
         .classification
         .as_ref()
